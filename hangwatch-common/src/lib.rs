@@ -1,0 +1,122 @@
+//! Types shared by the eBPF programs and the userspace aggregator.
+//!
+//! Every struct is `#[repr(C)]`, `Copy`, and laid out without implicit padding so that the
+//! bytes the kernel writes into the ring buffer are exactly the bytes userspace reads.
+#![no_std]
+
+/// Length of a kernel task name (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+/// Size of the ring buffer shared by all probes, in bytes (a power of two, a multiple of the
+/// page size).
+pub const RING_BUF_BYTES: u32 = 1 << 20;
+
+/// `Event::kind` values.
+pub mod kind {
+    /// A thread woke from a wait that lasted at least `Config::wait_threshold_ns`.
+    pub const WAIT_END: u32 = 1;
+    /// The OOM killer chose a victim (raw `oom:mark_victim` record attached).
+    pub const OOM_VICTIM: u32 = 2;
+    /// A process exited (its last thread).
+    pub const PROCESS_EXIT: u32 = 3;
+}
+
+/// Indexes into the `STATS` per-CPU array: counters that the probes only touch on the rare
+/// path (an event emitted, a reservation that failed), never on every call.
+pub mod stat {
+    /// Events written to the ring buffer.
+    pub const EVENTS: u32 = 0;
+    /// Events lost because the ring buffer was full.
+    pub const LOST: u32 = 1;
+    /// Kernel reads (`bpf_probe_read_kernel`) that failed.
+    pub const READ_ERRORS: u32 = 2;
+    /// Waits that ended and were long enough to report (emitted or lost).
+    pub const LONG_WAITS: u32 = 3;
+    /// Entries that could not be inserted because a map was full.
+    pub const MAP_FULL: u32 = 4;
+    /// Number of counters.
+    pub const COUNT: u32 = 8;
+}
+
+/// Runtime configuration, written by userspace into the single slot of the `CONFIG` array
+/// before (and while) the probes run. Offsets come from the running kernel's BTF.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// Waits shorter than this are not reported when they end.
+    pub wait_threshold_ns: u64,
+    /// `CLOCK_MONOTONIC - rq_clock_task` in ns, calibrated by userspace; converts
+    /// `se.exec_start` to the monotonic clock.
+    pub clock_offset_ns: i64,
+    /// Offset of `task_struct.se.exec_start`.
+    pub off_exec_start: u32,
+    /// Offset of `task_struct.pid`.
+    pub off_pid: u32,
+    /// Offset of `task_struct.tgid`.
+    pub off_tgid: u32,
+    /// Offset of `task_struct.comm`.
+    pub off_comm: u32,
+    /// Non-zero once userspace has filled the offsets; probes do nothing before that.
+    pub ready: u32,
+    /// Only report waits of this process (0 = all).
+    pub filter_tgid: u32,
+}
+
+/// Common header of every ring buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventHeader {
+    pub kind: u32,
+    /// Thread group id (the process id as userspace knows it).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    pub cpu: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the record was written.
+    pub ts_ns: u64,
+}
+
+/// `kind::WAIT_END`: a thread woke after sleeping at least the threshold.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WaitEnd {
+    pub header: EventHeader,
+    /// When the sleep began, on CLOCK_MONOTONIC (from `se.exec_start` + offset).
+    pub start_ns: u64,
+    /// Syscall number from the saved user registers (`orig_ax` on x86_64), -1 if none.
+    pub syscall_nr: i64,
+    /// The six syscall arguments as the thread passed them.
+    pub args: [u64; 6],
+    /// The task that woke it (the current task in `sched_waking`).
+    pub waker_pid: u32,
+    pub waker_tid: u32,
+    pub comm: [u8; COMM_LEN],
+    pub waker_comm: [u8; COMM_LEN],
+}
+
+/// Bytes of the raw `oom:mark_victim` record copied into `OomVictim::raw`.
+pub const OOM_RAW_LEN: usize = 128;
+
+/// `kind::OOM_VICTIM`: the raw tracepoint record, decoded in userspace with the layout from
+/// tracefs (`events/oom/mark_victim/format`), which differs between kernel versions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OomVictim {
+    pub header: EventHeader,
+    pub raw: [u8; OOM_RAW_LEN],
+}
+
+/// `kind::PROCESS_EXIT`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessExit {
+    pub header: EventHeader,
+    pub exit_code: u32,
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain `#[repr(C)]` integers and byte arrays, no padding, every bit pattern valid.
+    unsafe impl aya::Pod for super::Config {}
+}

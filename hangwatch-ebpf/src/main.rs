@@ -1,0 +1,199 @@
+//! hangwatch's kernel side.
+//!
+//! Design (see docs/design.md): no probe sits on the syscall path. Attaching any
+//! `syscalls:*` or `raw_syscalls:*` tracepoint moves every thread of the machine onto the slow
+//! syscall path (15-31% on a futex benchmark here), so hangwatch does not do it. Instead:
+//!
+//! * `sched_waking` (tp_btf) runs when a sleeping task is woken. The task's
+//!   `se.exec_start` still holds the time it stopped running, i.e. when its sleep began; if the
+//!   sleep was longer than the configured threshold, the syscall number and arguments are read
+//!   from the task's saved user registers and one record goes to the ring buffer. Short waits
+//!   (the futex hot path) cost one map lookup, one kernel read and one clock read, and write
+//!   nothing.
+//! * `oom:mark_victim` copies the raw tracepoint record for userspace to decode.
+//!
+//! Threads that are blocked right now (including since before hangwatch started) are found by
+//! userspace from /proc; this side reports the waits that *end*.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+        generated::bpf_task_pt_regs,
+    },
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::{Array, PerCpuArray, RingBuf},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use hangwatch_common::{
+    COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, RING_BUF_BYTES, WaitEnd, kind, stat,
+};
+
+#[map]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BUF_BYTES, 0);
+
+#[inline(always)]
+fn count(index: u32) {
+    if let Some(slot) = STATS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot of this CPU; the program is not re-entered on one CPU.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Byte offsets of the user registers inside `struct pt_regs` (a stable ABI, the ptrace
+/// layout), in the order the syscall ABI passes them: number, then arguments 1-6.
+#[cfg(bpf_target_arch = "x86_64")]
+const REG_OFFSETS: [usize; 7] = [
+    15 * 8, // orig_ax: syscall number
+    14 * 8, // di
+    13 * 8, // si
+    12 * 8, // dx
+    7 * 8,  // r10
+    9 * 8,  // r8
+    8 * 8,  // r9
+];
+#[cfg(bpf_target_arch = "aarch64")]
+const REG_OFFSETS: [usize; 7] = [
+    35 * 8, // syscallno (after regs[31], sp, pc, pstate, orig_x0)
+    34 * 8, // orig_x0
+    8,      // x1
+    2 * 8,
+    3 * 8,
+    4 * 8,
+    5 * 8,
+];
+#[cfg(not(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64")))]
+const REG_OFFSETS: [usize; 7] = [0; 7];
+
+#[btf_tracepoint(function = "sched_waking")]
+pub fn sched_waking(ctx: BtfTracePointContext) -> i32 {
+    match try_sched_waking(&ctx) {
+        Ok(()) => 0,
+        Err(_) => {
+            count(stat::READ_ERRORS);
+            0
+        }
+    }
+}
+
+fn try_sched_waking(ctx: &BtfTracePointContext) -> Result<(), i64> {
+    let Some(cfg) = CONFIG.get(0) else {
+        return Ok(());
+    };
+    if cfg.ready == 0 {
+        return Ok(());
+    }
+    let task: *const u8 = ctx.arg(0);
+    // SAFETY: `task` is the task_struct being woken; the offset comes from this kernel's BTF.
+    let exec_start: u64 =
+        unsafe { bpf_probe_read_kernel(task.add(cfg.off_exec_start as usize) as *const u64) }
+            .map_err(i64::from)?;
+    if exec_start == 0 {
+        // Migrated or never ran: the sleep start is unknown.
+        return Ok(());
+    }
+    let start = (exec_start as i64).wrapping_add(cfg.clock_offset_ns) as u64;
+    let now = unsafe { bpf_ktime_get_ns() };
+    if now <= start || now - start < cfg.wait_threshold_ns {
+        return Ok(());
+    }
+    // Rare path from here on: a wait long enough to matter has ended.
+    // SAFETY: offsets from BTF, reads checked by the helper.
+    let tgid: u32 =
+        unsafe { bpf_probe_read_kernel(task.add(cfg.off_tgid as usize) as *const u32) }
+            .map_err(i64::from)?;
+    if tgid == 0 || (cfg.filter_tgid != 0 && cfg.filter_tgid != tgid) {
+        return Ok(());
+    }
+    count(stat::LONG_WAITS);
+    let Some(mut entry) = EVENTS.reserve::<WaitEnd>(0) else {
+        count(stat::LOST);
+        return Ok(());
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points to a reserved, exclusively owned ring buffer slot of the right size.
+    unsafe {
+        let tid: u32 = bpf_probe_read_kernel(task.add(cfg.off_pid as usize) as *const u32)
+            .unwrap_or(0);
+        let mut comm = [0u8; COMM_LEN];
+        let _ = bpf_probe_read_kernel_buf(task.add(cfg.off_comm as usize), &mut comm);
+        let waker = bpf_get_current_pid_tgid();
+        (*ev).header = EventHeader {
+            kind: kind::WAIT_END,
+            pid: tgid,
+            tid,
+            cpu: bpf_get_smp_processor_id(),
+            ts_ns: now,
+        };
+        (*ev).start_ns = start;
+        (*ev).waker_pid = (waker >> 32) as u32;
+        (*ev).waker_tid = waker as u32;
+        (*ev).comm = comm;
+        (*ev).waker_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+        let regs = bpf_task_pt_regs(task as *mut _) as *const u8;
+        let mut vals = [0u64; 7];
+        if !regs.is_null() {
+            let mut i = 0;
+            while i < 7 {
+                vals[i] = bpf_probe_read_kernel(regs.add(REG_OFFSETS[i]) as *const u64)
+                    .unwrap_or(u64::MAX);
+                i += 1;
+            }
+            (*ev).syscall_nr = vals[0] as i64;
+        } else {
+            (*ev).syscall_nr = -1;
+        }
+        (*ev).args = [vals[1], vals[2], vals[3], vals[4], vals[5], vals[6]];
+    }
+    entry.submit(0);
+    count(stat::EVENTS);
+    Ok(())
+}
+
+#[tracepoint(category = "oom", name = "mark_victim")]
+pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
+    let Some(mut entry) = EVENTS.reserve::<OomVictim>(0) else {
+        count(stat::LOST);
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: exclusive reserved slot; the raw record is read with a checked helper. The record
+    // may be shorter than OOM_RAW_LEN on older kernels: then retry with the fixed part only.
+    unsafe {
+        (*ev).header = EventHeader {
+            kind: kind::OOM_VICTIM,
+            pid: (pid_tgid >> 32) as u32,
+            tid: pid_tgid as u32,
+            cpu: bpf_get_smp_processor_id(),
+            ts_ns: bpf_ktime_get_ns(),
+        };
+        let raw = &mut (*ev).raw;
+        if bpf_probe_read_kernel_buf(ctx.as_ptr() as *const u8, raw).is_err() {
+            *raw = [0; OOM_RAW_LEN];
+            let _ = bpf_probe_read_kernel_buf(ctx.as_ptr() as *const u8, &mut raw[..16]);
+        }
+    }
+    entry.submit(0);
+    count(stat::EVENTS);
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
