@@ -1,4 +1,82 @@
-fn main() {
-    let obj = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch"));
-    println!("{}", obj.len());
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+};
+
+use clap::Parser as _;
+use hangwatch::{
+    cli::{Cli, Command},
+    error::Error,
+    output, privileges, snapshot,
+};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line, naming the bad value (clap's first line), then a hint.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("hangwatch: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::new().filter_level(cli.log_level).format_timestamp(None).init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                if io.kind() == io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            if let Some(err) = e.downcast_ref::<Error>() {
+                eprintln!("hangwatch: {err}");
+                return ExitCode::from(err.exit_code());
+            }
+            eprintln!("hangwatch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Snapshot(a)) => {
+            privileges::check()?;
+            let report = snapshot::run(&snapshot::Options {
+                window: a.window,
+                min_blocked: a.filter.min_blocked,
+                pids: a.filter.pids.clone(),
+                comm: a.filter.comm.clone(),
+                all: a.all,
+            })?;
+            let mut out = io::stdout().lock();
+            if a.json {
+                serde_json::to_writer(&mut out, &output::json::snapshot(&report))?;
+                out.write_all(b"\n")?;
+            } else {
+                let limit = if a.all || !a.filter.pids.is_empty() {
+                    usize::MAX
+                } else {
+                    output::human::DEFAULT_LIMIT
+                };
+                out.write_all(output::human::render(&report, limit).as_bytes())?;
+            }
+            out.flush()?;
+            Ok(())
+        }
+        None => {
+            privileges::check()?;
+            Err(Error::Usage(
+                "live mode (the terminal UI and --json stream) is not built yet; use `hangwatch snapshot`".into(),
+            )
+            .into())
+        }
+    }
 }

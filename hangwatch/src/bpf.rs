@@ -1,0 +1,481 @@
+//! Loading and attaching the eBPF probes, and reading what they report.
+//!
+//! Every probe that cannot attach is recorded with the reason and shown to the user; the
+//! others keep running. Nothing here is fatal except failing to load the object at all.
+
+use std::{fs, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, TracePoint},
+};
+use hangwatch_common::{COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, WaitEnd, kind, stat};
+use log::{debug, warn};
+
+use crate::{btf, error::Error, procfs};
+
+/// One probe and whether it is working.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeStatus {
+    pub name: &'static str,
+    pub attached: bool,
+    /// Why it is not attached, in words a user can act on.
+    pub reason: Option<String>,
+    /// What the user loses without it.
+    pub impact: &'static str,
+}
+
+/// Counters the probes keep (summed over CPUs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct KernelStats {
+    pub events: u64,
+    pub lost_events: u64,
+    pub read_errors: u64,
+    pub long_waits: u64,
+    pub map_full: u64,
+}
+
+/// A wait that ended, as the kernel reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitEndEvent {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub syscall_nr: i64,
+    pub args: [u64; 6],
+    pub waker_pid: i32,
+    pub waker_tid: i32,
+    pub waker_comm: String,
+}
+
+/// An OOM victim, decoded from the raw `oom:mark_victim` record.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OomVictimEvent {
+    pub ts_ns: u64,
+    pub pid: i32,
+    pub comm: Option<String>,
+    /// The layout of older kernels carries only the pid: these are then `None`.
+    pub total_vm_kb: Option<u64>,
+    pub anon_rss_kb: Option<u64>,
+    pub file_rss_kb: Option<u64>,
+    pub shmem_rss_kb: Option<u64>,
+    pub uid: Option<u32>,
+    pub oom_score_adj: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KernelEvent {
+    WaitEnd(WaitEndEvent),
+    OomVictim(OomVictimEvent),
+}
+
+pub struct LoadOptions {
+    pub wait_threshold_ns: u64,
+    pub filter_tgid: u32,
+}
+
+pub struct Probes {
+    ebpf: Ebpf,
+    ring: Option<RingBuf<MapData>>,
+    pub status: Vec<ProbeStatus>,
+    config: Config,
+    oom_format: Option<TracepointFormat>,
+}
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Makes sure tracefs is mounted (classic tracepoints need it to look up their ids).
+pub fn ensure_tracefs() -> Result<(), String> {
+    if Path::new(TRACEFS).join("events").is_dir()
+        || Path::new("/sys/kernel/debug/tracing/events").is_dir()
+    {
+        return Ok(());
+    }
+    let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+    let (src, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+    };
+    if rc == 0 {
+        debug!("mounted tracefs at {TRACEFS}");
+        Ok(())
+    } else {
+        Err(format!("cannot mount tracefs at {TRACEFS}: {}", std::io::Error::last_os_error()))
+    }
+}
+
+fn tracefs_dir() -> &'static str {
+    if Path::new(TRACEFS).join("events").is_dir() { TRACEFS } else { "/sys/kernel/debug/tracing" }
+}
+
+/// Best effort: since 5.11 BPF memory is charged to the cgroup and the limit does not apply.
+fn raise_memlock() {
+    let rl = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: valid pointer to an rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) } != 0 {
+        debug!(
+            "setrlimit(RLIMIT_MEMLOCK) failed ({}); fine on kernels that charge BPF memory to the cgroup",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// The offsets the probes need, from the running kernel's BTF.
+fn task_offsets() -> Result<(u32, u32, u32, u32), String> {
+    let data = btf::Btf::from_sys_fs()
+        .map_err(|e| format!("no kernel BTF (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y"))?;
+    let b = btf::Btf::parse(&data).map_err(|e| e.to_string())?;
+    let f = |p: &[&str]| b.field_offset("task_struct", p).map_err(|e| e.to_string());
+    Ok((f(&["se", "exec_start"])?, f(&["pid"])?, f(&["tgid"])?, f(&["comm"])?))
+}
+
+impl Probes {
+    pub fn load(opts: &LoadOptions) -> Result<Self, Error> {
+        raise_memlock();
+        let mut ebpf = EbpfLoader::new()
+            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch")))
+            .map_err(|e| Error::BpfLoad(e.to_string()))?;
+        let mut status = Vec::new();
+        let mut config = Config {
+            wait_threshold_ns: opts.wait_threshold_ns,
+            filter_tgid: opts.filter_tgid,
+            ..Default::default()
+        };
+
+        // Wait ends: tp_btf/sched_waking.
+        let waking = (|| -> Result<(), String> {
+            let (es, pid, tgid, comm) = task_offsets()?;
+            config.off_exec_start = es;
+            config.off_pid = pid;
+            config.off_tgid = tgid;
+            config.off_comm = comm;
+            config.clock_offset_ns = procfs::task_clock_offset_ns()
+                .map_err(|e| format!("cannot calibrate the scheduler clock: {e}"))?;
+            config.ready = 1;
+            let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+            let prog: &mut BtfTracePoint = ebpf
+                .program_mut("sched_waking")
+                .ok_or("program sched_waking missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+            prog.load("sched_waking", &btf).map_err(|e| format!("load: {e}"))?;
+            prog.attach().map_err(|e| format!("attach: {e}"))?;
+            Ok(())
+        })();
+        if let Err(e) = &waking {
+            config.ready = 0;
+            warn!("probe tp_btf/sched_waking not attached: {e}");
+        }
+        status.push(ProbeStatus {
+            name: "tp_btf/sched_waking",
+            attached: waking.is_ok(),
+            reason: waking.err(),
+            impact: "waits that begin and end between two /proc scans are not seen; ongoing waits still are",
+        });
+
+        // OOM kills: oom:mark_victim (classic tracepoint, needs tracefs).
+        let mut oom_format = None;
+        let oom = (|| -> Result<(), String> {
+            ensure_tracefs()?;
+            let fmt_path = format!("{}/events/oom/mark_victim/format", tracefs_dir());
+            let text = fs::read_to_string(&fmt_path)
+                .map_err(|e| format!("tracepoint oom:mark_victim missing ({fmt_path}: {e})"))?;
+            oom_format = Some(TracepointFormat::parse(&text));
+            let prog: &mut TracePoint = ebpf
+                .program_mut("oom_mark_victim")
+                .ok_or("program oom_mark_victim missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+            prog.load().map_err(|e| format!("load: {e}"))?;
+            prog.attach("oom", "mark_victim").map_err(|e| format!("attach: {e}"))?;
+            Ok(())
+        })();
+        if let Err(e) = &oom {
+            warn!("probe tracepoint/oom:mark_victim not attached: {e}");
+        }
+        status.push(ProbeStatus {
+            name: "tracepoint/oom:mark_victim",
+            attached: oom.is_ok(),
+            reason: oom.err(),
+            impact: "OOM kills are only seen in the kernel log, not live",
+        });
+
+        let mut probes = Probes { ring: None, ebpf, status, config, oom_format };
+        probes.write_config()?;
+        let ring = probes
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| Error::BpfLoad("map EVENTS missing".into()))?;
+        probes.ring =
+            Some(RingBuf::try_from(ring).map_err(|e| Error::BpfLoad(format!("EVENTS: {e}")))?);
+        Ok(probes)
+    }
+
+    fn write_config(&mut self) -> Result<(), Error> {
+        let map = self
+            .ebpf
+            .map_mut("CONFIG")
+            .ok_or_else(|| Error::BpfLoad("map CONFIG missing".into()))?;
+        let mut arr: Array<_, Config> =
+            Array::try_from(map).map_err(|e| Error::BpfLoad(format!("CONFIG: {e}")))?;
+        arr.set(0, self.config, 0).map_err(|e| Error::BpfLoad(format!("CONFIG: {e}")))
+    }
+
+    /// The scheduler clock offset in use (CLOCK_MONOTONIC - task clock).
+    pub fn clock_offset_ns(&self) -> i64 {
+        self.config.clock_offset_ns
+    }
+
+    /// Re-measures the scheduler clock offset (it drifts with steal time on VMs).
+    pub fn recalibrate(&mut self) -> Result<(), Error> {
+        if self.config.ready == 0 {
+            return Ok(());
+        }
+        if let Ok(off) = procfs::task_clock_offset_ns() {
+            self.config.clock_offset_ns = off;
+            self.write_config()?;
+        }
+        Ok(())
+    }
+
+    pub fn set_wait_threshold(&mut self, ns: u64) -> Result<(), Error> {
+        self.config.wait_threshold_ns = ns;
+        self.write_config()
+    }
+
+    /// Raw file descriptor of the ring buffer, for async readiness.
+    pub fn ring_mut(&mut self) -> Option<&mut RingBuf<MapData>> {
+        self.ring.as_mut()
+    }
+
+    /// Reads every record currently in the ring buffer.
+    pub fn drain(&mut self, out: &mut Vec<KernelEvent>) {
+        let fmt = self.oom_format.clone();
+        let Some(ring) = self.ring.as_mut() else { return };
+        while let Some(item) = ring.next() {
+            if let Some(ev) = decode_record(&item, fmt.as_ref()) {
+                out.push(ev);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> KernelStats {
+        let Some(map) = self.ebpf.map("STATS") else { return KernelStats::default() };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
+            return KernelStats::default();
+        };
+        let get = |i: u32| arr.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0);
+        KernelStats {
+            events: get(stat::EVENTS),
+            lost_events: get(stat::LOST),
+            read_errors: get(stat::READ_ERRORS),
+            long_waits: get(stat::LONG_WAITS),
+            map_full: get(stat::MAP_FULL),
+        }
+    }
+}
+
+fn comm_str(c: &[u8; COMM_LEN]) -> String {
+    let end = c.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    procfs::lossy(&c[..end])
+}
+
+fn read_pod<T: Copy>(b: &[u8]) -> Option<T> {
+    if b.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: length checked; T is a plain repr(C) struct valid for any bit pattern.
+    Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const T) })
+}
+
+/// Decodes one ring buffer record.
+pub fn decode_record(b: &[u8], oom: Option<&TracepointFormat>) -> Option<KernelEvent> {
+    let h: EventHeader = read_pod(b)?;
+    match h.kind {
+        kind::WAIT_END => {
+            let w: WaitEnd = read_pod(b)?;
+            Some(KernelEvent::WaitEnd(WaitEndEvent {
+                pid: w.header.pid as i32,
+                tid: w.header.tid as i32,
+                comm: comm_str(&w.comm),
+                start_ns: w.start_ns,
+                end_ns: w.header.ts_ns,
+                syscall_nr: w.syscall_nr,
+                args: w.args,
+                waker_pid: w.waker_pid as i32,
+                waker_tid: w.waker_tid as i32,
+                waker_comm: comm_str(&w.waker_comm),
+            }))
+        }
+        kind::OOM_VICTIM => {
+            let o: OomVictim = read_pod(b)?;
+            let default_fmt = TracepointFormat::default();
+            let f = oom.unwrap_or(&default_fmt);
+            Some(KernelEvent::OomVictim(decode_oom(&o.raw, f, o.header.ts_ns)))
+        }
+        _ => None,
+    }
+}
+
+/// Field layout of a classic tracepoint, from tracefs `format`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TracepointFormat {
+    pub fields: Vec<TpField>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TpField {
+    pub name: String,
+    pub offset: usize,
+    pub size: usize,
+    pub signed: bool,
+    pub data_loc: bool,
+}
+
+impl TracepointFormat {
+    pub fn parse(text: &str) -> Self {
+        let mut fields = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            let Some(rest) = line.strip_prefix("field:") else { continue };
+            let mut decl = "";
+            let (mut offset, mut size, mut signed) = (None, None, false);
+            for (i, part) in rest.split(';').enumerate() {
+                let part = part.trim();
+                if i == 0 {
+                    decl = part;
+                } else if let Some(v) = part.strip_prefix("offset:") {
+                    offset = v.parse().ok();
+                } else if let Some(v) = part.strip_prefix("size:") {
+                    size = v.parse().ok();
+                } else if let Some(v) = part.strip_prefix("signed:") {
+                    signed = v == "1";
+                }
+            }
+            let name = decl
+                .rsplit(|c: char| c.is_whitespace() || c == '*')
+                .next()
+                .unwrap_or("")
+                .split('[')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            if let (Some(offset), Some(size)) = (offset, size) {
+                fields.push(TpField {
+                    name,
+                    offset,
+                    size,
+                    signed,
+                    data_loc: decl.starts_with("__data_loc"),
+                });
+            }
+        }
+        TracepointFormat { fields }
+    }
+
+    pub fn field(&self, name: &str) -> Option<&TpField> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Reads an integer field (sign-extended when signed).
+    pub fn int(&self, raw: &[u8], name: &str) -> Option<i64> {
+        let f = self.field(name)?;
+        let b = raw.get(f.offset..f.offset + f.size)?;
+        Some(match (f.size, f.signed) {
+            (1, true) => b[0] as i8 as i64,
+            (1, false) => b[0] as i64,
+            (2, true) => i16::from_le_bytes([b[0], b[1]]) as i64,
+            (2, false) => u16::from_le_bytes([b[0], b[1]]) as i64,
+            (4, true) => i32::from_le_bytes(b.try_into().ok()?) as i64,
+            (4, false) => u32::from_le_bytes(b.try_into().ok()?) as i64,
+            (8, _) => i64::from_le_bytes(b.try_into().ok()?),
+            _ => return None,
+        })
+    }
+
+    /// Reads a `__data_loc char[]` string field.
+    pub fn string(&self, raw: &[u8], name: &str) -> Option<String> {
+        let f = self.field(name)?;
+        if !f.data_loc {
+            let b = raw.get(f.offset..f.offset + f.size)?;
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            return Some(procfs::lossy(&b[..end]));
+        }
+        let loc = u32::from_le_bytes(raw.get(f.offset..f.offset + 4)?.try_into().ok()?);
+        let (off, len) = ((loc & 0xffff) as usize, (loc >> 16) as usize);
+        let b = raw.get(off..(off + len).min(raw.len()))?;
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        Some(procfs::lossy(&b[..end]))
+    }
+}
+
+pub fn decode_oom(raw: &[u8; OOM_RAW_LEN], f: &TracepointFormat, ts_ns: u64) -> OomVictimEvent {
+    // Without a format, assume the oldest layout: 8 bytes of common fields, then `int pid`.
+    let pid = f
+        .int(raw, "pid")
+        .unwrap_or_else(|| i32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]) as i64);
+    let u = |n: &str| f.int(raw, n).map(|v| v as u64);
+    OomVictimEvent {
+        ts_ns,
+        pid: pid as i32,
+        comm: f.string(raw, "comm"),
+        total_vm_kb: u("total_vm"),
+        anon_rss_kb: u("anon_rss"),
+        file_rss_kb: u("file_rss"),
+        shmem_rss_kb: u("shmem_rss"),
+        uid: f.int(raw, "uid").map(|v| v as u32),
+        oom_score_adj: f.int(raw, "oom_score_adj"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEW_FMT: &str = "name: mark_victim\nID: 609\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] comm;\toffset:12;\tsize:4;\tsigned:0;\n\tfield:unsigned long total_vm;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:unsigned long anon_rss;\toffset:24;\tsize:8;\tsigned:0;\n\tfield:unsigned long file_rss;\toffset:32;\tsize:8;\tsigned:0;\n\tfield:unsigned long shmem_rss;\toffset:40;\tsize:8;\tsigned:0;\n\tfield:uid_t uid;\toffset:48;\tsize:4;\tsigned:0;\n\tfield:unsigned long pgtables;\toffset:56;\tsize:8;\tsigned:0;\n\tfield:short oom_score_adj;\toffset:64;\tsize:2;\tsigned:1;\n\nprint fmt: \"pid=%d\"\n";
+    const OLD_FMT: &str = "name: mark_victim\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n";
+
+    #[test]
+    fn parses_new_layout() {
+        let f = TracepointFormat::parse(NEW_FMT);
+        assert_eq!(f.field("comm").map(|c| c.data_loc), Some(true));
+        let mut raw = [0u8; OOM_RAW_LEN];
+        raw[8..12].copy_from_slice(&4242i32.to_le_bytes());
+        raw[12..16].copy_from_slice(&((6u32 << 16) | 72).to_le_bytes());
+        raw[16..24].copy_from_slice(&1000u64.to_le_bytes());
+        raw[24..32].copy_from_slice(&204800u64.to_le_bytes());
+        raw[32..40].copy_from_slice(&12u64.to_le_bytes());
+        raw[48..52].copy_from_slice(&0u32.to_le_bytes());
+        raw[64..66].copy_from_slice(&(-500i16).to_le_bytes());
+        raw[72..78].copy_from_slice(b"hog\0\0\0");
+        let ev = decode_oom(&raw, &f, 7);
+        assert_eq!(ev.pid, 4242);
+        assert_eq!(ev.comm.as_deref(), Some("hog"));
+        assert_eq!(ev.anon_rss_kb, Some(204800));
+        assert_eq!(ev.file_rss_kb, Some(12));
+        assert_eq!(ev.oom_score_adj, Some(-500));
+    }
+
+    #[test]
+    fn parses_old_pid_only_layout() {
+        let f = TracepointFormat::parse(OLD_FMT);
+        let mut raw = [0u8; OOM_RAW_LEN];
+        raw[8..12].copy_from_slice(&99i32.to_le_bytes());
+        let ev = decode_oom(&raw, &f, 0);
+        assert_eq!(ev.pid, 99);
+        assert_eq!(ev.comm, None);
+        assert_eq!(ev.anon_rss_kb, None);
+    }
+
+    #[test]
+    fn short_or_unknown_records_are_ignored() {
+        assert_eq!(decode_record(&[1, 2, 3], None), None);
+        let mut b = vec![0u8; 64];
+        b[0] = 77;
+        assert_eq!(decode_record(&b, None), None);
+    }
+}

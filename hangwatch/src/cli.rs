@@ -1,0 +1,133 @@
+//! Command line.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hangwatch",
+    version,
+    about = "Which threads are stuck, on what, since when; and which processes hold memory they never give back.",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Stream JSON Lines events on stdout instead of the terminal UI.
+    #[arg(long, global = false)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub filter: Filter,
+
+    /// Log level for hangwatch's own diagnostics (to stderr, or to the log file in the TUI).
+    #[arg(long, default_value = "warn", value_name = "LEVEL")]
+    pub log_level: log::LevelFilter,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach, observe for a short window, print a report of what is stuck now, and exit.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Filter {
+    /// Only this process (repeatable). It is always listed, blocked or not.
+    #[arg(long = "pid", value_name = "PID", value_parser = parse_pid)]
+    pub pids: Vec<i32>,
+
+    /// Only processes whose name contains NAME.
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+
+    /// Hide waits shorter than this (e.g. 500ms, 1s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_min_blocked)]
+    pub min_blocked: Duration,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SnapshotArgs {
+    /// How long to observe before reporting (CPU use and waits that end are measured over it).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_window)]
+    pub window: Duration,
+
+    /// Show every process, not only those with blocked threads.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print one JSON object instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub filter: Filter,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 1s, 2m, 1h)"))
+}
+
+pub fn parse_min_blocked(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(30 * 24 * 3600) {
+        return Err(format!("'{s}' is out of range (at most 30 days)"));
+    }
+    Ok(d)
+}
+
+pub fn parse_window(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(600) {
+        return Err(format!("'{s}' is out of range (100ms to 10m)"));
+    }
+    Ok(d)
+}
+
+pub fn parse_pid(s: &str) -> Result<i32, String> {
+    match s.trim().parse::<i32>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("'{s}' is not a process id")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_min_blocked("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_min_blocked("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_min_blocked("0s"), Ok(Duration::ZERO));
+        assert!(parse_min_blocked("banana").unwrap_err().contains("banana"));
+        assert!(parse_min_blocked("-1s").is_err());
+        assert!(parse_min_blocked("400d").unwrap_err().contains("out of range"));
+        assert!(parse_window("10ms").unwrap_err().contains("10ms"));
+        assert_eq!(parse_window("2s"), Ok(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn pids() {
+        assert_eq!(parse_pid("42"), Ok(42));
+        assert!(parse_pid("0").is_err());
+        assert!(parse_pid("-3").unwrap_err().contains("-3"));
+        assert!(parse_pid("x").is_err());
+    }
+
+    #[test]
+    fn parses_snapshot_command() {
+        let cli = Cli::try_parse_from([
+            "hangwatch", "snapshot", "--pid", "1", "--pid", "2", "--min-blocked", "3s", "--json",
+        ])
+        .unwrap();
+        let Some(Command::Snapshot(a)) = cli.command else { panic!("not snapshot") };
+        assert_eq!(a.filter.pids, vec![1, 2]);
+        assert_eq!(a.filter.min_blocked, Duration::from_secs(3));
+        assert!(a.json);
+        assert_eq!(a.window, Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,11 @@
+//! hangwatch: which threads are stuck, on what, since when; and the memory processes hold.
+pub mod bpf;
+pub mod btf;
+pub mod cli;
+pub mod error;
+pub mod model;
+pub mod output;
+pub mod privileges;
+pub mod procfs;
+pub mod snapshot;
+pub mod syscalls;

@@ -1,0 +1,177 @@
+//! The human snapshot report: read in ten seconds, most suspicious first.
+
+use std::fmt::Write as _;
+
+use super::{fmt_bytes, fmt_duration_ns, rfc3339, shorten};
+use crate::{model::Process, snapshot::Report};
+
+/// How many processes the report lists before summarising the rest.
+pub const DEFAULT_LIMIT: usize = 20;
+
+pub fn render(r: &Report, limit: usize) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "hangwatch snapshot · {} · kernel {} · {} · window {}",
+        r.hostname,
+        r.kernel,
+        rfc3339(r.time),
+        fmt_duration_ns(r.window.as_nanos() as u64)
+    );
+    let blocked_procs = r.processes.iter().filter(|p| p.blocked_count() > 0).count();
+    let _ = writeln!(
+        o,
+        "{} process{} with threads blocked ≥ {} ({} scanned), most suspicious first",
+        blocked_procs,
+        if blocked_procs == 1 { "" } else { "es" },
+        fmt_duration_ns(r.min_blocked.as_nanos() as u64),
+        r.stats.processes_scanned,
+    );
+    for p in r.probes.iter().filter(|p| !p.attached) {
+        let _ = writeln!(
+            o,
+            "warning: probe {} not attached: {} ({})",
+            p.name,
+            p.reason.as_deref().unwrap_or("unknown reason"),
+            p.impact
+        );
+    }
+    if r.processes.is_empty() {
+        let _ = writeln!(o, "\nNothing blocked for longer than {}.", fmt_duration_ns(r.min_blocked.as_nanos() as u64));
+    }
+    for p in r.processes.iter().take(limit) {
+        o.push('\n');
+        render_process(&mut o, p);
+    }
+    if r.processes.len() > limit {
+        let _ = writeln!(
+            o,
+            "\n… {} more processes (narrow with --pid/--comm, or use --json for all)",
+            r.processes.len() - limit
+        );
+    }
+    if !r.ended_waits.is_empty() {
+        let _ = writeln!(o, "\nWaits that ended during the window:");
+        for e in r.ended_waits.iter().take(10) {
+            let _ = writeln!(
+                o,
+                "  {} {} ({}) {} after {}, woken by {} ({})",
+                e.pid,
+                e.tid,
+                e.comm,
+                e.syscall,
+                fmt_duration_ns(e.duration_ns),
+                e.waker_pid,
+                e.waker_comm
+            );
+        }
+    }
+    let k = &r.stats.kernel;
+    let _ = writeln!(
+        o,
+        "\nlost events: {} · map full: {} · processes vanished while read: {} · /proc scan {} ms",
+        k.lost_events, k.map_full, r.stats.vanished, r.stats.scan_ms
+    );
+    o
+}
+
+fn render_process(o: &mut String, p: &Process) {
+    let n = p.threads.len();
+    let b = p.blocked_count();
+    let blocked = if b == 0 {
+        "no thread blocked".to_string()
+    } else if p.all_blocked() {
+        if n == 1 { "its thread is blocked".to_string() } else { format!("all {n} threads blocked") }
+    } else {
+        format!("{b} of {n} threads blocked")
+    };
+    let _ = writeln!(
+        o,
+        "● {} {} — {} · CPU {:.1}% now, {:.1}s total · RSS {}",
+        p.pid,
+        p.comm,
+        blocked,
+        p.cpu_percent,
+        p.cpu_total_secs,
+        fmt_bytes(p.rss_bytes)
+    );
+    if !p.cmdline.is_empty() {
+        let _ = writeln!(o, "  cmd: {}", shorten(&p.cmdline, 100));
+    }
+    let _ = writeln!(o, "  cgroup: {}", p.cgroup);
+    let mut blocked: Vec<_> = p.blocked_threads().collect();
+    blocked.sort_by(|a, b| b.1.duration_ns.cmp(&a.1.duration_ns).then(a.0.tid.cmp(&b.0.tid)));
+    const MAX_THREADS: usize = 8;
+    let shown = blocked.len().min(MAX_THREADS);
+    for (i, (t, w)) in blocked.iter().take(MAX_THREADS).enumerate() {
+        let last = i + 1 == shown && blocked.len() <= MAX_THREADS;
+        let _ = writeln!(
+            o,
+            "  {} {:<7} {:<15} {} for {}{}",
+            if last { "└─" } else { "├─" },
+            t.tid,
+            shorten(&t.comm, 15),
+            w.decoded.human,
+            fmt_duration_ns(w.duration_ns),
+            w.wchan.as_deref().map(|c| format!("  [{c}]")).unwrap_or_default()
+        );
+    }
+    if blocked.len() > MAX_THREADS {
+        let _ = writeln!(o, "  └─ … {} more blocked threads", blocked.len() - MAX_THREADS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::{
+        model::tests::{process, wait},
+        snapshot::Stats,
+    };
+
+    fn report(processes: Vec<Process>) -> Report {
+        Report {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            mono_ns: 1_000_000_000_000,
+            hostname: "node1".into(),
+            kernel: "6.18.0".into(),
+            window: Duration::from_secs(1),
+            min_blocked: Duration::from_secs(1),
+            processes,
+            hidden: 0,
+            ended_waits: vec![],
+            probes: vec![],
+            stats: Stats { processes_scanned: 42, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn renders_hung_process() {
+        let mut p = process(4242, 12.3, 400.0, vec![Some(wait("poll", 312.0, true))]);
+        p.comm = "python3".into();
+        p.cmdline = "python3 job.py".into();
+        p.threads[0].blocked.as_mut().unwrap().decoded.human =
+            "poll(1 fd: 7 socket:[123], timeout=infinite)".into();
+        let s = render(&report(vec![p]), DEFAULT_LIMIT);
+        assert!(s.contains("1 process with threads blocked ≥ 1.0s (42 scanned)"), "{s}");
+        assert!(s.contains("● 4242 python3 — its thread is blocked · CPU 0.0% now, 12.3s total"), "{s}");
+        assert!(
+            s.contains("└─ 4242    t               poll(1 fd: 7 socket:[123], timeout=infinite) for 5m12s  [poll_schedule_timeout]"),
+            "{s}"
+        );
+        assert!(s.contains("cmd: python3 job.py"));
+        assert!(s.contains("lost events: 0"));
+    }
+
+    #[test]
+    fn empty_and_truncated() {
+        let s = render(&report(vec![]), DEFAULT_LIMIT);
+        assert!(s.contains("Nothing blocked for longer than 1.0s."), "{s}");
+        let many: Vec<_> =
+            (1..=25).map(|i| process(i, 1.0, 100.0, vec![Some(wait("futex", 5.0, true))])).collect();
+        let s = render(&report(many), DEFAULT_LIMIT);
+        assert!(s.contains("… 5 more processes"), "{s}");
+    }
+}

@@ -1,0 +1,198 @@
+//! The JSON wire format (documented in docs/json.md). These structs are the contract: field
+//! names here must not be renamed. They also deserialize, with unknown fields denied, so tests
+//! catch any drift between what is printed and what is documented.
+
+use serde::{Deserialize, Serialize};
+
+use super::rfc3339;
+use crate::{model, snapshot::Report};
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotJson {
+    pub version: String,
+    pub time: String,
+    /// CLOCK_MONOTONIC ns of `time`.
+    pub ts_ns: u64,
+    pub hostname: String,
+    pub kernel: String,
+    pub window_ms: u64,
+    pub min_blocked_ms: u64,
+    pub processes: Vec<ProcessJson>,
+    /// Processes not listed (no blocked thread, or filtered out).
+    pub hidden_processes: usize,
+    pub ended_waits: Vec<EndedWaitJson>,
+    pub probes: Vec<ProbeJson>,
+    pub stats: StatsJson,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessJson {
+    pub pid: i32,
+    pub ppid: i32,
+    pub comm: String,
+    pub cmdline: String,
+    pub cgroup: String,
+    pub cpu_percent: f64,
+    pub cpu_total_secs: f64,
+    pub age_secs: f64,
+    pub rss_bytes: u64,
+    pub blocked_threads: usize,
+    pub all_blocked: bool,
+    pub suspicion: f64,
+    pub threads: Vec<ThreadJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadJson {
+    pub tid: i32,
+    pub comm: String,
+    pub state: String,
+    pub blocked: Option<BlockedJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedJson {
+    pub syscall: String,
+    pub syscall_nr: i64,
+    pub since: String,
+    pub since_ns: u64,
+    pub duration_ms: u64,
+    pub wchan: Option<String>,
+    pub infinite: bool,
+    pub summary: String,
+    pub args: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndedWaitJson {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub syscall: String,
+    pub duration_ms: u64,
+    pub ended: String,
+    pub woken_by_pid: i32,
+    pub woken_by_comm: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeJson {
+    pub name: String,
+    pub attached: bool,
+    pub reason: Option<String>,
+    pub impact: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsJson {
+    pub lost_events: u64,
+    pub events: u64,
+    pub map_full: u64,
+    pub read_errors: u64,
+    pub probes_failed: usize,
+    pub processes_scanned: usize,
+    pub threads_scanned: usize,
+    pub vanished_processes: usize,
+    pub scan_ms: u64,
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+pub fn blocked_json(r: &Report, w: &model::Wait) -> BlockedJson {
+    BlockedJson {
+        syscall: w.decoded.syscall.clone(),
+        syscall_nr: w.nr,
+        since: rfc3339(r.wall(w.since_mono_ns)),
+        since_ns: w.since_mono_ns,
+        duration_ms: w.duration_ns / 1_000_000,
+        wchan: w.wchan.clone(),
+        infinite: w.decoded.infinite,
+        summary: w.decoded.human.clone(),
+        args: w.decoded.args.clone(),
+    }
+}
+
+pub fn process_json(r: &Report, p: &model::Process) -> ProcessJson {
+    ProcessJson {
+        pid: p.pid,
+        ppid: p.ppid,
+        comm: p.comm.clone(),
+        cmdline: p.cmdline.clone(),
+        cgroup: p.cgroup.clone(),
+        cpu_percent: round2(p.cpu_percent),
+        cpu_total_secs: round2(p.cpu_total_secs),
+        age_secs: round2(p.age_secs),
+        rss_bytes: p.rss_bytes,
+        blocked_threads: p.blocked_count(),
+        all_blocked: p.all_blocked(),
+        suspicion: round2(p.suspicion()),
+        threads: p
+            .threads
+            .iter()
+            .map(|t| ThreadJson {
+                tid: t.tid,
+                comm: t.comm.clone(),
+                state: t.state.to_string(),
+                blocked: t.blocked.as_ref().map(|w| blocked_json(r, w)),
+            })
+            .collect(),
+    }
+}
+
+pub fn snapshot(r: &Report) -> SnapshotJson {
+    SnapshotJson {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        time: rfc3339(r.time),
+        ts_ns: r.mono_ns,
+        hostname: r.hostname.clone(),
+        kernel: r.kernel.clone(),
+        window_ms: r.window.as_millis() as u64,
+        min_blocked_ms: r.min_blocked.as_millis() as u64,
+        processes: r.processes.iter().map(|p| process_json(r, p)).collect(),
+        hidden_processes: r.hidden,
+        ended_waits: r
+            .ended_waits
+            .iter()
+            .map(|e| EndedWaitJson {
+                pid: e.pid,
+                tid: e.tid,
+                comm: e.comm.clone(),
+                syscall: e.syscall.clone(),
+                duration_ms: e.duration_ns / 1_000_000,
+                ended: rfc3339(r.wall(e.end_mono_ns)),
+                woken_by_pid: e.waker_pid,
+                woken_by_comm: e.waker_comm.clone(),
+            })
+            .collect(),
+        probes: r
+            .probes
+            .iter()
+            .map(|p| ProbeJson {
+                name: p.name.to_string(),
+                attached: p.attached,
+                reason: p.reason.clone(),
+                impact: p.impact.to_string(),
+            })
+            .collect(),
+        stats: StatsJson {
+            lost_events: r.stats.kernel.lost_events,
+            events: r.stats.kernel.events,
+            map_full: r.stats.kernel.map_full,
+            read_errors: r.stats.kernel.read_errors,
+            probes_failed: r.probes.iter().filter(|p| !p.attached).count(),
+            processes_scanned: r.stats.processes_scanned,
+            threads_scanned: r.stats.threads_scanned,
+            vanished_processes: r.stats.vanished,
+            scan_ms: r.stats.scan_ms,
+        },
+    }
+}

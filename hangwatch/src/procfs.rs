@@ -1,0 +1,451 @@
+//! Reading processes and threads from /proc.
+//!
+//! Parsers are pure functions over the file contents (unit-tested with plain strings); the
+//! scanner functions do the I/O and treat a vanished process or thread as normal: they return
+//! `None` (or skip it), never an error.
+
+use std::{ffi::OsStr, fs, io, os::unix::ffi::OsStrExt, path::Path};
+
+/// The fields of /proc/PID/stat (or /proc/PID/task/TID/stat) hangwatch uses.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stat {
+    pub pid: i32,
+    pub comm: String,
+    pub state: char,
+    pub ppid: i32,
+    pub flags: u32,
+    /// User and system CPU time in clock ticks.
+    pub utime: u64,
+    pub stime: u64,
+    pub num_threads: i64,
+    /// Start time after boot in clock ticks.
+    pub starttime: u64,
+    pub rss_pages: i64,
+}
+
+/// `PF_KTHREAD` in `Stat::flags`.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Lossy UTF-8 that never fails: task names and paths are bytes.
+pub fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Parses a stat line. The comm is between the first '(' and the *last* ')': it may itself
+/// contain spaces and parentheses.
+pub fn parse_stat(b: &[u8]) -> Option<Stat> {
+    let open = b.iter().position(|&c| c == b'(')?;
+    let close = b.iter().rposition(|&c| c == b')')?;
+    if close < open {
+        return None;
+    }
+    let pid = std::str::from_utf8(&b[..open]).ok()?.trim().parse().ok()?;
+    let comm = lossy(&b[open + 1..close]);
+    let rest = std::str::from_utf8(b.get(close + 1..)?).ok()?;
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // f[0] is field 3 (state) of proc(5).
+    let field = |n: usize| f.get(n - 3).copied();
+    Some(Stat {
+        pid,
+        comm,
+        state: field(3)?.chars().next()?,
+        ppid: field(4)?.parse().ok()?,
+        flags: field(9)?.parse().ok()?,
+        utime: field(14)?.parse().ok()?,
+        stime: field(15)?.parse().ok()?,
+        num_threads: field(20)?.parse().ok()?,
+        starttime: field(22)?.parse().ok()?,
+        rss_pages: field(24)?.parse().ok()?,
+    })
+}
+
+/// What /proc/PID/task/TID/syscall says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyscallState {
+    /// The thread is running on a CPU.
+    Running,
+    /// Blocked, but not in a system call (e.g. a page fault).
+    NotInSyscall,
+    /// In system call `nr` with these arguments.
+    In { nr: i64, args: [u64; 6] },
+}
+
+pub fn parse_syscall(s: &str) -> Option<SyscallState> {
+    let s = s.trim();
+    if s == "running" {
+        return Some(SyscallState::Running);
+    }
+    let mut it = s.split_ascii_whitespace();
+    let nr: i64 = it.next()?.parse().ok()?;
+    if nr < 0 {
+        return Some(SyscallState::NotInSyscall);
+    }
+    let mut args = [0u64; 6];
+    for a in &mut args {
+        let v = it.next()?;
+        *a = u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()?;
+    }
+    Some(SyscallState::In { nr, args })
+}
+
+/// `se.exec_start` from /proc/PID/task/TID/sched, in ns on the scheduler's task clock. For a
+/// sleeping thread this is when it stopped running, i.e. when its current sleep began.
+pub fn parse_exec_start_ns(s: &str) -> Option<u64> {
+    let line = s.lines().find(|l| l.trim_start().starts_with("se.exec_start"))?;
+    let v = line.split(':').nth(1)?.trim();
+    let (ms, frac) = v.split_once('.').unwrap_or((v, "0"));
+    let ms: u64 = ms.parse().ok()?;
+    // The fraction is printed with 6 digits (ns); pad or cut to be safe.
+    let mut digits: String = frac.chars().take(6).collect();
+    while digits.len() < 6 {
+        digits.push('0');
+    }
+    let ns: u64 = digits.parse().ok()?;
+    Some(ms * 1_000_000 + ns)
+}
+
+/// Picks the cgroup path that names a process's container: the cgroup v2 (unified) path when
+/// it is set, else the v1 memory controller's, else the first v1 hierarchy's.
+pub fn parse_cgroup(s: &str) -> String {
+    let mut unified = None;
+    let mut memory = None;
+    let mut first = None;
+    for line in s.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if ctrls.is_empty() {
+            unified = Some(path);
+        } else if ctrls.split(',').any(|c| c == "memory") {
+            memory = Some(path);
+        } else if first.is_none() && !ctrls.starts_with("name=") {
+            first = Some(path);
+        }
+    }
+    let pick = match (unified, memory) {
+        (Some(u), _) if u != "/" => Some(u),
+        (_, Some(m)) => Some(m),
+        (u, None) => u.or(first),
+    };
+    pick.unwrap_or("/").to_string()
+}
+
+/// Memory figures from /proc/PID/status, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StatusMem {
+    pub vm_rss: u64,
+    pub vm_hwm: u64,
+    pub rss_anon: u64,
+    pub rss_file: u64,
+    pub rss_shmem: u64,
+}
+
+pub fn parse_status_mem(s: &str) -> StatusMem {
+    let mut m = StatusMem::default();
+    for line in s.lines() {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let kb = || -> u64 {
+            v.split_ascii_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0) * 1024
+        };
+        match k {
+            "VmRSS" => m.vm_rss = kb(),
+            "VmHWM" => m.vm_hwm = kb(),
+            "RssAnon" => m.rss_anon = kb(),
+            "RssFile" => m.rss_file = kb(),
+            "RssShmem" => m.rss_shmem = kb(),
+            _ => {}
+        }
+    }
+    m
+}
+
+/// /proc/PID/cmdline: NUL-separated, joined with spaces; empty for kernel threads and zombies.
+pub fn parse_cmdline(b: &[u8]) -> String {
+    let parts: Vec<String> =
+        b.split(|&c| c == 0).filter(|p| !p.is_empty()).map(lossy).collect();
+    parts.join(" ")
+}
+
+/// Reads a small /proc file; `None` if the process or thread is gone (or the file unreadable).
+fn read(path: &Path) -> Option<Vec<u8>> {
+    fs::read(path).ok()
+}
+
+fn read_string(path: &Path) -> Option<String> {
+    read(path).map(|b| lossy(&b))
+}
+
+/// All numeric entries of a /proc-like directory.
+pub fn list_ids(dir: &Path) -> Vec<i32> {
+    let Ok(rd) = fs::read_dir(dir) else { return Vec::new() };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| std::str::from_utf8(e.file_name().as_bytes()).ok()?.parse().ok())
+        .collect()
+}
+
+pub fn list_pids() -> Vec<i32> {
+    list_ids(Path::new("/proc"))
+}
+
+/// One thread as read from /proc.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadSample {
+    pub tid: i32,
+    pub stat: Stat,
+    /// Only read for sleeping threads (S or D).
+    pub syscall: Option<SyscallState>,
+    pub wchan: Option<String>,
+    pub exec_start_ns: Option<u64>,
+}
+
+impl ThreadSample {
+    pub fn is_sleeping(&self) -> bool {
+        matches!(self.stat.state, 'S' | 'D')
+    }
+}
+
+/// One process as read from /proc.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessSample {
+    pub pid: i32,
+    pub stat: Stat,
+    pub cmdline: String,
+    pub cgroup: String,
+    pub mem: StatusMem,
+    pub threads: Vec<ThreadSample>,
+}
+
+impl ProcessSample {
+    pub fn is_kernel_thread(&self) -> bool {
+        self.stat.flags & PF_KTHREAD != 0
+    }
+    pub fn cpu_ticks(&self) -> u64 {
+        self.stat.utime + self.stat.stime
+    }
+}
+
+/// How much to read per thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// stat only (for CPU accounting).
+    Stat,
+    /// stat, plus syscall/wchan/sched for sleeping threads.
+    Full,
+}
+
+pub fn read_thread(pid: i32, tid: i32, detail: Detail) -> Option<ThreadSample> {
+    let base = format!("/proc/{pid}/task/{tid}");
+    let stat = parse_stat(&read(Path::new(&format!("{base}/stat")))?)?;
+    let mut t = ThreadSample { tid, stat, syscall: None, wchan: None, exec_start_ns: None };
+    if detail == Detail::Full && t.is_sleeping() {
+        t.syscall = read_string(Path::new(&format!("{base}/syscall")))
+            .and_then(|s| parse_syscall(&s));
+        t.wchan = read_string(Path::new(&format!("{base}/wchan")))
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty() && w != "0");
+        t.exec_start_ns = read_string(Path::new(&format!("{base}/sched")))
+            .and_then(|s| parse_exec_start_ns(&s));
+    }
+    Some(t)
+}
+
+/// Reads a process and its threads. `None` if it vanished while being read (normal).
+pub fn read_process(pid: i32, detail: Detail) -> Option<ProcessSample> {
+    let base = format!("/proc/{pid}");
+    let stat = parse_stat(&read(Path::new(&format!("{base}/stat")))?)?;
+    let kthread = stat.flags & PF_KTHREAD != 0;
+    let (cmdline, cgroup, mem) = if kthread {
+        (String::new(), "/".to_string(), StatusMem::default())
+    } else {
+        (
+            read(Path::new(&format!("{base}/cmdline"))).map(|b| parse_cmdline(&b)).unwrap_or_default(),
+            read_string(Path::new(&format!("{base}/cgroup")))
+                .map(|s| parse_cgroup(&s))
+                .unwrap_or_else(|| "/".to_string()),
+            read_string(Path::new(&format!("{base}/status")))
+                .map(|s| parse_status_mem(&s))
+                .unwrap_or_default(),
+        )
+    };
+    let threads = if kthread {
+        Vec::new()
+    } else {
+        list_ids(Path::new(&format!("{base}/task")))
+            .into_iter()
+            .filter_map(|tid| read_thread(pid, tid, detail))
+            .collect()
+    };
+    Some(ProcessSample { pid, stat, cmdline, cgroup, mem, threads })
+}
+
+pub fn process_exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `CLOCK_MONOTONIC` now, in ns.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid clock id and a valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Ticks per second for utime/stime/starttime.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// Measures `CLOCK_MONOTONIC - task clock` (the clock of `se.exec_start`), in ns.
+///
+/// The calling thread reads its own `se.exec_start`, which the scheduler refreshes at every
+/// tick while it runs, so `now - exec_start` is the offset plus at most one tick of staleness.
+/// The smallest of several reads spread over a few ticks is kept.
+pub fn task_clock_offset_ns() -> io::Result<i64> {
+    let mut best: Option<i64> = None;
+    for _ in 0..24 {
+        let before = monotonic_ns();
+        let s = fs::read_to_string("/proc/thread-self/sched")?;
+        let Some(es) = parse_exec_start_ns(&s) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "no se.exec_start in /proc/thread-self/sched"));
+        };
+        let off = before as i64 - es as i64;
+        best = Some(best.map_or(off, |b: i64| b.min(off)));
+        // Spin (stay on CPU) a fraction of a tick so the reads land at different tick phases.
+        let spin_until = monotonic_ns() + 700_000;
+        while monotonic_ns() < spin_until {
+            std::hint::spin_loop();
+        }
+    }
+    best.ok_or_else(|| io::Error::other("no sample"))
+}
+
+/// Hostname, lossy.
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Kernel release, e.g. "6.18.44".
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Seconds since boot (CLOCK_BOOTTIME-ish, from /proc/uptime).
+pub fn uptime_secs() -> f64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_ascii_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The path of an OsStr, lossy (helper for readlink results).
+pub fn os_lossy(s: &OsStr) -> String {
+    lossy(s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_parens_and_spaces_in_comm() {
+        let line = b"1234 (my (weird) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0 5000 12345678 900 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.pid, 1234);
+        assert_eq!(s.comm, "my (weird) proc");
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.flags, 4194560);
+        assert_eq!((s.utime, s.stime), (250, 75));
+        assert_eq!(s.num_threads, 3);
+        assert_eq!(s.starttime, 5000);
+        assert_eq!(s.rss_pages, 900);
+    }
+
+    #[test]
+    fn stat_non_utf8_comm_and_garbage() {
+        let mut line = b"7 (a\xffb) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 9 0 3".to_vec();
+        line.extend_from_slice(b" 0 0");
+        let s = parse_stat(&line).unwrap();
+        assert_eq!(s.comm, "a\u{fffd}b");
+        assert!(parse_stat(b"").is_none());
+        assert!(parse_stat(b"12 (x").is_none());
+        assert!(parse_stat(b"12 (x) S").is_none());
+    }
+
+    #[test]
+    fn syscall_file_forms() {
+        assert_eq!(parse_syscall("running\n"), Some(SyscallState::Running));
+        assert_eq!(parse_syscall("-1 0x7ffd 0x4011\n"), Some(SyscallState::NotInSyscall));
+        assert_eq!(
+            parse_syscall("7 0x7ffd1000 0x1 0xffffffff 0x0 0x0 0x0 0x7ffd0ff8 0x7f00aa\n"),
+            Some(SyscallState::In { nr: 7, args: [0x7ffd1000, 1, 0xffffffff, 0, 0, 0] })
+        );
+        assert_eq!(parse_syscall("7 0x1"), None);
+        assert_eq!(parse_syscall(""), None);
+    }
+
+    #[test]
+    fn exec_start_parse() {
+        let s = "sleep (2917, #threads: 1)\n---\nse.exec_start                                :        142486.456274\nse.vruntime : 1.0\n";
+        assert_eq!(parse_exec_start_ns(s), Some(142_486_456_274));
+        assert_eq!(parse_exec_start_ns("se.exec_start : 12\n"), Some(12_000_000));
+        assert_eq!(parse_exec_start_ns("nothing"), None);
+    }
+
+    #[test]
+    fn cgroup_choice() {
+        let v1 = "12:memory:/x/y\n11:cpu,cpuacct:/x\n1:name=systemd:/user.slice\n0::/\n";
+        assert_eq!(parse_cgroup(v1), "/x/y");
+        let v2 = "0::/kubepods.slice/pod1/cri-abc.scope\n";
+        assert_eq!(parse_cgroup(v2), "/kubepods.slice/pod1/cri-abc.scope");
+        let hybrid_unified = "4:memory:/\n0::/system.slice/ssh.service\n";
+        assert_eq!(parse_cgroup(hybrid_unified), "/system.slice/ssh.service");
+        assert_eq!(parse_cgroup(""), "/");
+        assert_eq!(parse_cgroup("3:pids:/p\n"), "/p");
+    }
+
+    #[test]
+    fn status_mem() {
+        let s = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nRssAnon:\t 512 kB\nRssFile:\t 256 kB\nRssShmem:\t 0 kB\n";
+        let m = parse_status_mem(s);
+        assert_eq!(m.vm_rss, 1024 * 1024);
+        assert_eq!(m.vm_hwm, 2048 * 1024);
+        assert_eq!(m.rss_anon, 512 * 1024);
+        assert_eq!(m.rss_file, 256 * 1024);
+    }
+
+    #[test]
+    fn cmdline_join() {
+        assert_eq!(parse_cmdline(b"python3\0-c\0print(1)\0"), "python3 -c print(1)");
+        assert_eq!(parse_cmdline(b""), "");
+    }
+
+    #[test]
+    fn reads_self_and_vanished() {
+        let me = std::process::id() as i32;
+        let p = read_process(me, Detail::Full).expect("own process readable");
+        assert_eq!(p.pid, me);
+        assert!(!p.threads.is_empty());
+        assert!(read_process(i32::MAX, Detail::Full).is_none());
+        assert!(read_thread(me, i32::MAX, Detail::Full).is_none());
+    }
+
+    #[test]
+    fn clock_offset_is_stable() {
+        let a = task_clock_offset_ns().unwrap();
+        let b = task_clock_offset_ns().unwrap();
+        assert!((a - b).abs() < 5_000_000, "offsets {a} vs {b} differ by more than 5 ms");
+    }
+}

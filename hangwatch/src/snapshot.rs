@@ -1,0 +1,357 @@
+//! `hangwatch snapshot`: attach, observe for a window, merge with /proc, report.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant, SystemTime},
+};
+
+use log::debug;
+
+use crate::{
+    bpf::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
+    error::Error,
+    model::{self, Process, Thread, Wait},
+    procfs::{self, Detail, ProcessSample, SyscallState},
+    syscalls::{self, ProcTask, TaskView},
+};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub window: Duration,
+    pub min_blocked: Duration,
+    pub pids: Vec<i32>,
+    pub comm: Option<String>,
+    pub all: bool,
+}
+
+/// A wait that ended during the window (reported by the kernel probe).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndedWait {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub syscall: String,
+    pub duration_ns: u64,
+    pub end_mono_ns: u64,
+    pub waker_pid: i32,
+    pub waker_comm: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Stats {
+    #[serde(flatten)]
+    pub kernel: KernelStats,
+    /// Processes seen in /proc.
+    pub processes_scanned: usize,
+    pub threads_scanned: usize,
+    /// Processes that vanished while being read (normal, not an error).
+    pub vanished: usize,
+    /// Time spent reading /proc at the end of the window, ms.
+    pub scan_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub time: SystemTime,
+    pub mono_ns: u64,
+    pub hostname: String,
+    pub kernel: String,
+    pub window: Duration,
+    pub min_blocked: Duration,
+    /// Ranked, most suspicious first, after filtering.
+    pub processes: Vec<Process>,
+    /// Processes left out by the filters (not blocked, not matching).
+    pub hidden: usize,
+    pub ended_waits: Vec<EndedWait>,
+    pub probes: Vec<ProbeStatus>,
+    pub stats: Stats,
+}
+
+impl Report {
+    /// Wall-clock time of a CLOCK_MONOTONIC instant.
+    pub fn wall(&self, mono_ns: u64) -> SystemTime {
+        self.time - Duration::from_nanos(self.mono_ns.saturating_sub(mono_ns))
+    }
+}
+
+/// What the builder needs besides the samples.
+pub struct BuildCtx {
+    pub now_mono_ns: u64,
+    pub clock_offset_ns: i64,
+    pub min_blocked_ns: u64,
+    pub window_secs: f64,
+    pub ticks_per_sec: u64,
+    pub uptime_secs: f64,
+}
+
+/// Turns the /proc samples of one process (at the start and end of the window) into the
+/// model. `view` reads the process's memory and fds to decode arguments.
+pub fn build_process(
+    before: Option<&ProcessSample>,
+    after: &ProcessSample,
+    ctx: &BuildCtx,
+    view: &dyn TaskView,
+) -> Process {
+    let tps = ctx.ticks_per_sec.max(1) as f64;
+    let before_threads: HashMap<i32, u64> = before
+        .map(|b| b.threads.iter().map(|t| (t.tid, t.stat.utime + t.stat.stime)).collect())
+        .unwrap_or_default();
+    let cpu_delta = before.map_or(0, |b| after.cpu_ticks().saturating_sub(b.cpu_ticks()));
+    let threads = after
+        .threads
+        .iter()
+        .map(|t| {
+            let ticks = t.stat.utime + t.stat.stime;
+            let blocked = match (&t.syscall, t.exec_start_ns, t.is_sleeping()) {
+                (Some(SyscallState::In { nr, args }), Some(es), true) => {
+                    let since = (es as i64).saturating_add(ctx.clock_offset_ns).max(0) as u64;
+                    let dur = ctx.now_mono_ns.saturating_sub(since);
+                    (dur >= ctx.min_blocked_ns).then(|| Wait {
+                        nr: *nr,
+                        decoded: syscalls::decode(*nr, *args, view),
+                        since_mono_ns: since,
+                        duration_ns: dur,
+                        wchan: t.wchan.clone(),
+                    })
+                }
+                _ => None,
+            };
+            Thread {
+                tid: t.tid,
+                comm: t.stat.comm.clone(),
+                state: t.stat.state,
+                cpu_ticks_window: before_threads.get(&t.tid).map_or(0, |b| ticks.saturating_sub(*b)),
+                blocked,
+            }
+        })
+        .collect();
+    Process {
+        pid: after.pid,
+        ppid: after.stat.ppid,
+        comm: after.stat.comm.clone(),
+        cmdline: after.cmdline.clone(),
+        cgroup: after.cgroup.clone(),
+        cpu_percent: cpu_delta as f64 / tps / ctx.window_secs.max(1e-3) * 100.0,
+        cpu_total_secs: after.cpu_ticks() as f64 / tps,
+        age_secs: (ctx.uptime_secs - after.stat.starttime as f64 / tps).max(0.0),
+        rss_bytes: after.mem.vm_rss,
+        threads,
+    }
+}
+
+/// Whether a process passes the user's filters.
+pub fn selected(p: &Process, opts: &Options) -> bool {
+    if !opts.pids.is_empty() {
+        return opts.pids.contains(&p.pid);
+    }
+    if let Some(c) = &opts.comm {
+        if !p.comm.contains(c.as_str()) {
+            return false;
+        }
+    }
+    opts.all || p.blocked_count() > 0
+}
+
+fn scan(detail: Detail, only: &[i32]) -> (HashMap<i32, ProcessSample>, usize) {
+    let pids = if only.is_empty() { procfs::list_pids() } else { only.to_vec() };
+    let mut out = HashMap::with_capacity(pids.len());
+    let mut vanished = 0;
+    for pid in pids {
+        match procfs::read_process(pid, detail) {
+            Some(p) => {
+                out.insert(pid, p);
+            }
+            None => vanished += 1,
+        }
+    }
+    (out, vanished)
+}
+
+pub fn run(opts: &Options) -> Result<Report, Error> {
+    for &pid in &opts.pids {
+        if !procfs::process_exists(pid) {
+            return Err(Error::NoSuchPid(pid));
+        }
+    }
+    let threshold = (opts.min_blocked.as_nanos() as u64).max(10_000_000);
+    let mut probes = Probes::load(&LoadOptions {
+        wait_threshold_ns: threshold,
+        filter_tgid: if opts.pids.len() == 1 { opts.pids[0] as u32 } else { 0 },
+    })?;
+    let (before, _) = scan(Detail::Stat, &opts.pids);
+    let t0 = Instant::now();
+    std::thread::sleep(opts.window);
+    let window = t0.elapsed();
+    let _ = probes.recalibrate();
+
+    let scan_start = Instant::now();
+    let (after, vanished) = scan(Detail::Full, &opts.pids);
+    let now_mono_ns = procfs::monotonic_ns();
+    let time = SystemTime::now();
+    let scan_ms = scan_start.elapsed().as_millis() as u64;
+    for &pid in &opts.pids {
+        if !after.contains_key(&pid) {
+            debug!("pid {pid} exited during the window");
+        }
+    }
+
+    let ctx = BuildCtx {
+        now_mono_ns,
+        clock_offset_ns: probes.clock_offset_ns(),
+        min_blocked_ns: opts.min_blocked.as_nanos() as u64,
+        window_secs: window.as_secs_f64(),
+        ticks_per_sec: procfs::clock_ticks(),
+        uptime_secs: procfs::uptime_secs(),
+    };
+    let mut threads_scanned = 0;
+    let mut processes = Vec::new();
+    let mut hidden = 0;
+    for s in after.values() {
+        if s.is_kernel_thread() && !opts.pids.contains(&s.pid) {
+            continue;
+        }
+        threads_scanned += s.threads.len();
+        let p = build_process(before.get(&s.pid), s, &ctx, &ProcTask { pid: s.pid });
+        if selected(&p, opts) {
+            processes.push(p);
+        } else {
+            hidden += 1;
+        }
+    }
+    model::rank(&mut processes);
+
+    let mut events = Vec::new();
+    probes.drain(&mut events);
+    let ended_waits = events
+        .into_iter()
+        .filter_map(|e| match e {
+            KernelEvent::WaitEnd(w) => Some(EndedWait {
+                pid: w.pid,
+                tid: w.tid,
+                comm: w.comm,
+                syscall: syscalls::display_name(w.syscall_nr),
+                duration_ns: w.end_ns.saturating_sub(w.start_ns),
+                end_mono_ns: w.end_ns,
+                waker_pid: w.waker_pid,
+                waker_comm: w.waker_comm,
+            }),
+            KernelEvent::OomVictim(_) => None,
+        })
+        .filter(|w| opts.pids.is_empty() || opts.pids.contains(&w.pid))
+        .collect();
+
+    Ok(Report {
+        time,
+        mono_ns: now_mono_ns,
+        hostname: procfs::hostname(),
+        kernel: procfs::kernel_release(),
+        window,
+        min_blocked: opts.min_blocked,
+        processes,
+        hidden,
+        ended_waits,
+        stats: Stats {
+            kernel: probes.stats(),
+            processes_scanned: after.len(),
+            threads_scanned,
+            vanished,
+            scan_ms,
+        },
+        probes: probes.status.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::{Stat, StatusMem, ThreadSample};
+
+    struct NoMem;
+    impl TaskView for NoMem {
+        fn read_mem(&self, _addr: u64, _len: usize) -> Option<Vec<u8>> {
+            None
+        }
+        fn fd_target(&self, fd: i32) -> Option<String> {
+            (fd == 7).then(|| "socket:[123]".to_string())
+        }
+    }
+
+    fn thread(tid: i32, state: char, ticks: u64, sys: Option<SyscallState>, es: Option<u64>) -> ThreadSample {
+        ThreadSample {
+            tid,
+            stat: Stat { pid: tid, comm: "w".into(), state, utime: ticks, ..Default::default() },
+            syscall: sys,
+            wchan: Some("poll_schedule_timeout".into()),
+            exec_start_ns: es,
+        }
+    }
+
+    fn sample(threads: Vec<ThreadSample>, ticks: u64) -> ProcessSample {
+        ProcessSample {
+            pid: 10,
+            stat: Stat { pid: 10, comm: "job".into(), state: 'S', utime: ticks, starttime: 100, ..Default::default() },
+            cmdline: "python3 job.py".into(),
+            cgroup: "/x".into(),
+            mem: StatusMem { vm_rss: 4096, ..Default::default() },
+            threads,
+        }
+    }
+
+    #[test]
+    fn builds_blocked_threads_with_true_start() {
+        let poll = SyscallState::In { nr: 7, args: [0x1000, 1, 0xffff_ffff, 0, 0, 0] };
+        let after = sample(
+            vec![
+                thread(10, 'S', 500, Some(poll.clone()), Some(90_000_000_000)),
+                thread(11, 'S', 5, Some(poll), Some(99_800_000_000)), // 0.2 s: too short
+                thread(12, 'R', 40, None, None),
+            ],
+            545,
+        );
+        let before = sample(vec![thread(12, 'R', 20, None, None)], 525);
+        let ctx = BuildCtx {
+            now_mono_ns: 100_500_000_000,
+            clock_offset_ns: 500_000_000,
+            min_blocked_ns: 1_000_000_000,
+            window_secs: 1.0,
+            ticks_per_sec: 100,
+            uptime_secs: 200.0,
+        };
+        let p = build_process(Some(&before), &after, &ctx, &NoMem);
+        assert_eq!(p.blocked_count(), 1);
+        let w = p.threads[0].blocked.as_ref().unwrap();
+        assert_eq!(w.since_mono_ns, 90_500_000_000);
+        assert_eq!(w.duration_ns, 10_000_000_000);
+        assert_eq!(w.decoded.syscall, "poll");
+        assert!(p.threads[1].blocked.is_none());
+        assert_eq!(p.threads[2].cpu_ticks_window, 20);
+        assert!((p.cpu_percent - 20.0).abs() < 1e-9);
+        assert!((p.cpu_total_secs - 5.45).abs() < 1e-9);
+        assert!((p.age_secs - 199.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn filters() {
+        let mut opts = Options {
+            window: Duration::from_secs(1),
+            min_blocked: Duration::from_secs(1),
+            pids: vec![],
+            comm: None,
+            all: false,
+        };
+        let idle = crate::model::tests::process(5, 1.0, 10.0, vec![None]);
+        let stuck = crate::model::tests::process(6, 1.0, 10.0, vec![Some(crate::model::tests::wait("poll", 5.0, true))]);
+        assert!(!selected(&idle, &opts));
+        assert!(selected(&stuck, &opts));
+        opts.pids = vec![5];
+        assert!(selected(&idle, &opts));
+        assert!(!selected(&stuck, &opts));
+        opts.pids = vec![];
+        opts.comm = Some("p6".into());
+        assert!(selected(&stuck, &opts));
+        assert!(!selected(&idle, &opts));
+        opts.all = true;
+        opts.comm = None;
+        assert!(selected(&idle, &opts));
+    }
+}
