@@ -45,9 +45,8 @@ pub mod stat {
 pub struct Config {
     /// Waits shorter than this are not reported when they end.
     pub wait_threshold_ns: u64,
-    /// `CLOCK_MONOTONIC - rq_clock_task` in ns, calibrated by userspace; converts
-    /// `se.exec_start` to the monotonic clock.
-    pub clock_offset_ns: i64,
+    /// Unused (kept for layout); the per-CPU offsets are in the `CLOCK_OFFSETS` map.
+    pub _reserved: i64,
     /// Offset of `task_struct.se.exec_start`.
     pub off_exec_start: u32,
     /// Offset of `task_struct.pid`.
@@ -60,7 +59,20 @@ pub struct Config {
     pub ready: u32,
     /// Only report waits of this process (0 = all).
     pub filter_tgid: u32,
+    /// Offset of `task_struct.flags` (to skip kernel threads, which have no user registers).
+    pub off_flags: u32,
+    /// Offset of the task's CPU (`task_struct.cpu`, or `thread_info.cpu` on older kernels).
+    pub off_cpu: u32,
 }
+
+/// Entries of the `CLOCK_OFFSETS` array: one per possible CPU. Each holds
+/// `CLOCK_MONOTONIC - rq_clock_task` of that CPU in ns (they differ per CPU by the steal time
+/// each has accumulated), calibrated by userspace; it converts `se.exec_start` of a task that
+/// slept on that CPU to the monotonic clock.
+pub const MAX_CPUS: u32 = 4096;
+
+/// `PF_KTHREAD` in `task_struct.flags`.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// Common header of every ring buffer record.
 #[repr(C)]

@@ -29,11 +29,15 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use hangwatch_common::{
-    COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, RING_BUF_BYTES, WaitEnd, kind, stat,
+    COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, MAX_CPUS, PF_KTHREAD, RING_BUF_BYTES, WaitEnd, kind,
+    stat,
 };
 
 #[map]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map]
+static CLOCK_OFFSETS: Array<i64> = Array::with_max_entries(MAX_CPUS, 0);
 
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
@@ -101,7 +105,15 @@ fn try_sched_waking(ctx: &BtfTracePointContext) -> Result<(), i64> {
         // Migrated or never ran: the sleep start is unknown.
         return Ok(());
     }
-    let start = (exec_start as i64).wrapping_add(cfg.clock_offset_ns) as u64;
+    // The sleep began on the task's current CPU (a wake-up has not moved it yet), and
+    // exec_start is on that CPU's task clock.
+    // SAFETY: offset from BTF; checked read.
+    let cpu: u32 = unsafe { bpf_probe_read_kernel(task.add(cfg.off_cpu as usize) as *const u32) }
+        .map_err(i64::from)?;
+    let Some(offset) = CLOCK_OFFSETS.get(cpu) else {
+        return Ok(());
+    };
+    let start = (exec_start as i64).wrapping_add(*offset) as u64;
     let now = unsafe { bpf_ktime_get_ns() };
     if now <= start || now - start < cfg.wait_threshold_ns {
         return Ok(());
@@ -112,6 +124,13 @@ fn try_sched_waking(ctx: &BtfTracePointContext) -> Result<(), i64> {
         unsafe { bpf_probe_read_kernel(task.add(cfg.off_tgid as usize) as *const u32) }
             .map_err(i64::from)?;
     if tgid == 0 || (cfg.filter_tgid != 0 && cfg.filter_tgid != tgid) {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    let flags: u32 =
+        unsafe { bpf_probe_read_kernel(task.add(cfg.off_flags as usize) as *const u32) }
+            .map_err(i64::from)?;
+    if flags & PF_KTHREAD != 0 {
         return Ok(());
     }
     count(stat::LONG_WAITS);

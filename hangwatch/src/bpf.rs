@@ -82,6 +82,7 @@ pub struct Probes {
     ring: Option<RingBuf<MapData>>,
     pub status: Vec<ProbeStatus>,
     config: Config,
+    clock_offsets: Vec<i64>,
     oom_format: Option<TracepointFormat>,
 }
 
@@ -125,17 +126,23 @@ fn raise_memlock() {
 }
 
 /// The offsets the probes need, from the running kernel's BTF.
-fn task_offsets() -> Result<(u32, u32, u32, u32), String> {
+fn task_offsets() -> Result<(u32, u32, u32, u32, u32, u32), String> {
     let data = btf::Btf::from_sys_fs()
         .map_err(|e| format!("no kernel BTF (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y"))?;
     let b = btf::Btf::parse(&data).map_err(|e| e.to_string())?;
     let f = |p: &[&str]| b.field_offset("task_struct", p).map_err(|e| e.to_string());
-    Ok((f(&["se", "exec_start"])?, f(&["pid"])?, f(&["tgid"])?, f(&["comm"])?))
+    let cpu = f(&["cpu"]).or_else(|_| f(&["thread_info", "cpu"]))?;
+    Ok((f(&["se", "exec_start"])?, f(&["pid"])?, f(&["tgid"])?, f(&["comm"])?, f(&["flags"])?, cpu))
 }
 
 impl Probes {
     pub fn load(opts: &LoadOptions) -> Result<Self, Error> {
         raise_memlock();
+        let clock_offsets = procfs::task_clock_offsets().map_err(|e| {
+            Error::Unsupported(format!(
+                "cannot read se.exec_start from /proc/thread-self/sched ({e}); the kernel needs CONFIG_SCHED_DEBUG"
+            ))
+        })?;
         let mut ebpf = EbpfLoader::new()
             .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch")))
             .map_err(|e| Error::BpfLoad(e.to_string()))?;
@@ -148,13 +155,13 @@ impl Probes {
 
         // Wait ends: tp_btf/sched_waking.
         let waking = (|| -> Result<(), String> {
-            let (es, pid, tgid, comm) = task_offsets()?;
+            let (es, pid, tgid, comm, flags, cpu) = task_offsets()?;
+            config.off_flags = flags;
+            config.off_cpu = cpu;
             config.off_exec_start = es;
             config.off_pid = pid;
             config.off_tgid = tgid;
             config.off_comm = comm;
-            config.clock_offset_ns = procfs::task_clock_offset_ns()
-                .map_err(|e| format!("cannot calibrate the scheduler clock: {e}"))?;
             config.ready = 1;
             let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
             let prog: &mut BtfTracePoint = ebpf
@@ -204,8 +211,9 @@ impl Probes {
             impact: "OOM kills are only seen in the kernel log, not live",
         });
 
-        let mut probes = Probes { ring: None, ebpf, status, config, oom_format };
+        let mut probes = Probes { ring: None, ebpf, status, config, clock_offsets, oom_format };
         probes.write_config()?;
+        probes.write_clock_offsets()?;
         let ring = probes
             .ebpf
             .take_map("EVENTS")
@@ -225,19 +233,33 @@ impl Probes {
         arr.set(0, self.config, 0).map_err(|e| Error::BpfLoad(format!("CONFIG: {e}")))
     }
 
-    /// The scheduler clock offset in use (CLOCK_MONOTONIC - task clock).
-    pub fn clock_offset_ns(&self) -> i64 {
-        self.config.clock_offset_ns
+    fn write_clock_offsets(&mut self) -> Result<(), Error> {
+        let map = self
+            .ebpf
+            .map_mut("CLOCK_OFFSETS")
+            .ok_or_else(|| Error::BpfLoad("map CLOCK_OFFSETS missing".into()))?;
+        let mut arr: Array<_, i64> =
+            Array::try_from(map).map_err(|e| Error::BpfLoad(format!("CLOCK_OFFSETS: {e}")))?;
+        for (cpu, off) in self.clock_offsets.iter().enumerate() {
+            if cpu as u32 >= hangwatch_common::MAX_CPUS {
+                break;
+            }
+            arr.set(cpu as u32, off, 0)
+                .map_err(|e| Error::BpfLoad(format!("CLOCK_OFFSETS[{cpu}]: {e}")))?;
+        }
+        Ok(())
     }
 
-    /// Re-measures the scheduler clock offset (it drifts with steal time on VMs).
+    /// Per-CPU scheduler clock offsets in use (CLOCK_MONOTONIC - task clock), index = CPU.
+    pub fn clock_offsets(&self) -> &[i64] {
+        &self.clock_offsets
+    }
+
+    /// Re-measures the clock offsets (they drift apart with steal time on VMs).
     pub fn recalibrate(&mut self) -> Result<(), Error> {
-        if self.config.ready == 0 {
-            return Ok(());
-        }
-        if let Ok(off) = procfs::task_clock_offset_ns() {
-            self.config.clock_offset_ns = off;
-            self.write_config()?;
+        if let Ok(offs) = procfs::task_clock_offsets() {
+            self.clock_offsets = offs;
+            self.write_clock_offsets()?;
         }
         Ok(())
     }

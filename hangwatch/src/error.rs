@@ -12,6 +12,8 @@ pub enum Error {
     Usage(String),
     #[error("cannot load the eBPF programs: {0}")]
     BpfLoad(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl Error {
@@ -19,7 +21,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NotPrivileged { .. } | Error::NoSuchPid(_) | Error::Usage(_) => 2,
-            Error::BpfLoad(_) => 1,
+            Error::BpfLoad(_) | Error::Unsupported(_) => 1,
         }
     }
 }

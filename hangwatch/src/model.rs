@@ -69,8 +69,9 @@ impl Process {
     /// * up to 3 for the share of its threads that are blocked;
     /// * 1 if it used no CPU during the window;
     /// * 1 if its longest wait has no timeout;
-    /// * up to 3 for CPU it used in its life (log scale: a process that did real work and
-    ///   stopped is more suspicious than a daemon that has waited for work since boot);
+    /// * up to 3 for CPU it used in its life (`2·log10(1 + 10·cpu_secs)`: 0.02 s → 0.16,
+    ///   0.5 s → 1.6, 3 s and more → 3; a process that did real work and stopped is more
+    ///   suspicious than a daemon that has waited for work since boot);
     /// * up to 1 for how long the longest wait has lasted (saturating at one minute);
     /// * minus 1 when the process has waited since it started (within 2 s): that is a
     ///   service waiting for its first request, not something that got stuck.
@@ -88,7 +89,7 @@ impl Process {
         if longest.is_some_and(|(_, w)| w.decoded.infinite) {
             s += 1.0;
         }
-        s += (1.5 * (1.0 + self.cpu_total_secs).log10()).min(3.0);
+        s += (2.0 * (1.0 + 10.0 * self.cpu_total_secs).log10()).min(3.0);
         if let Some((_, w)) = longest {
             let secs = w.duration_ns as f64 / 1e9;
             s += (secs / 60.0).min(1.0);

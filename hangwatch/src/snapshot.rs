@@ -77,7 +77,8 @@ impl Report {
 /// What the builder needs besides the samples.
 pub struct BuildCtx {
     pub now_mono_ns: u64,
-    pub clock_offset_ns: i64,
+    /// CLOCK_MONOTONIC - task clock, per CPU (index = CPU).
+    pub clock_offsets: Vec<i64>,
     pub min_blocked_ns: u64,
     pub window_secs: f64,
     pub ticks_per_sec: u64,
@@ -104,7 +105,13 @@ pub fn build_process(
             let ticks = t.stat.utime + t.stat.stime;
             let blocked = match (&t.syscall, t.exec_start_ns, t.is_sleeping()) {
                 (Some(SyscallState::In { nr, args }), Some(es), true) => {
-                    let since = (es as i64).saturating_add(ctx.clock_offset_ns).max(0) as u64;
+                    let off = ctx
+                        .clock_offsets
+                        .get(t.stat.processor as usize)
+                        .or(ctx.clock_offsets.first())
+                        .copied()
+                        .unwrap_or(0);
+                    let since = (es as i64).saturating_add(off).max(0) as u64;
                     let dur = ctx.now_mono_ns.saturating_sub(since);
                     (dur >= ctx.min_blocked_ns).then(|| Wait {
                         nr: *nr,
@@ -197,7 +204,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 
     let ctx = BuildCtx {
         now_mono_ns,
-        clock_offset_ns: probes.clock_offset_ns(),
+        clock_offsets: probes.clock_offsets().to_vec(),
         min_blocked_ns: opts.min_blocked.as_nanos() as u64,
         window_secs: window.as_secs_f64(),
         ticks_per_sec: procfs::clock_ticks(),
@@ -237,6 +244,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             }),
             KernelEvent::OomVictim(_) => None,
         })
+        .filter(|w| w.pid != std::process::id() as i32)
         .filter(|w| opts.pids.is_empty() || opts.pids.contains(&w.pid))
         .collect();
 
@@ -311,7 +319,7 @@ mod tests {
         let before = sample(vec![thread(12, 'R', 20, None, None)], 525);
         let ctx = BuildCtx {
             now_mono_ns: 100_500_000_000,
-            clock_offset_ns: 500_000_000,
+            clock_offsets: vec![500_000_000],
             min_blocked_ns: 1_000_000_000,
             window_secs: 1.0,
             ticks_per_sec: 100,
