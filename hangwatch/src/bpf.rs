@@ -269,9 +269,14 @@ impl Probes {
         self.write_config()
     }
 
-    /// Raw file descriptor of the ring buffer, for async readiness.
-    pub fn ring_mut(&mut self) -> Option<&mut RingBuf<MapData>> {
-        self.ring.as_mut()
+    /// Hands the ring buffer to a reader that polls it (live mode).
+    pub fn take_ring(&mut self) -> Option<RingBuf<MapData>> {
+        self.ring.take()
+    }
+
+    /// The `oom:mark_victim` record layout of this kernel, if the probe attached.
+    pub fn oom_format(&self) -> Option<TracepointFormat> {
+        self.oom_format.clone()
     }
 
     /// Reads every record currently in the ring buffer.

@@ -22,6 +22,10 @@ pub struct Cli {
     #[command(flatten)]
     pub filter: Filter,
 
+    /// How often live mode rescans /proc.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
+
     /// Log level for hangwatch's own diagnostics (to stderr, or to the log file in the TUI).
     #[arg(long, default_value = "warn", value_name = "LEVEL")]
     pub log_level: log::LevelFilter,
@@ -42,6 +46,10 @@ pub struct Filter {
     /// Only processes whose name contains NAME.
     #[arg(long, value_name = "NAME")]
     pub comm: Option<String>,
+
+    /// Only processes whose cgroup path contains PATH (a container id, a unit name).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
 
     /// Hide waits shorter than this (e.g. 500ms, 1s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_min_blocked)]
@@ -83,6 +91,14 @@ pub fn parse_window(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(100) || d > Duration::from_secs(600) {
         return Err(format!("'{s}' is out of range (100ms to 10m)"));
+    }
+    Ok(d)
+}
+
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(200) || d > Duration::from_secs(60) {
+        return Err(format!("'{s}' is out of range (200ms to 1m)"));
     }
     Ok(d)
 }

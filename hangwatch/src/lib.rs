@@ -3,6 +3,7 @@ pub mod bpf;
 pub mod btf;
 pub mod cli;
 pub mod error;
+pub mod live;
 pub mod model;
 pub mod output;
 pub mod privileges;

@@ -1,5 +1,5 @@
 use std::{
-    io::{self, Write as _},
+    io::{self, IsTerminal as _, Write as _},
     process::ExitCode,
 };
 
@@ -7,7 +7,7 @@ use clap::Parser as _;
 use hangwatch::{
     cli::{Cli, Command},
     error::Error,
-    output, privileges, snapshot,
+    live, output, privileges, snapshot,
 };
 
 fn main() -> ExitCode {
@@ -54,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 min_blocked: a.filter.min_blocked,
                 pids: a.filter.pids.clone(),
                 comm: a.filter.comm.clone(),
+                cgroup: a.filter.cgroup.clone(),
                 all: a.all,
             })?;
             let mut out = io::stdout().lock();
@@ -72,11 +73,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
+            let opts = live::Options {
+                filter: live::aggregator::Filter {
+                    pids: cli.filter.pids.clone(),
+                    comm: cli.filter.comm.clone(),
+                    cgroup: cli.filter.cgroup.clone(),
+                    min_blocked_ns: cli.filter.min_blocked.as_nanos() as u64,
+                },
+                interval: cli.interval,
+                stats_every: std::time::Duration::from_secs(10),
+            };
+            if !cli.json && !io::stdout().is_terminal() {
+                return Err(Error::Usage(
+                    "stdout is not a terminal: use --json for a JSON Lines stream, or `hangwatch snapshot`".into(),
+                )
+                .into());
+            }
             privileges::check()?;
-            Err(Error::Usage(
-                "live mode (the terminal UI and --json stream) is not built yet; use `hangwatch snapshot`".into(),
-            )
-            .into())
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            if cli.json {
+                rt.block_on(live::run_json(opts))
+            } else {
+                Err(Error::Usage("the terminal UI is not built yet; use --json or `hangwatch snapshot`".into()).into())
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct Options {
     pub min_blocked: Duration,
     pub pids: Vec<i32>,
     pub comm: Option<String>,
+    pub cgroup: Option<String>,
     pub all: bool,
 }
 
@@ -156,10 +157,16 @@ pub fn selected(p: &Process, opts: &Options) -> bool {
             return false;
         }
     }
+    if let Some(c) = &opts.cgroup {
+        if !p.cgroup.contains(c.as_str()) {
+            return false;
+        }
+    }
     opts.all || p.blocked_count() > 0
 }
 
-fn scan(detail: Detail, only: &[i32]) -> (HashMap<i32, ProcessSample>, usize) {
+/// Reads every process (or only `only`), counting those that vanished while read.
+pub fn scan(detail: Detail, only: &[i32]) -> (HashMap<i32, ProcessSample>, usize) {
     let pids = if only.is_empty() { procfs::list_pids() } else { only.to_vec() };
     let mut out = HashMap::with_capacity(pids.len());
     let mut vanished = 0;
@@ -345,6 +352,7 @@ mod tests {
             min_blocked: Duration::from_secs(1),
             pids: vec![],
             comm: None,
+            cgroup: None,
             all: false,
         };
         let idle = crate::model::tests::process(5, 1.0, 10.0, vec![None]);

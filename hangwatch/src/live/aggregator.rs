@@ -1,0 +1,657 @@
+//! The live aggregator: the only owner of live state. Collectors send it owned events
+//! ([`Input`]); it updates its state and returns the output events ([`Output`]) that the JSON
+//! stream prints. The TUI reads a [`View`] built from the state. No I/O here.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::{
+    bpf::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
+    model::{self, Process, Wait},
+    procfs::ProcessSample,
+    snapshot::{self, BuildCtx},
+    syscalls::TaskView,
+};
+
+/// What collectors send to the aggregator.
+#[derive(Debug)]
+pub enum Input {
+    /// A full /proc scan, taken at `now_mono_ns`.
+    Scan { now_mono_ns: u64, samples: HashMap<i32, ProcessSample>, clock_offsets: Vec<i64>, uptime_secs: f64 },
+    WaitEnd(WaitEndEvent),
+    OomVictim(OomVictimEvent),
+    /// The probes' counters and hangwatch's own resource use.
+    Health { kernel: KernelStats, own_cpu_percent: f64, own_rss_bytes: u64, now_mono_ns: u64 },
+}
+
+/// What the aggregator announces (printed by the JSON stream, listed in the TUI's events pane).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A thread's wait crossed `min_blocked` (or was already past it when hangwatch started).
+    Blocked { process: ProcessInfo, tid: i32, thread_comm: String, wait: Wait },
+    /// A reported wait ended. `exact` when the kernel probe timed it.
+    Unblocked { process: ProcessInfo, tid: i32, thread_comm: String, wait: Wait, duration_ns: u64, exact: bool, woken_by: Option<(i32, String)> },
+    /// An OOM kill.
+    OomKill { ts_mono_ns: u64, victim: OomVictimEvent, process: Option<ProcessInfo> },
+    ProcessExit { process: ProcessInfo, ts_mono_ns: u64, lifetime_cpu_secs: f64 },
+    Stats { ts_mono_ns: u64, health: Health },
+}
+
+/// The identity of a process, carried by events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub comm: String,
+    pub cgroup: String,
+    pub cmdline: String,
+}
+
+impl ProcessInfo {
+    fn of(p: &Process) -> Self {
+        ProcessInfo { pid: p.pid, comm: p.comm.clone(), cgroup: p.cgroup.clone(), cmdline: p.cmdline.clone() }
+    }
+}
+
+/// hangwatch's own health.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    pub kernel: KernelStats,
+    pub events_per_sec: f64,
+    pub own_cpu_percent: f64,
+    pub own_rss_bytes: u64,
+    pub probes: Vec<ProbeStatus>,
+    pub scans: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub pids: Vec<i32>,
+    pub comm: Option<String>,
+    pub cgroup: Option<String>,
+    pub min_blocked_ns: u64,
+}
+
+impl Filter {
+    pub fn matches(&self, pid: i32, comm: &str, cgroup: &str) -> bool {
+        (self.pids.is_empty() || self.pids.contains(&pid))
+            && self.comm.as_ref().is_none_or(|c| comm.contains(c.as_str()))
+            && self.cgroup.as_ref().is_none_or(|c| cgroup.contains(c.as_str()))
+    }
+}
+
+/// One line of the events pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventLine {
+    pub ts_mono_ns: u64,
+    pub kind: EventKind,
+    pub pid: i32,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    OomKill,
+    WaitEnded,
+    ProcessExit,
+    WentQuiet,
+}
+
+/// Live state of one process.
+#[derive(Debug, Clone)]
+struct ProcState {
+    process: Process,
+    last_sample: ProcessSample,
+    /// Waits already announced, by tid: the raw `se.exec_start` identifies the wait.
+    announced: HashMap<i32, u64>,
+    /// When it was last seen with every thread blocked while it had been using CPU.
+    quiet_announced: bool,
+    exited_at_ns: Option<u64>,
+    oom_killed: bool,
+    /// Number of the last scan that saw it.
+    seen_scan: u64,
+}
+
+/// Everything the TUI draws, owned.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub now_mono_ns: u64,
+    /// Ranked, most suspicious first; includes exited processes still in their grace period.
+    pub processes: Vec<ProcessRow>,
+    pub events: Vec<EventLine>,
+    pub oom_kills: Vec<OomRow>,
+    pub health: Health,
+    pub blocked_threads: usize,
+    pub blocked_processes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub process: Process,
+    pub exited: bool,
+    pub oom_killed: bool,
+    pub children: Vec<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OomRow {
+    pub ts_mono_ns: u64,
+    pub pid: i32,
+    pub comm: String,
+    pub cgroup: Option<String>,
+    pub anon_rss_bytes: Option<u64>,
+}
+
+pub struct Config {
+    pub filter: Filter,
+    /// How long an exited process stays inspectable.
+    pub exit_grace_ns: u64,
+    pub max_events: usize,
+    pub max_oom: usize,
+    pub ticks_per_sec: u64,
+}
+
+pub struct Aggregator {
+    cfg: Config,
+    procs: BTreeMap<i32, ProcState>,
+    /// Waits that ended (kernel probe), kept until the next scan matches them, by tid.
+    ended: HashMap<i32, WaitEndEvent>,
+    events: VecDeque<EventLine>,
+    ooms: VecDeque<OomRow>,
+    health: Health,
+    last_scan_ns: Option<u64>,
+    events_in: u64,
+    last_health_ns: Option<(u64, u64)>,
+    now_ns: u64,
+}
+
+impl Aggregator {
+    pub fn new(cfg: Config, probes: Vec<ProbeStatus>) -> Self {
+        Aggregator {
+            cfg,
+            procs: BTreeMap::new(),
+            ended: HashMap::new(),
+            events: VecDeque::new(),
+            ooms: VecDeque::new(),
+            health: Health { probes, ..Default::default() },
+            last_scan_ns: None,
+            events_in: 0,
+            last_health_ns: None,
+            now_ns: 0,
+        }
+    }
+
+    fn push_event(&mut self, e: EventLine) {
+        if self.events.len() >= self.cfg.max_events {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    /// Feeds one input; returns what to announce. `view_for` reads a process's memory to
+    /// decode syscall arguments (a [`syscalls::ProcTask`] in production).
+    pub fn handle(&mut self, input: Input, view_for: &dyn Fn(i32) -> Box<dyn TaskView>) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Scan { now_mono_ns, samples, clock_offsets, uptime_secs } => {
+                self.now_ns = now_mono_ns;
+                self.scan(now_mono_ns, samples, clock_offsets, uptime_secs, view_for, &mut out);
+            }
+            Input::WaitEnd(w) => {
+                self.events_in += 1;
+                if self.cfg.filter.pids.is_empty() || self.cfg.filter.pids.contains(&w.pid) {
+                    self.ended.insert(w.tid, w);
+                    // Bounded: a burst of ended waits for threads we never scanned.
+                    if self.ended.len() > 100_000 {
+                        self.ended.clear();
+                    }
+                }
+            }
+            Input::OomVictim(v) => {
+                self.events_in += 1;
+                let process = self.procs.get_mut(&v.pid).map(|s| {
+                    s.oom_killed = true;
+                    ProcessInfo::of(&s.process)
+                });
+                let ts = v.ts_ns;
+                let comm = v.comm.clone().or_else(|| process.as_ref().map(|p| p.comm.clone())).unwrap_or_default();
+                let cgroup = process.as_ref().map(|p| p.cgroup.clone());
+                if self.ooms.len() >= self.cfg.max_oom {
+                    self.ooms.pop_front();
+                }
+                self.ooms.push_back(OomRow {
+                    ts_mono_ns: ts,
+                    pid: v.pid,
+                    comm: comm.clone(),
+                    cgroup: cgroup.clone(),
+                    anon_rss_bytes: v.anon_rss_kb.map(|k| k * 1024),
+                });
+                self.push_event(EventLine {
+                    ts_mono_ns: ts,
+                    kind: EventKind::OomKill,
+                    pid: v.pid,
+                    text: format!(
+                        "OOM kill: {} {}{}{}",
+                        v.pid,
+                        comm,
+                        cgroup.map(|c| format!(" in {c}")).unwrap_or_default(),
+                        v.anon_rss_kb.map(|k| format!(", anon RSS {}", crate::output::fmt_bytes(k * 1024))).unwrap_or_default()
+                    ),
+                });
+                out.push(Output::OomKill { ts_mono_ns: ts, victim: v, process });
+            }
+            Input::Health { kernel, own_cpu_percent, own_rss_bytes, now_mono_ns } => {
+                let rate = match self.last_health_ns {
+                    Some((t, n)) if now_mono_ns > t => (self.events_in.saturating_sub(n)) as f64 / ((now_mono_ns - t) as f64 / 1e9),
+                    _ => 0.0,
+                };
+                self.last_health_ns = Some((now_mono_ns, self.events_in));
+                self.health.kernel = kernel;
+                self.health.events_per_sec = rate;
+                self.health.own_cpu_percent = own_cpu_percent;
+                self.health.own_rss_bytes = own_rss_bytes;
+                out.push(Output::Stats { ts_mono_ns: now_mono_ns, health: self.health.clone() });
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scan(
+        &mut self,
+        now: u64,
+        samples: HashMap<i32, ProcessSample>,
+        clock_offsets: Vec<i64>,
+        uptime_secs: f64,
+        view_for: &dyn Fn(i32) -> Box<dyn TaskView>,
+        out: &mut Vec<Output>,
+    ) {
+        self.health.scans += 1;
+        let scan_no = self.health.scans;
+        let window_secs = self.last_scan_ns.map_or(1.0, |t| (now.saturating_sub(t)) as f64 / 1e9);
+        self.last_scan_ns = Some(now);
+        let ctx = BuildCtx {
+            now_mono_ns: now,
+            clock_offsets,
+            min_blocked_ns: self.cfg.filter.min_blocked_ns,
+            window_secs,
+            ticks_per_sec: self.cfg.ticks_per_sec,
+            uptime_secs,
+        };
+        for (pid, sample) in samples {
+            if sample.is_kernel_thread() || !self.cfg.filter.matches(pid, &sample.stat.comm, &sample.cgroup) {
+                continue;
+            }
+            // pid reuse: a different start time is a different process.
+            if let Some(old) = self.procs.get(&pid) {
+                if old.last_sample.stat.starttime != sample.stat.starttime {
+                    let old = self.procs.remove(&pid);
+                    if let Some(old) = old {
+                        self.exit(old, now, out);
+                    }
+                }
+            }
+            let before = self.procs.get(&pid).map(|s| &s.last_sample);
+            let view = view_for(pid);
+            let mut process = snapshot::build_process(before, &sample, &ctx, view.as_ref());
+            // A zombie has lost its cmdline and cgroup: keep what the live process had.
+            if let (Some(old), true) = (self.procs.get(&pid), sample.stat.state == 'Z') {
+                process.cmdline = old.process.cmdline.clone();
+                process.cgroup = old.process.cgroup.clone();
+            }
+            let state = self.procs.entry(pid).or_insert_with(|| ProcState {
+                process: process.clone(),
+                last_sample: sample.clone(),
+                announced: HashMap::new(),
+                quiet_announced: false,
+                exited_at_ns: None,
+                oom_killed: false,
+                seen_scan: 0,
+            });
+            // Events about waits that began earlier carry what the process looked like then.
+            let info = ProcessInfo::of(&state.process);
+            // Waits that ended since the last scan.
+            let mut gone = Vec::new();
+            for (&tid, &es) in &state.announced {
+                let still = sample
+                    .threads
+                    .iter()
+                    .any(|t| t.tid == tid && t.exec_start_ns == Some(es) && t.is_sleeping());
+                if !still {
+                    gone.push(tid);
+                }
+            }
+            for tid in gone {
+                state.announced.remove(&tid);
+                if let Some(prev) = state.process.threads.iter().find(|t| t.tid == tid) {
+                    if let Some(w) = &prev.blocked {
+                        let ended = self.ended.remove(&tid);
+                        let (duration_ns, exact, woken_by) = match &ended {
+                            Some(e) if e.start_ns.abs_diff(w.since_mono_ns) < 50_000_000 => {
+                                (e.end_ns.saturating_sub(e.start_ns), true, Some((e.waker_pid, e.waker_comm.clone())))
+                            }
+                            _ => (now.saturating_sub(w.since_mono_ns), false, None),
+                        };
+                        self.events.push_back(EventLine {
+                            ts_mono_ns: now,
+                            kind: EventKind::WaitEnded,
+                            pid,
+                            text: format!(
+                                "{} {} ({}): {} ended after {}",
+                                pid,
+                                tid,
+                                prev.comm,
+                                w.decoded.syscall,
+                                crate::output::fmt_duration_ns(duration_ns)
+                            ),
+                        });
+                        out.push(Output::Unblocked {
+                            process: info.clone(),
+                            tid,
+                            thread_comm: prev.comm.clone(),
+                            wait: w.clone(),
+                            duration_ns,
+                            exact,
+                            woken_by,
+                        });
+                    }
+                }
+            }
+            // New long waits.
+            for (t, sample_t) in process.threads.iter().zip(sample.threads.iter()) {
+                if let (Some(w), Some(es)) = (&t.blocked, sample_t.exec_start_ns) {
+                    if state.announced.get(&t.tid) != Some(&es) {
+                        state.announced.insert(t.tid, es);
+                        out.push(Output::Blocked { process: info.clone(), tid: t.tid, thread_comm: t.comm.clone(), wait: w.clone() });
+                    }
+                }
+            }
+            // A process that was working and now has every thread blocked "went quiet".
+            let quiet = process.all_blocked() && process.cpu_percent < 0.05;
+            if quiet && !state.quiet_announced && state.process.cpu_percent >= 1.0 {
+                state.quiet_announced = true;
+                let text = match process.longest_wait() {
+                    Some((_, w)) => format!("{} {} went quiet: {}", pid, process.comm, w.decoded.human),
+                    None => format!("{} {} went quiet", pid, process.comm),
+                };
+                let e = EventLine { ts_mono_ns: now, kind: EventKind::WentQuiet, pid, text };
+                if self.events.len() >= self.cfg.max_events {
+                    self.events.pop_front();
+                }
+                self.events.push_back(e);
+            } else if !quiet {
+                state.quiet_announced = false;
+            }
+            state.process = process;
+            state.last_sample = sample;
+            state.exited_at_ns = None;
+            state.seen_scan = scan_no;
+        }
+        // Exited processes: announce once, keep for the grace period, then evict.
+        let seen_now: Vec<i32> = self
+            .procs
+            .iter()
+            .filter(|(_, s)| s.exited_at_ns.is_none() && s.seen_scan != scan_no)
+            .map(|(p, _)| *p)
+            .collect();
+        for pid in seen_now {
+            if let Some(s) = self.procs.get_mut(&pid) {
+                s.exited_at_ns = Some(now);
+                let info = ProcessInfo::of(&s.process);
+                let cpu = s.process.cpu_total_secs;
+                for t in &mut s.process.threads {
+                    t.blocked = None;
+                }
+                s.announced.clear();
+                self.push_event(EventLine {
+                    ts_mono_ns: now,
+                    kind: EventKind::ProcessExit,
+                    pid,
+                    text: format!("{} {} exited", pid, info.comm),
+                });
+                out.push(Output::ProcessExit { process: info, ts_mono_ns: now, lifetime_cpu_secs: cpu });
+            }
+        }
+        let grace = self.cfg.exit_grace_ns;
+        self.procs.retain(|_, s| s.exited_at_ns.is_none_or(|t| now.saturating_sub(t) < grace));
+        // Ended waits of threads we no longer track are dropped.
+        self.ended.retain(|_, e| now.saturating_sub(e.end_ns) < 10_000_000_000);
+        while self.events.len() > self.cfg.max_events {
+            self.events.pop_front();
+        }
+    }
+
+    fn exit(&mut self, old: ProcState, now: u64, out: &mut Vec<Output>) {
+        out.push(Output::ProcessExit {
+            process: ProcessInfo::of(&old.process),
+            ts_mono_ns: now,
+            lifetime_cpu_secs: old.process.cpu_total_secs,
+        });
+    }
+
+    /// An owned picture of the state for drawing.
+    pub fn view(&self) -> View {
+        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+        for s in self.procs.values() {
+            children.entry(s.process.ppid).or_default().push(s.process.pid);
+        }
+        let mut procs: Vec<Process> = self.procs.values().map(|s| s.process.clone()).collect();
+        model::rank(&mut procs);
+        let rows = procs
+            .into_iter()
+            .map(|p| {
+                let s = &self.procs[&p.pid];
+                ProcessRow {
+                    exited: s.exited_at_ns.is_some(),
+                    oom_killed: s.oom_killed,
+                    children: children.get(&p.pid).cloned().unwrap_or_default(),
+                    process: p,
+                }
+            })
+            .collect::<Vec<_>>();
+        View {
+            now_mono_ns: self.now_ns,
+            blocked_threads: rows.iter().map(|r| r.process.blocked_count()).sum(),
+            blocked_processes: rows.iter().filter(|r| r.process.blocked_count() > 0).count(),
+            processes: rows,
+            events: self.events.iter().cloned().collect(),
+            oom_kills: self.ooms.iter().cloned().collect(),
+            health: self.health.clone(),
+        }
+    }
+
+    /// Number of processes tracked (live and in their exit grace period).
+    pub fn tracked(&self) -> usize {
+        self.procs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::{Stat, StatusMem, SyscallState, ThreadSample};
+
+    struct NoMem;
+    impl TaskView for NoMem {
+        fn read_mem(&self, _: u64, _: usize) -> Option<Vec<u8>> {
+            None
+        }
+        fn fd_target(&self, _: i32) -> Option<String> {
+            None
+        }
+    }
+    fn nomem(_: i32) -> Box<dyn TaskView> {
+        Box::new(NoMem)
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    fn sample(pid: i32, start: u64, exec_start: Option<u64>, state: char) -> ProcessSample {
+        let futex = SyscallState::In { nr: 202, args: [0x1000, 128, 0, 0, 0, 0] };
+        ProcessSample {
+            pid,
+            stat: Stat { pid, comm: format!("p{pid}"), state, starttime: start, ..Default::default() },
+            cmdline: format!("prog {pid}"),
+            cgroup: "/job".into(),
+            mem: StatusMem::default(),
+            threads: vec![ThreadSample {
+                tid: pid,
+                stat: Stat { pid, comm: "main".into(), state, ..Default::default() },
+                syscall: exec_start.map(|_| futex),
+                wchan: None,
+                exec_start_ns: exec_start,
+            }],
+        }
+    }
+
+    fn scan(now: u64, samples: Vec<ProcessSample>) -> Input {
+        Input::Scan {
+            now_mono_ns: now,
+            samples: samples.into_iter().map(|s| (s.pid, s)).collect(),
+            clock_offsets: vec![0],
+            uptime_secs: now as f64 / 1e9,
+        }
+    }
+
+    fn agg() -> Aggregator {
+        Aggregator::new(
+            Config {
+                filter: Filter { pids: vec![], comm: None, cgroup: None, min_blocked_ns: S },
+                exit_grace_ns: 60 * S,
+                max_events: 50,
+                max_oom: 10,
+                ticks_per_sec: 100,
+            },
+            vec![],
+        )
+    }
+
+    fn kinds(out: &[Output]) -> Vec<&'static str> {
+        out.iter()
+            .map(|o| match o {
+                Output::Blocked { .. } => "blocked",
+                Output::Unblocked { .. } => "unblocked",
+                Output::OomKill { .. } => "oom_kill",
+                Output::ProcessExit { .. } => "process_exit",
+                Output::Stats { .. } => "stats",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn wait_announced_once_then_ended_exactly() {
+        let mut a = agg();
+        // Blocked since t=5 s; first scan at t=100 s announces it (already blocked at start).
+        let out = a.handle(scan(100 * S, vec![sample(10, 1, Some(5 * S), 'S')]), &nomem);
+        assert_eq!(kinds(&out), vec!["blocked"]);
+        let Output::Blocked { wait, .. } = &out[0] else { unreachable!() };
+        assert_eq!(wait.duration_ns, 95 * S);
+        // Same wait: nothing new.
+        let out = a.handle(scan(101 * S, vec![sample(10, 1, Some(5 * S), 'S')]), &nomem);
+        assert!(out.is_empty(), "{out:?}");
+        // The kernel saw it end at 101.5 s, woken by pid 77.
+        a.handle(
+            Input::WaitEnd(WaitEndEvent {
+                pid: 10,
+                tid: 10,
+                comm: "main".into(),
+                start_ns: 5 * S,
+                end_ns: 101 * S + S / 2,
+                syscall_nr: 202,
+                args: [0; 6],
+                waker_pid: 77,
+                waker_tid: 77,
+                waker_comm: "waker".into(),
+            }),
+            &nomem,
+        );
+        let out = a.handle(scan(102 * S, vec![sample(10, 1, None, 'R')]), &nomem);
+        assert_eq!(kinds(&out), vec!["unblocked"]);
+        let Output::Unblocked { duration_ns, exact, woken_by, .. } = &out[0] else { unreachable!() };
+        assert_eq!(*duration_ns, 96 * S + S / 2);
+        assert!(exact);
+        assert_eq!(woken_by.as_ref().map(|w| w.0), Some(77));
+        assert_eq!(a.view().events.last().map(|e| e.kind), Some(EventKind::WaitEnded));
+    }
+
+    #[test]
+    fn wait_that_crosses_threshold_later_is_announced_then() {
+        let mut a = agg();
+        let out = a.handle(scan(10 * S, vec![sample(10, 1, Some(10 * S - S / 2), 'S')]), &nomem);
+        assert!(out.is_empty(), "0.5 s wait is below min_blocked");
+        let out = a.handle(scan(11 * S, vec![sample(10, 1, Some(10 * S - S / 2), 'S')]), &nomem);
+        assert_eq!(kinds(&out), vec!["blocked"]);
+        // Without a kernel record, the end is bounded by the scan.
+        let out = a.handle(scan(12 * S, vec![sample(10, 1, Some(12 * S - 1000), 'S')]), &nomem);
+        assert_eq!(kinds(&out), vec!["unblocked"]);
+        let Output::Unblocked { exact, duration_ns, .. } = &out[0] else { unreachable!() };
+        assert!(!exact);
+        assert_eq!(*duration_ns, 2 * S + S / 2);
+    }
+
+    #[test]
+    fn exit_grace_and_eviction() {
+        let mut a = agg();
+        a.handle(scan(S, vec![sample(10, 1, Some(0), 'S')]), &nomem);
+        let out = a.handle(scan(2 * S, vec![]), &nomem);
+        assert_eq!(kinds(&out), vec!["process_exit"]);
+        assert_eq!(a.tracked(), 1, "kept for inspection during the grace period");
+        assert!(a.view().processes[0].exited);
+        let out = a.handle(scan(3 * S, vec![]), &nomem);
+        assert!(out.is_empty(), "exit announced once: {out:?}");
+        a.handle(scan(70 * S, vec![]), &nomem);
+        assert_eq!(a.tracked(), 0);
+    }
+
+    #[test]
+    fn pid_reuse_is_a_new_process() {
+        let mut a = agg();
+        a.handle(scan(10 * S, vec![sample(10, 1, Some(0), 'S')]), &nomem);
+        let out = a.handle(scan(11 * S, vec![sample(10, 999, Some(10 * S + S / 2), 'S')]), &nomem);
+        assert_eq!(kinds(&out), vec!["process_exit"], "old one exits; the new wait is only 0.5 s old");
+        let out = a.handle(scan(12 * S, vec![sample(10, 999, Some(10 * S + S / 2), 'S')]), &nomem);
+        assert_eq!(kinds(&out), vec!["blocked"]);
+    }
+
+    #[test]
+    fn oom_marks_process_and_is_bounded() {
+        let mut a = agg();
+        a.handle(scan(S, vec![sample(10, 1, None, 'R')]), &nomem);
+        for i in 0..30 {
+            let out = a.handle(
+                Input::OomVictim(OomVictimEvent { ts_ns: S + i, pid: 10, anon_rss_kb: Some(1024), ..Default::default() }),
+                &nomem,
+            );
+            assert_eq!(kinds(&out), vec!["oom_kill"]);
+        }
+        let v = a.view();
+        assert_eq!(v.oom_kills.len(), 10);
+        assert!(v.processes[0].oom_killed);
+        assert!(v.events.iter().any(|e| e.kind == EventKind::OomKill && e.text.contains("p10")));
+    }
+
+    #[test]
+    fn churn_leaves_state_bounded() {
+        let mut a = agg();
+        // 20,000 short-lived processes seen once each over 2,000 scans.
+        for round in 0..2000u64 {
+            let now = (round + 1) * S;
+            let samples =
+                (0..10).map(|i| sample(100_000 + (round * 10 + i) as i32, round, Some(now), 'S')).collect();
+            a.handle(scan(now, samples), &nomem);
+        }
+        // Only those within the 60 s grace period remain.
+        assert!(a.tracked() <= 610, "tracked {}", a.tracked());
+        assert!(a.view().events.len() <= 50);
+    }
+
+    #[test]
+    fn filters_by_cgroup_and_comm() {
+        let mut a = agg();
+        a.cfg.filter.cgroup = Some("other".into());
+        a.handle(scan(100 * S, vec![sample(10, 1, Some(0), 'S')]), &nomem);
+        assert_eq!(a.tracked(), 0);
+        a.cfg.filter.cgroup = Some("job".into());
+        a.cfg.filter.comm = Some("p10".into());
+        a.handle(scan(101 * S, vec![sample(10, 1, Some(0), 'S')]), &nomem);
+        assert_eq!(a.tracked(), 1);
+    }
+}

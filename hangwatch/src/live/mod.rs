@@ -1,0 +1,226 @@
+//! Live mode: collectors feed one aggregator; the JSON stream and the TUI are views of it.
+//!
+//! * the kernel collector owns the probes: it reads the ring buffer as records arrive, and once
+//!   a second sends the probes' counters and hangwatch's own CPU and RSS (and re-measures the
+//!   scheduler clock offsets every 30 s);
+//! * the /proc collector scans every process once per `--interval` on its own thread;
+//! * the aggregator (this task) owns all state and turns inputs into outputs.
+
+pub mod aggregator;
+pub mod wire;
+
+use std::{
+    io::{self, Write as _},
+    time::Duration,
+};
+
+use log::{debug, warn};
+use tokio::{io::unix::AsyncFd, sync::mpsc};
+
+use crate::{
+    bpf::{KernelEvent, LoadOptions, Probes},
+    error::Error,
+    procfs::{self, Detail},
+    snapshot,
+    syscalls::{ProcTask, TaskView},
+};
+use aggregator::{Aggregator, Config, Filter, Input, Output};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub filter: Filter,
+    pub interval: Duration,
+    /// How often a `stats` record is written in JSON mode.
+    pub stats_every: Duration,
+}
+
+/// Bounded queue between the collectors and the aggregator.
+const INPUT_QUEUE: usize = 8192;
+
+/// hangwatch's own CPU (percent of one core since the last call) and RSS.
+struct SelfUsage {
+    last: Option<(u64, u64)>,
+}
+
+impl SelfUsage {
+    fn sample(&mut self) -> (f64, u64) {
+        let now = procfs::monotonic_ns();
+        let me = std::process::id() as i32;
+        let Some(p) = procfs::read_process(me, Detail::Stat) else { return (0.0, 0) };
+        let ticks = p.cpu_ticks();
+        let cpu = match self.last {
+            Some((t, k)) if now > t => {
+                (ticks.saturating_sub(k)) as f64 / procfs::clock_ticks() as f64 / ((now - t) as f64 / 1e9) * 100.0
+            }
+            _ => 0.0,
+        };
+        self.last = Some((now, ticks));
+        (cpu, p.mem.vm_rss)
+    }
+}
+
+/// Reads the ring buffer as it fills; sends health once a second.
+async fn kernel_collector(mut probes: Probes, tx: mpsc::Sender<Input>, dropped: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::Ordering;
+    let Some(ring) = probes.take_ring() else { return };
+    // `AsyncFd::new` is deprecated for types that only expose a raw fd; the ring buffer owns
+    // its fd for as long as the AsyncFd lives, which is what the deprecation is about.
+    #[allow(deprecated)]
+    let fd = AsyncFd::new(ring);
+    let mut fd = match fd {
+        Ok(fd) => fd,
+        Err(e) => {
+            warn!("cannot poll the ring buffer: {e}");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut usage = SelfUsage { last: None };
+    let mut ticks = 0u64;
+    let fmt = probes.oom_format();
+    loop {
+        tokio::select! {
+            guard = fd.readable_mut() => {
+                let Ok(mut guard) = guard else { return };
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    let ev = crate::bpf::decode_record(&item, fmt.as_ref());
+                    drop(item);
+                    let input = match ev {
+                        Some(KernelEvent::WaitEnd(w)) => Input::WaitEnd(w),
+                        Some(KernelEvent::OomVictim(o)) => Input::OomVictim(o),
+                        None => continue,
+                    };
+                    if tx.try_send(input).is_err() {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                guard.clear_ready();
+            }
+            _ = tick.tick() => {
+                ticks += 1;
+                if ticks % 30 == 0 {
+                    let _ = probes.recalibrate();
+                }
+                let (own_cpu_percent, own_rss_bytes) = usage.sample();
+                let input = Input::Health {
+                    kernel: probes.stats(),
+                    own_cpu_percent,
+                    own_rss_bytes,
+                    now_mono_ns: procfs::monotonic_ns(),
+                };
+                if tx.send(input).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Scans /proc every `interval` on a plain thread (blocking file I/O).
+fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, offsets: Vec<i64>) {
+    let mut offsets = offsets;
+    let mut n = 0u64;
+    loop {
+        let start = std::time::Instant::now();
+        if n % 30 == 29 {
+            if let Ok(o) = procfs::task_clock_offsets() {
+                offsets = o;
+            }
+        }
+        n += 1;
+        let (samples, _vanished) = snapshot::scan(Detail::Full, &pids);
+        let input = Input::Scan {
+            now_mono_ns: procfs::monotonic_ns(),
+            samples,
+            clock_offsets: offsets.clone(),
+            uptime_secs: procfs::uptime_secs(),
+        };
+        if tx.blocking_send(input).is_err() {
+            return;
+        }
+        std::thread::sleep(interval.saturating_sub(start.elapsed()));
+    }
+}
+
+fn task_view(pid: i32) -> Box<dyn TaskView> {
+    Box::new(ProcTask { pid })
+}
+
+/// Starts the probes and the collectors; returns the aggregator and its input.
+fn start(opts: &Options) -> Result<(Aggregator, mpsc::Receiver<Input>, std::sync::Arc<std::sync::atomic::AtomicU64>), Error> {
+    for &pid in &opts.filter.pids {
+        if !procfs::process_exists(pid) {
+            return Err(Error::NoSuchPid(pid));
+        }
+    }
+    let probes = Probes::load(&LoadOptions {
+        wait_threshold_ns: opts.filter.min_blocked_ns.max(10_000_000),
+        filter_tgid: if opts.filter.pids.len() == 1 { opts.filter.pids[0] as u32 } else { 0 },
+    })?;
+    let agg = Aggregator::new(
+        Config {
+            filter: opts.filter.clone(),
+            exit_grace_ns: 60_000_000_000,
+            max_events: 500,
+            max_oom: 100,
+            ticks_per_sec: procfs::clock_ticks(),
+        },
+        probes.status.clone(),
+    );
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let offsets = probes.clock_offsets().to_vec();
+    let (ptx, interval, pids) = (tx.clone(), opts.interval, opts.filter.pids.clone());
+    std::thread::Builder::new()
+        .name("proc-scan".into())
+        .spawn(move || proc_collector(ptx, interval, pids, offsets))
+        .map_err(|e| Error::Unsupported(format!("cannot start the /proc scanner: {e}")))?;
+    tokio::spawn(kernel_collector(probes, tx, dropped.clone()));
+    Ok((agg, rx, dropped))
+}
+
+/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM or a closed pipe.
+pub async fn run_json(opts: Options) -> anyhow::Result<()> {
+    let (mut agg, mut rx, dropped) = start(&opts)?;
+    for p in agg.view().health.probes.iter().filter(|p| !p.attached) {
+        warn!("probe {} not attached: {} ({})", p.name, p.reason.as_deref().unwrap_or("?"), p.impact);
+    }
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut out = io::LineWriter::new(io::stdout().lock());
+    let clock = wire::Clock::now();
+    let mut last_stats = 0u64;
+    loop {
+        let input = tokio::select! {
+            i = rx.recv() => match i { Some(i) => i, None => return Ok(()) },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = sigterm.recv() => return Ok(()),
+        };
+        let is_stats = matches!(input, Input::Health { .. });
+        let outputs = agg.handle(input, &task_view);
+        for o in outputs {
+            let mut extra = wire::Extra {
+                dropped_records: dropped.load(std::sync::atomic::Ordering::Relaxed),
+                processes_tracked: agg.tracked(),
+                ..Default::default()
+            };
+            if let Output::Stats { ts_mono_ns, .. } = &o {
+                if !is_stats || ts_mono_ns.saturating_sub(last_stats) < opts.stats_every.as_nanos() as u64 {
+                    continue;
+                }
+                last_stats = *ts_mono_ns;
+            }
+            if let Output::OomKill { victim, process, .. } = &o {
+                let cgroup = process
+                    .as_ref()
+                    .map(|p| p.cgroup.clone())
+                    .or_else(|| std::fs::read_to_string(format!("/proc/{}/cgroup", victim.pid)).ok().map(|s| procfs::parse_cgroup(&s)));
+                extra.oom_cgroup = cgroup;
+            }
+            let rec = wire::record(&o, &clock, &extra);
+            serde_json::to_writer(&mut out, &rec)?;
+            out.write_all(b"\n")?;
+        }
+        debug!("tracked {}", agg.tracked());
+    }
+}

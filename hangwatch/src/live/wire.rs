@@ -1,0 +1,216 @@
+//! JSON Lines records of `hangwatch --json` (documented in docs/json.md). One record per
+//! line, each with `type`, `time` (RFC3339) and `ts_ns` (CLOCK_MONOTONIC). These structs are
+//! the contract; they deserialize with unknown fields denied so tests catch drift.
+
+use serde::{Deserialize, Serialize};
+
+use super::aggregator::{Health, Output, ProcessInfo};
+use crate::{model::Wait, output::rfc3339};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Record {
+    Blocked {
+        time: String,
+        ts_ns: u64,
+        pid: i32,
+        tid: i32,
+        comm: String,
+        process_comm: String,
+        cgroup: String,
+        syscall: String,
+        since: String,
+        since_ns: u64,
+        duration_ms: u64,
+        wchan: Option<String>,
+        infinite: bool,
+        summary: String,
+        args: serde_json::Map<String, serde_json::Value>,
+    },
+    Unblocked {
+        time: String,
+        ts_ns: u64,
+        pid: i32,
+        tid: i32,
+        comm: String,
+        process_comm: String,
+        cgroup: String,
+        syscall: String,
+        since: String,
+        since_ns: u64,
+        /// Total length of the wait.
+        duration_ms: u64,
+        /// Timed by the kernel probe (true) or bounded by two /proc scans (false).
+        exact: bool,
+        woken_by_pid: Option<i32>,
+        woken_by_comm: Option<String>,
+        args: serde_json::Map<String, serde_json::Value>,
+    },
+    OomKill {
+        time: String,
+        ts_ns: u64,
+        pid: i32,
+        comm: String,
+        cgroup: Option<String>,
+        constraint: Option<String>,
+        memory_limit_bytes: Option<u64>,
+        anon_rss_bytes: Option<u64>,
+        file_rss_bytes: Option<u64>,
+        shmem_rss_bytes: Option<u64>,
+        total_vm_bytes: Option<u64>,
+        oom_score_adj: Option<i64>,
+        source: String,
+    },
+    ProcessExit {
+        time: String,
+        ts_ns: u64,
+        pid: i32,
+        comm: String,
+        cgroup: String,
+        cpu_total_secs: f64,
+    },
+    Stats {
+        time: String,
+        ts_ns: u64,
+        events: u64,
+        events_per_sec: f64,
+        lost_events: u64,
+        /// Records this process dropped between its own stages (exact).
+        dropped_records: u64,
+        map_full: u64,
+        read_errors: u64,
+        probes_failed: Vec<String>,
+        own_cpu_percent: f64,
+        own_rss_bytes: u64,
+        processes_tracked: usize,
+    },
+    /// Emitted when records were dropped because the consumer was too slow.
+    Lost { time: String, ts_ns: u64, count: u64 },
+}
+
+/// Converts CLOCK_MONOTONIC ns to RFC3339, given one (mono, wall) reference pair.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub mono_ns: u64,
+    pub wall: std::time::SystemTime,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        Clock { mono_ns: crate::procfs::monotonic_ns(), wall: std::time::SystemTime::now() }
+    }
+    pub fn rfc3339(&self, mono_ns: u64) -> String {
+        let wall = if mono_ns >= self.mono_ns {
+            self.wall + std::time::Duration::from_nanos(mono_ns - self.mono_ns)
+        } else {
+            self.wall - std::time::Duration::from_nanos(self.mono_ns - mono_ns)
+        };
+        rfc3339(wall)
+    }
+}
+
+fn wait_fields(w: &Wait) -> (String, u64, serde_json::Map<String, serde_json::Value>) {
+    (w.decoded.syscall.clone(), w.since_mono_ns, w.decoded.args.clone())
+}
+
+pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
+    match out {
+        Output::Blocked { process, tid, thread_comm, wait } => {
+            let (syscall, since_ns, args) = wait_fields(wait);
+            let ts = since_ns + wait.duration_ns;
+            Record::Blocked {
+                time: clock.rfc3339(ts),
+                ts_ns: ts,
+                pid: process.pid,
+                tid: *tid,
+                comm: thread_comm.clone(),
+                process_comm: process.comm.clone(),
+                cgroup: process.cgroup.clone(),
+                syscall,
+                since: clock.rfc3339(since_ns),
+                since_ns,
+                duration_ms: wait.duration_ns / 1_000_000,
+                wchan: wait.wchan.clone(),
+                infinite: wait.decoded.infinite,
+                summary: wait.decoded.human.clone(),
+                args,
+            }
+        }
+        Output::Unblocked { process, tid, thread_comm, wait, duration_ns, exact, woken_by } => {
+            let (syscall, since_ns, args) = wait_fields(wait);
+            let ts = since_ns + duration_ns;
+            Record::Unblocked {
+                time: clock.rfc3339(ts),
+                ts_ns: ts,
+                pid: process.pid,
+                tid: *tid,
+                comm: thread_comm.clone(),
+                process_comm: process.comm.clone(),
+                cgroup: process.cgroup.clone(),
+                syscall,
+                since: clock.rfc3339(since_ns),
+                since_ns,
+                duration_ms: duration_ns / 1_000_000,
+                exact: *exact,
+                woken_by_pid: woken_by.as_ref().map(|w| w.0),
+                woken_by_comm: woken_by.as_ref().map(|w| w.1.clone()),
+                args,
+            }
+        }
+        Output::OomKill { ts_mono_ns, victim, process } => Record::OomKill {
+            time: clock.rfc3339(*ts_mono_ns),
+            ts_ns: *ts_mono_ns,
+            pid: victim.pid,
+            comm: victim
+                .comm
+                .clone()
+                .or_else(|| process.as_ref().map(|p| p.comm.clone()))
+                .unwrap_or_default(),
+            cgroup: extra.oom_cgroup.clone().or_else(|| process.as_ref().map(|p: &ProcessInfo| p.cgroup.clone())),
+            constraint: extra.oom_constraint.clone(),
+            memory_limit_bytes: extra.memory_limit_bytes,
+            anon_rss_bytes: victim.anon_rss_kb.map(|k| k * 1024),
+            file_rss_bytes: victim.file_rss_kb.map(|k| k * 1024),
+            shmem_rss_bytes: victim.shmem_rss_kb.map(|k| k * 1024),
+            total_vm_bytes: victim.total_vm_kb.map(|k| k * 1024),
+            oom_score_adj: victim.oom_score_adj,
+            source: "tracepoint".into(),
+        },
+        Output::ProcessExit { process, ts_mono_ns, lifetime_cpu_secs } => Record::ProcessExit {
+            time: clock.rfc3339(*ts_mono_ns),
+            ts_ns: *ts_mono_ns,
+            pid: process.pid,
+            comm: process.comm.clone(),
+            cgroup: process.cgroup.clone(),
+            cpu_total_secs: (*lifetime_cpu_secs * 100.0).round() / 100.0,
+        },
+        Output::Stats { ts_mono_ns, health } => stats(health, *ts_mono_ns, clock, extra),
+    }
+}
+
+fn stats(h: &Health, ts: u64, clock: &Clock, extra: &Extra) -> Record {
+    Record::Stats {
+        time: clock.rfc3339(ts),
+        ts_ns: ts,
+        events: h.kernel.events,
+        events_per_sec: (h.events_per_sec * 10.0).round() / 10.0,
+        lost_events: h.kernel.lost_events,
+        dropped_records: extra.dropped_records,
+        map_full: h.kernel.map_full,
+        read_errors: h.kernel.read_errors,
+        probes_failed: h.probes.iter().filter(|p| !p.attached).map(|p| p.name.to_string()).collect(),
+        own_cpu_percent: (h.own_cpu_percent * 100.0).round() / 100.0,
+        own_rss_bytes: h.own_rss_bytes,
+        processes_tracked: extra.processes_tracked,
+    }
+}
+
+/// Facts the writer adds that the aggregator output does not carry.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    pub oom_cgroup: Option<String>,
+    pub oom_constraint: Option<String>,
+    pub memory_limit_bytes: Option<u64>,
+    pub dropped_records: u64,
+    pub processes_tracked: usize,
+}
