@@ -233,8 +233,10 @@ impl Ctx {
         Ok(())
     }
 
-    /// Makes `<target>/xtask/llvm-prefix/lib/{libLLVM.so, <soname>}` point at nightly rustc's
-    /// libLLVM and returns the prefix.
+    /// Makes `$CARGO_HOME/hangwatch-llvm-prefix/lib/{libLLVM.so, <soname>}` point at nightly
+    /// rustc's libLLVM and returns the prefix. It lives beside the installed bpf-linker (which
+    /// finds libLLVM through it), not under `target/`, so `cargo clean` or a second checkout
+    /// does not break the linker.
     fn llvm_prefix(&self) -> Result<PathBuf> {
         let sysroot = capture(self.cmd("rustc").args(["+nightly", "--print", "sysroot"]))?;
         let sysroot_lib = Path::new(sysroot.trim()).join("lib");
@@ -243,7 +245,11 @@ impl Ctx {
             .file_name()
             .ok_or_else(|| anyhow!("{} has no file name", llvm.display()))?;
 
-        let prefix = self.target_dir.join("xtask").join("llvm-prefix");
+        let prefix = self
+            .cargo_bin
+            .parent()
+            .unwrap_or(&self.target_dir)
+            .join("hangwatch-llvm-prefix");
         let lib = prefix.join("lib");
         fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
         for link_name in [OsStr::new("libLLVM.so"), name] {
