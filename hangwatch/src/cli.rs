@@ -66,6 +66,11 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub all: bool,
 
+    /// A process whose every thread has been in an infinite wait this long, after having
+    /// used CPU, is reported as hung.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_min_blocked)]
+    pub hung_after: Duration,
+
     /// Print one JSON object instead of the human report.
     #[arg(long)]
     pub json: bool,

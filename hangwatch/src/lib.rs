@@ -1,4 +1,5 @@
 //! hangwatch: which threads are stuck, on what, since when; and the memory processes hold.
+pub mod analysis;
 pub mod bpf;
 pub mod btf;
 pub mod cli;
@@ -10,3 +11,6 @@ pub mod privileges;
 pub mod procfs;
 pub mod snapshot;
 pub mod syscalls;
+pub mod tui;
+pub mod memory;
+pub mod oom;

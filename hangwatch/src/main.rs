@@ -26,7 +26,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::new().filter_level(cli.log_level).format_timestamp(None).init();
+    let mut logger = env_logger::Builder::new();
+    logger.filter_level(cli.log_level).format_timestamp(None);
+    if cli.command.is_none() && !cli.json && io::stdout().is_terminal() {
+        // The terminal UI owns the terminal: diagnostics go to a file, or nowhere.
+        match hangwatch::tui::open_log_file() {
+            Some(file) => {
+                logger.target(env_logger::Target::Pipe(Box::new(file))).format(|buf, r| {
+                    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+                    writeln!(buf, "{now} {} {}: {}", r.level(), r.target(), r.args())
+                });
+            }
+            None => {
+                logger.filter_level(log::LevelFilter::Off);
+            }
+        }
+    }
+    logger.init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -56,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 comm: a.filter.comm.clone(),
                 cgroup: a.filter.cgroup.clone(),
                 all: a.all,
+                hung_after: a.hung_after,
             })?;
             let mut out = io::stdout().lock();
             if a.json {
@@ -97,7 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if cli.json {
                 rt.block_on(live::run_json(opts))
             } else {
-                Err(Error::Usage("the terminal UI is not built yet; use --json or `hangwatch snapshot`".into()).into())
+                rt.block_on(live::run_tui(opts))
             }
         }
     }

@@ -8,6 +8,7 @@ use std::{
 use log::debug;
 
 use crate::{
+    analysis::{self, Finding, facts},
     bpf::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
     error::Error,
     model::{self, Process, Thread, Wait},
@@ -23,6 +24,7 @@ pub struct Options {
     pub comm: Option<String>,
     pub cgroup: Option<String>,
     pub all: bool,
+    pub hung_after: Duration,
 }
 
 /// A wait that ended during the window (reported by the kernel probe).
@@ -63,6 +65,8 @@ pub struct Report {
     pub processes: Vec<Process>,
     /// Processes left out by the filters (not blocked, not matching).
     pub hidden: usize,
+    /// Diagnoses, most severe first.
+    pub findings: Vec<Finding>,
     pub ended_waits: Vec<EndedWait>,
     pub probes: Vec<ProbeStatus>,
     pub stats: Stats,
@@ -147,7 +151,17 @@ pub fn build_process(
     }
 }
 
-/// Whether a process passes the user's filters.
+/// Whether a process passes the user's filters (pid, name, cgroup), blocked or not.
+fn selected_by_filter(p: &Process, opts: &Options) -> bool {
+    if !opts.pids.is_empty() {
+        return opts.pids.contains(&p.pid);
+    }
+    opts.comm.as_ref().is_none_or(|c| p.comm.contains(c.as_str()))
+        && opts.cgroup.as_ref().is_none_or(|c| p.cgroup.contains(c.as_str()))
+}
+
+/// Whether a process is listed: it passes the filters and, unless `--all` or `--pid`, has a
+/// blocked thread.
 pub fn selected(p: &Process, opts: &Options) -> bool {
     if !opts.pids.is_empty() {
         return opts.pids.contains(&p.pid);
@@ -218,20 +232,34 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         uptime_secs: procfs::uptime_secs(),
     };
     let mut threads_scanned = 0;
-    let mut processes = Vec::new();
-    let mut hidden = 0;
+    let mut all = Vec::new();
     for s in after.values() {
         if s.is_kernel_thread() && !opts.pids.contains(&s.pid) {
             continue;
         }
         threads_scanned += s.threads.len();
-        let p = build_process(before.get(&s.pid), s, &ctx, &ProcTask { pid: s.pid });
-        if selected(&p, opts) {
-            processes.push(p);
-        } else {
-            hidden += 1;
-        }
+        all.push(build_process(before.get(&s.pid), s, &ctx, &ProcTask { pid: s.pid }));
     }
+    // The analysis follows chains through every process, not only the ones listed.
+    let facts = facts::gather(&all, &|pid| Box::new(ProcTask { pid }), Vec::new());
+    let findings: Vec<Finding> = analysis::analyze(
+        &all,
+        &facts,
+        &analysis::Config {
+            now_mono_ns,
+            hung_after_ns: opts.hung_after.as_nanos() as u64,
+            oom_recent_ns: 3600 * 1_000_000_000,
+        },
+    )
+    .into_iter()
+    .filter(|f| {
+        (opts.pids.is_empty() && opts.comm.is_none() && opts.cgroup.is_none())
+            || f.pids.iter().any(|pid| all.iter().any(|p| p.pid == *pid && selected_by_filter(p, opts)))
+    })
+    .collect();
+    let total = all.len();
+    let mut processes: Vec<Process> = all.into_iter().filter(|p| selected(p, opts)).collect();
+    let hidden = total - processes.len();
     model::rank(&mut processes);
 
     let mut events = Vec::new();
@@ -264,6 +292,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         min_blocked: opts.min_blocked,
         processes,
         hidden,
+        findings,
         ended_waits,
         stats: Stats {
             kernel: probes.stats(),
@@ -354,6 +383,7 @@ mod tests {
             comm: None,
             cgroup: None,
             all: false,
+            hung_after: Duration::from_secs(30),
         };
         let idle = crate::model::tests::process(5, 1.0, 10.0, vec![None]);
         let stuck = crate::model::tests::process(6, 1.0, 10.0, vec![Some(crate::model::tests::wait("poll", 5.0, true))]);

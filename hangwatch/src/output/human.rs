@@ -3,7 +3,11 @@
 use std::fmt::Write as _;
 
 use super::{fmt_bytes, fmt_duration_ns, rfc3339, shorten};
-use crate::{model::Process, snapshot::Report};
+use crate::{
+    analysis::{Finding, Severity},
+    model::Process,
+    snapshot::Report,
+};
 
 /// How many processes the report lists before summarising the rest.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -35,6 +39,12 @@ pub fn render(r: &Report, limit: usize) -> String {
             p.reason.as_deref().unwrap_or("unknown reason"),
             p.impact
         );
+    }
+    if !r.findings.is_empty() {
+        let _ = writeln!(o, "\nFindings, most severe first:");
+        for f in &r.findings {
+            render_finding(&mut o, r, f);
+        }
     }
     if r.processes.is_empty() {
         let _ = writeln!(o, "\nNothing blocked for longer than {}.", fmt_duration_ns(r.min_blocked.as_nanos() as u64));
@@ -73,6 +83,35 @@ pub fn render(r: &Report, limit: usize) -> String {
         k.lost_events, k.map_full, r.stats.vanished, r.stats.scan_ms
     );
     o
+}
+
+fn render_finding(o: &mut String, r: &Report, f: &Finding) {
+    let since = f
+        .since_mono_ns
+        .map(|s| format!(" (since {} ago)", fmt_duration_ns(r.mono_ns.saturating_sub(s))))
+        .unwrap_or_default();
+    let _ = writeln!(o, "✖ {} [{}]{}: {}", f.kind.as_str(), severity(f.severity), since, f.summary);
+    for (i, s) in f.chain.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "  {}└→ pid {} tid {} ({}) in {} waits on {}",
+            "   ".repeat(i),
+            s.pid,
+            s.tid,
+            s.comm,
+            if s.syscall.is_empty() { "?" } else { &s.syscall },
+            s.waits_on
+        );
+    }
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "critical",
+        Severity::High => "high",
+        Severity::Medium => "medium",
+        Severity::Low => "low",
+    }
 }
 
 fn render_process(o: &mut String, p: &Process) {
@@ -141,6 +180,7 @@ mod tests {
             min_blocked: Duration::from_secs(1),
             processes,
             hidden: 0,
+            findings: vec![],
             ended_waits: vec![],
             probes: vec![],
             stats: Stats { processes_scanned: 42, ..Default::default() },

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rfc3339;
-use crate::{model, snapshot::Report};
+use crate::{analysis::Finding, model, snapshot::Report};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,11 +19,62 @@ pub struct SnapshotJson {
     pub window_ms: u64,
     pub min_blocked_ms: u64,
     pub processes: Vec<ProcessJson>,
+    /// Diagnoses, most severe first (docs/findings.md).
+    pub findings: Vec<FindingJson>,
     /// Processes not listed (no blocked thread, or filtered out).
     pub hidden_processes: usize,
     pub ended_waits: Vec<EndedWaitJson>,
     pub probes: Vec<ProbeJson>,
     pub stats: StatsJson,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FindingJson {
+    pub kind: String,
+    pub severity: String,
+    pub pids: Vec<i32>,
+    pub tids: Vec<i32>,
+    pub summary: String,
+    pub since: Option<String>,
+    pub since_ns: Option<u64>,
+    pub chain: Vec<StepJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StepJson {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub syscall: String,
+    pub waits_on: String,
+}
+
+pub fn finding_json(f: &Finding, wall: impl Fn(u64) -> String) -> FindingJson {
+    FindingJson {
+        kind: f.kind.as_str().to_string(),
+        severity: serde_json::to_value(f.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        pids: f.pids.clone(),
+        tids: f.tids.clone(),
+        summary: f.summary.clone(),
+        since: f.since_mono_ns.map(&wall),
+        since_ns: f.since_mono_ns,
+        chain: f
+            .chain
+            .iter()
+            .map(|s| StepJson {
+                pid: s.pid,
+                tid: s.tid,
+                comm: s.comm.clone(),
+                syscall: s.syscall.clone(),
+                waits_on: s.waits_on.clone(),
+            })
+            .collect(),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -158,6 +209,7 @@ pub fn snapshot(r: &Report) -> SnapshotJson {
         window_ms: r.window.as_millis() as u64,
         min_blocked_ms: r.min_blocked.as_millis() as u64,
         processes: r.processes.iter().map(|p| process_json(r, p)).collect(),
+        findings: r.findings.iter().map(|f| finding_json(f, |ns| rfc3339(r.wall(ns)))).collect(),
         hidden_processes: r.hidden,
         ended_waits: r
             .ended_waits

@@ -63,9 +63,7 @@ pub struct Serial {
 pub fn serial() -> Serial {
     // A test that panicked while holding the lock poisons it; the lock only
     // orders tests, there is no data to be inconsistent.
-    Serial {
-        _guard: SERIAL.lock().unwrap_or_else(PoisonError::into_inner),
-    }
+    Serial { _guard: SERIAL.lock().unwrap_or_else(PoisonError::into_inner) }
 }
 
 // ---------------------------------------------------------------------------
@@ -101,10 +99,7 @@ fn remove_stale_work_dirs() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("hangwatch-tests-"))
-        else {
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("hangwatch-tests-")) else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
@@ -114,9 +109,7 @@ fn remove_stale_work_dirs() {
 }
 
 pub fn progs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("progs")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("progs")
 }
 
 /// Compiles `tests/progs/<name>.c` once per test binary run and returns the
@@ -175,15 +168,17 @@ impl Child {
     /// Builds (if needed) and starts `tests/progs/<name>.c`, then waits up to
     /// [`READY_TIMEOUT`] for its ready line.
     pub fn spawn(name: &str) -> Child {
+        Child::spawn_args(name, &[])
+    }
+
+    /// Like [`Child::spawn`], passing `args` to the program.
+    pub fn spawn_args(name: &str, args: &[&str]) -> Child {
         let exe = program(name);
         let mut cmd = Command::new(&exe);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0);
-        let mut spawned = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        cmd.args(args);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).process_group(0);
+        let mut spawned =
+            cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
         let stdout = spawned.stdout.take().expect("stdout is piped");
         let pid = i32::try_from(spawned.id()).expect("pid fits in i32");
 
@@ -245,17 +240,13 @@ impl Child {
     /// A fact from the ready line; panics if the program did not print it.
     pub fn fact(&self, key: &str) -> &str {
         self.facts.get(key).unwrap_or_else(|| {
-            panic!(
-                "{}: ready line {:?} has no {key}=",
-                self.name, self.ready_line
-            )
+            panic!("{}: ready line {:?} has no {key}=", self.name, self.ready_line)
         })
     }
 
     pub fn fact_i64(&self, key: &str) -> i64 {
         let v = self.fact(key);
-        v.parse()
-            .unwrap_or_else(|e| panic!("{}: {key}={v:?} is not an integer: {e}", self.name))
+        v.parse().unwrap_or_else(|e| panic!("{}: {key}={v:?} is not an integer: {e}", self.name))
     }
 
     /// A `0x...` fact (an address printed with `%p`).
@@ -305,10 +296,9 @@ impl Child {
     pub fn assert_alive(&mut self) {
         match self.child.try_wait() {
             Ok(None) => {}
-            Ok(Some(status)) => panic!(
-                "{} (pid {}) exited unexpectedly: {status}",
-                self.name, self.pid
-            ),
+            Ok(Some(status)) => {
+                panic!("{} (pid {}) exited unexpectedly: {status}", self.name, self.pid)
+            }
             Err(e) => panic!("{} (pid {}): try_wait failed: {e}", self.name, self.pid),
         }
     }
@@ -334,10 +324,7 @@ pub fn read_proc(path: &str) -> String {
 }
 
 pub fn parse_hex(s: &str) -> Option<u64> {
-    let digits = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
     u64::from_str_radix(digits, 16).ok()
 }
 
@@ -363,11 +350,7 @@ impl Run {
 
     /// A description for assertion messages.
     pub fn describe(&self) -> String {
-        let signal = self
-            .status
-            .signal()
-            .map(|s| format!(" (signal {s})"))
-            .unwrap_or_default();
+        let signal = self.status.signal().map(|s| format!(" (signal {s})")).unwrap_or_default();
         format!(
             "`{}` exited with {:?}{signal} after {:?}\n--- stderr ---\n{}\n--- stdout ---\n{}",
             self.args.join(" "),
@@ -380,10 +363,7 @@ impl Run {
 
     /// The non-empty lines of stderr.
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
+        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
     }
 }
 
@@ -401,15 +381,11 @@ pub fn run_command(mut cmd: Command) -> Run {
         .chain(cmd.get_args())
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    cmd.env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.env_remove("RUST_LOG").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", args.join(" ")));
+    let mut child =
+        cmd.spawn().unwrap_or_else(|e| panic!("cannot start `{}`: {e}", args.join(" ")));
     let out_reader = drain(child.stdout.take().expect("stdout is piped"));
     let err_reader = drain(child.stderr.take().expect("stderr is piped"));
     let status = loop {
@@ -471,11 +447,7 @@ pub fn snapshot(_serial: &Serial, args: &[&str]) -> Snapshot {
     assert!(run.status.success(), "hangwatch failed: {}", run.describe());
     let json: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON value: {e}\n{}", run.describe()));
-    assert!(
-        json.is_object(),
-        "stdout is JSON but not an object:\n{}",
-        excerpt(&json)
-    );
+    assert!(json.is_object(), "stdout is JSON but not an object:\n{}", excerpt(&json));
     if !run.stderr.trim().is_empty() {
         eprintln!("hangwatch stderr (exit 0):\n{}", run.stderr);
     }
@@ -502,21 +474,15 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 /// Pretty JSON, cut to a size that fits an assertion message.
 pub fn excerpt(v: &Value) -> String {
-    truncate(
-        &serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()),
-        6000,
-    )
+    truncate(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()), 6000)
 }
 
 pub fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key)
-        .unwrap_or_else(|| panic!("no field `{key}` in:\n{}", excerpt(v)))
+    v.get(key).unwrap_or_else(|| panic!("no field `{key}` in:\n{}", excerpt(v)))
 }
 
 pub fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    field(v, key)
-        .as_str()
-        .unwrap_or_else(|| panic!("`{key}` is not a string in:\n{}", excerpt(v)))
+    field(v, key).as_str().unwrap_or_else(|| panic!("`{key}` is not a string in:\n{}", excerpt(v)))
 }
 
 pub fn i64_field(v: &Value, key: &str) -> i64 {
@@ -532,15 +498,11 @@ pub fn u64_field(v: &Value, key: &str) -> u64 {
 }
 
 pub fn f64_field(v: &Value, key: &str) -> f64 {
-    field(v, key)
-        .as_f64()
-        .unwrap_or_else(|| panic!("`{key}` is not a number in:\n{}", excerpt(v)))
+    field(v, key).as_f64().unwrap_or_else(|| panic!("`{key}` is not a number in:\n{}", excerpt(v)))
 }
 
 pub fn bool_field(v: &Value, key: &str) -> bool {
-    field(v, key)
-        .as_bool()
-        .unwrap_or_else(|| panic!("`{key}` is not a bool in:\n{}", excerpt(v)))
+    field(v, key).as_bool().unwrap_or_else(|| panic!("`{key}` is not a bool in:\n{}", excerpt(v)))
 }
 
 pub fn array_field<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
@@ -554,19 +516,14 @@ pub fn processes(snap: &Value) -> &Vec<Value> {
 }
 
 pub fn listed_pids(snap: &Value) -> Vec<i64> {
-    processes(snap)
-        .iter()
-        .map(|p| i64_field(p, "pid"))
-        .collect()
+    processes(snap).iter().map(|p| i64_field(p, "pid")).collect()
 }
 
 /// The process with `pid`; panics (listing what is there) if it is absent.
 pub fn find_process(snap: &Value, pid: i32) -> &Value {
     let procs = processes(snap);
-    let found: Vec<&Value> = procs
-        .iter()
-        .filter(|p| p.get("pid").and_then(Value::as_i64) == Some(pid.into()))
-        .collect();
+    let found: Vec<&Value> =
+        procs.iter().filter(|p| p.get("pid").and_then(Value::as_i64) == Some(pid.into())).collect();
     match found.as_slice() {
         [p] => p,
         [] => {
@@ -586,11 +543,7 @@ pub fn find_process(snap: &Value, pid: i32) -> &Value {
                 excerpt(snap)
             )
         }
-        _ => panic!(
-            "pid {pid} is listed {} times:\n{}",
-            found.len(),
-            excerpt(snap)
-        ),
+        _ => panic!("pid {pid} is listed {} times:\n{}", found.len(), excerpt(snap)),
     }
 }
 
@@ -601,21 +554,12 @@ pub fn threads(process: &Value) -> &Vec<Value> {
 /// The thread with `tid` in a process object; panics if absent.
 pub fn find_thread(process: &Value, tid: i64) -> &Value {
     let ts = threads(process);
-    let found: Vec<&Value> = ts
-        .iter()
-        .filter(|t| t.get("tid").and_then(Value::as_i64) == Some(tid))
-        .collect();
+    let found: Vec<&Value> =
+        ts.iter().filter(|t| t.get("tid").and_then(Value::as_i64) == Some(tid)).collect();
     match found.as_slice() {
         [t] => t,
-        [] => panic!(
-            "tid {tid} is not among the threads of:\n{}",
-            excerpt(process)
-        ),
-        _ => panic!(
-            "tid {tid} is listed {} times in:\n{}",
-            found.len(),
-            excerpt(process)
-        ),
+        [] => panic!("tid {tid} is not among the threads of:\n{}", excerpt(process)),
+        _ => panic!("tid {tid} is listed {} times in:\n{}", found.len(), excerpt(process)),
     }
 }
 
@@ -637,11 +581,7 @@ pub fn expect_blocked(thread: &Value) -> &Value {
 
 pub fn args_of(blocked: &Value) -> &Value {
     let a = field(blocked, "args");
-    assert!(
-        a.is_object(),
-        "`args` is not an object in:\n{}",
-        excerpt(blocked)
-    );
+    assert!(a.is_object(), "`args` is not an object in:\n{}", excerpt(blocked));
     a
 }
 
@@ -653,25 +593,14 @@ pub fn assert_process_shape(p: &Value) {
     str_field(p, "comm");
     let cmdline = field(p, "cmdline");
     assert!(
-        cmdline.is_string()
-            || cmdline
-                .as_array()
-                .is_some_and(|a| a.iter().all(Value::is_string)),
+        cmdline.is_string() || cmdline.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
         "`cmdline` is neither a string nor an array of strings in:\n{}",
         excerpt(p)
     );
     let cgroup = field(p, "cgroup");
-    assert!(
-        cgroup.is_string() || cgroup.is_null(),
-        "`cgroup` is not a string in:\n{}",
-        excerpt(p)
-    );
+    assert!(cgroup.is_string() || cgroup.is_null(), "`cgroup` is not a string in:\n{}", excerpt(p));
     let cpu = f64_field(p, "cpu_percent");
-    assert!(
-        cpu >= 0.0 && cpu.is_finite(),
-        "bad cpu_percent {cpu} in:\n{}",
-        excerpt(p)
-    );
+    assert!(cpu >= 0.0 && cpu.is_finite(), "bad cpu_percent {cpu} in:\n{}", excerpt(p));
     u64_field(p, "rss_bytes");
     let ts = threads(p);
     assert!(!ts.is_empty(), "process has no threads:\n{}", excerpt(p));
@@ -693,36 +622,18 @@ pub fn assert_thread_shape(t: &Value) {
     if b.is_null() {
         return;
     }
-    assert!(
-        b.is_object(),
-        "`blocked` is neither null nor an object in:\n{}",
-        excerpt(t)
-    );
-    assert!(
-        !str_field(b, "syscall").is_empty(),
-        "empty syscall name in:\n{}",
-        excerpt(t)
-    );
+    assert!(b.is_object(), "`blocked` is neither null nor an object in:\n{}", excerpt(t));
+    assert!(!str_field(b, "syscall").is_empty(), "empty syscall name in:\n{}", excerpt(t));
     rfc3339(str_field(b, "since"));
     let d = f64_field(b, "duration_ms");
-    assert!(
-        d >= 0.0 && d.is_finite(),
-        "bad duration_ms {d} in:\n{}",
-        excerpt(t)
-    );
+    assert!(d >= 0.0 && d.is_finite(), "bad duration_ms {d} in:\n{}", excerpt(t));
     str_field(b, "wchan");
     args_of(b);
 }
 
 /// A process's comm must be the test program's name.
 pub fn assert_is_program(p: &Value, child: &Child) {
-    assert_eq!(
-        str_field(p, "comm"),
-        child.name,
-        "comm of pid {}:\n{}",
-        child.pid,
-        excerpt(p)
-    );
+    assert_eq!(str_field(p, "comm"), child.name, "comm of pid {}:\n{}", child.pid, excerpt(p));
     assert_eq!(
         i64_field(p, "ppid"),
         i64::from(process::id()),
@@ -731,12 +642,7 @@ pub fn assert_is_program(p: &Value, child: &Child) {
         excerpt(p)
     );
     let cmdline = field(p, "cmdline").to_string();
-    assert!(
-        cmdline.contains(&child.name),
-        "cmdline should name {}:\n{}",
-        child.name,
-        excerpt(p)
-    );
+    assert!(cmdline.contains(&child.name), "cmdline should name {}:\n{}", child.name, excerpt(p));
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,333 @@
+//! Facts about the node that the wait-for analysis needs beyond the process model, gathered
+//! from /proc: who holds which pipe and socket, which sockets listen, what an epoll set
+//! watches, what a futex word says, and each cgroup's CPU quota. Only what the blocked threads
+//! point at is read; a process that vanishes meanwhile is skipped, never an error.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+};
+
+use crate::{model::Process, procfs, syscalls::TaskView};
+
+/// Which end of a pipe (or which way a socket is used) an fd is open for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+impl Mode {
+    pub fn can_read(self) -> bool {
+        matches!(self, Mode::Read | Mode::ReadWrite)
+    }
+    pub fn can_write(self) -> bool {
+        matches!(self, Mode::Write | Mode::ReadWrite)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: i32,
+    pub fd: i32,
+    pub mode: Mode,
+}
+
+/// The CPU limit of a cgroup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuQuota {
+    /// Cores' worth of CPU time allowed per period (quota / period).
+    pub cores: f64,
+    pub nr_throttled: u64,
+    pub throttled_ns: u64,
+}
+
+/// An OOM kill known to the analysis (from the kernel log or the live probe).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OomFact {
+    pub time_mono_ns: u64,
+    pub pid: i32,
+    pub comm: String,
+    pub cgroup: Option<String>,
+    pub ppid: Option<i32>,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// inode → every (pid, fd) that holds it, for the pipes and sockets blocked threads use.
+    pub holders: HashMap<u64, Vec<Holder>>,
+    /// Socket inodes in the listening state (TCP LISTEN, Unix SO_ACCEPTCON).
+    pub listening: HashSet<u64>,
+    /// Unix socket inode → its peer's inode.
+    pub unix_peer: HashMap<u64, u64>,
+    /// (pid, epoll fd) → the fds in that epoll set with their event masks.
+    pub epoll_sets: HashMap<(i32, i32), Vec<(i32, u32)>>,
+    /// (pid, fd) → inode (pipe or socket) for the fds blocked threads wait on.
+    pub fd_inode: HashMap<(i32, i32), (u64, Kind)>,
+    /// tid → (futex word, word at +8: glibc's mutex owner field).
+    pub futex_words: HashMap<i32, (u32, Option<u32>)>,
+    pub cpu_quota: HashMap<String, CpuQuota>,
+    /// pid → its cgroup in the cpu controller's hierarchy (for processes with runnable threads).
+    pub cpu_cgroup_of: HashMap<i32, String>,
+    pub oom_kills: Vec<OomFact>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pipe,
+    Socket,
+}
+
+/// "pipe:[123]" → (123, Pipe); "socket:[9]" → (9, Socket).
+pub fn parse_target(t: &str) -> Option<(u64, Kind)> {
+    let (kind, rest) = if let Some(r) = t.strip_prefix("pipe:[") {
+        (Kind::Pipe, r)
+    } else if let Some(r) = t.strip_prefix("socket:[") {
+        (Kind::Socket, r)
+    } else {
+        return None;
+    };
+    Some((rest.strip_suffix(']')?.parse().ok()?, kind))
+}
+
+/// `flags:` of /proc/PID/fdinfo/N (octal) → access mode.
+pub fn parse_fdinfo_mode(fdinfo: &str) -> Mode {
+    let flags = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .unwrap_or(2);
+    match flags & 3 {
+        0 => Mode::Read,
+        1 => Mode::Write,
+        _ => Mode::ReadWrite,
+    }
+}
+
+/// `tfd: 5 events: 19 data: ...` lines of an epoll fd's fdinfo.
+pub fn parse_epoll_fdinfo(fdinfo: &str) -> Vec<(i32, u32)> {
+    fdinfo
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start().strip_prefix("tfd:")?;
+            let mut it = l.split_ascii_whitespace();
+            let fd = it.next()?.parse().ok()?;
+            let _ = it.next(); // "events:"
+            let ev = u32::from_str_radix(it.next()?, 16).ok()?;
+            Some((fd, ev))
+        })
+        .collect()
+}
+
+/// Listening socket inodes from /proc/net/tcp{,6} (state 0A) and /proc/net/unix
+/// (flag __SO_ACCEPTCON 0x10000).
+pub fn parse_listening_tcp(s: &str) -> Vec<u64> {
+    s.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_ascii_whitespace().collect();
+            (f.get(3) == Some(&"0A")).then(|| f.get(9)?.parse().ok()).flatten()
+        })
+        .collect()
+}
+
+pub fn parse_listening_unix(s: &str) -> Vec<u64> {
+    s.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_ascii_whitespace().collect();
+            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+            (flags & 0x10000 != 0).then(|| f.get(6)?.parse().ok()).flatten()
+        })
+        .collect()
+}
+
+/// cgroup v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us` or v2 `cpu.max` → cores.
+pub fn parse_quota_v1(quota: &str, period: &str) -> Option<f64> {
+    let q: i64 = quota.trim().parse().ok()?;
+    let p: i64 = period.trim().parse().ok()?;
+    (q > 0 && p > 0).then(|| q as f64 / p as f64)
+}
+
+pub fn parse_cpu_max(s: &str) -> Option<f64> {
+    let mut it = s.split_ascii_whitespace();
+    let q = it.next()?;
+    let p: f64 = it.next()?.parse().ok()?;
+    if q == "max" {
+        return None;
+    }
+    let q: f64 = q.parse().ok()?;
+    (p > 0.0).then(|| q / p)
+}
+
+/// `nr_throttled` and throttled time (ns) from cpu.stat (v1 `throttled_time` in ns, v2
+/// `throttled_usec`).
+pub fn parse_cpu_stat(s: &str) -> (u64, u64) {
+    let mut nr = 0;
+    let mut ns = 0;
+    for l in s.lines() {
+        let mut it = l.split_ascii_whitespace();
+        match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
+            (Some("nr_throttled"), Some(v)) => nr = v,
+            (Some("throttled_time"), Some(v)) => ns = v,
+            (Some("throttled_usec"), Some(v)) => ns = v * 1000,
+            _ => {}
+        }
+    }
+    (nr, ns)
+}
+
+fn cpu_quota(cgroup: &str) -> Option<CpuQuota> {
+    let rel = cgroup.trim_start_matches('/');
+    let v1 = format!("/sys/fs/cgroup/cpu/{rel}");
+    let v1b = format!("/sys/fs/cgroup/cpu,cpuacct/{rel}");
+    for base in [v1, v1b] {
+        if let (Ok(q), Ok(p)) = (
+            fs::read_to_string(format!("{base}/cpu.cfs_quota_us")),
+            fs::read_to_string(format!("{base}/cpu.cfs_period_us")),
+        ) {
+            let cores = parse_quota_v1(&q, &p)?;
+            let (nr_throttled, throttled_ns) =
+                parse_cpu_stat(&fs::read_to_string(format!("{base}/cpu.stat")).unwrap_or_default());
+            return Some(CpuQuota { cores, nr_throttled, throttled_ns });
+        }
+    }
+    for base in [format!("/sys/fs/cgroup/{rel}"), format!("/sys/fs/cgroup/unified/{rel}")] {
+        if let Ok(m) = fs::read_to_string(format!("{base}/cpu.max")) {
+            let cores = parse_cpu_max(&m)?;
+            let (nr_throttled, throttled_ns) =
+                parse_cpu_stat(&fs::read_to_string(format!("{base}/cpu.stat")).unwrap_or_default());
+            return Some(CpuQuota { cores, nr_throttled, throttled_ns });
+        }
+    }
+    None
+}
+
+/// The cgroup of each process as the cpu controller sees it (v1 `cpu` hierarchy, else v2).
+fn cpu_cgroup(pid: i32) -> Option<String> {
+    let s = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mut unified = None;
+    for line in s.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if ctrls.split(',').any(|c| c == "cpu") {
+            return Some(path.to_string());
+        }
+        if ctrls.is_empty() {
+            unified = Some(path.to_string());
+        }
+    }
+    unified
+}
+
+/// Gathers the facts for the blocked threads of `procs` (all processes scanned, so that the
+/// other ends of pipes can be found in any of them).
+pub fn gather(procs: &[Process], view_for: &dyn Fn(i32) -> Box<dyn TaskView>, oom_kills: Vec<OomFact>) -> Facts {
+    let mut f = Facts { oom_kills, ..Default::default() };
+    let mut wanted: HashSet<u64> = HashSet::new();
+    for p in procs {
+        let mut view: Option<Box<dyn TaskView>> = None;
+        for (t, w) in p.blocked_threads() {
+            let v = view.get_or_insert_with(|| view_for(p.pid));
+            let mut fds = w.decoded.fds.clone();
+            if w.decoded.syscall.starts_with("epoll_") {
+                if let Some(epfd) = fds.first().copied() {
+                    let info = fs::read_to_string(format!("/proc/{}/fdinfo/{epfd}", p.pid)).unwrap_or_default();
+                    let set = parse_epoll_fdinfo(&info);
+                    fds.extend(set.iter().map(|(fd, _)| *fd));
+                    f.epoll_sets.insert((p.pid, epfd), set);
+                }
+            }
+            for fd in fds {
+                if let Some((ino, kind)) = v.fd_target(fd).as_deref().and_then(parse_target) {
+                    f.fd_inode.insert((p.pid, fd), (ino, kind));
+                    wanted.insert(ino);
+                }
+            }
+            if w.decoded.syscall == "futex" {
+                let uaddr = w.decoded.args.get("uaddr").and_then(|u| u.as_str()).and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+                if let Some(addr) = uaddr {
+                    let word = v.read_mem(addr, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
+                    let owner = v.read_mem(addr + 8, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
+                    if let Some(word) = word {
+                        f.futex_words.insert(t.tid, (word, owner));
+                    }
+                }
+            }
+        }
+        if p.threads.iter().filter(|t| t.state == 'R').count() > 0 {
+            if let Some(cg) = cpu_cgroup(p.pid) {
+                if !f.cpu_quota.contains_key(&cg) {
+                    if let Some(q) = cpu_quota(&cg) {
+                        f.cpu_quota.insert(cg.clone(), q);
+                    }
+                }
+                f.cpu_cgroup_of.insert(p.pid, cg);
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return f;
+    }
+    // Who holds the pipes and sockets the blocked threads wait on.
+    for pid in procfs::list_pids() {
+        let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        for e in rd.flatten() {
+            let Ok(link) = fs::read_link(e.path()) else { continue };
+            let Some((ino, _)) = parse_target(&procfs::os_lossy(link.as_os_str())) else { continue };
+            if !wanted.contains(&ino) {
+                continue;
+            }
+            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            let mode = parse_fdinfo_mode(&fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default());
+            f.holders.entry(ino).or_default().push(Holder { pid, fd, mode });
+        }
+    }
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        f.listening.extend(parse_listening_tcp(&fs::read_to_string(path).unwrap_or_default()));
+    }
+    f.listening.extend(parse_listening_unix(&fs::read_to_string("/proc/net/unix").unwrap_or_default()));
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("pipe:[123]"), Some((123, Kind::Pipe)));
+        assert_eq!(parse_target("socket:[9]"), Some((9, Kind::Socket)));
+        assert_eq!(parse_target("/dev/null"), None);
+        assert_eq!(parse_target("pipe:[x]"), None);
+    }
+
+    #[test]
+    fn fdinfo() {
+        assert_eq!(parse_fdinfo_mode("pos:\t0\nflags:\t00\nmnt_id:\t15\n"), Mode::Read);
+        assert_eq!(parse_fdinfo_mode("pos:\t0\nflags:\t02000001\n"), Mode::Write);
+        assert_eq!(parse_fdinfo_mode("flags:\t02004002\n"), Mode::ReadWrite);
+        let ep = "pos:\t0\nflags:\t02\nmnt_id:\t16\nino:\t1057\ntfd:        5 events:       19 data:                5  pos:0 ino:7d2 sdev:c\ntfd:        7 events:        4 data: 7 pos:0 ino:7d3 sdev:c\n";
+        assert_eq!(parse_epoll_fdinfo(ep), vec![(5, 0x19), (7, 4)]);
+    }
+
+    #[test]
+    fn listening() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1205 1 0000 100 0 0 10 0\n   1: 0100007F:A000 0100007F:07E8 01 00000000:00000000 00:00000000 00000000     0        0 1300 1 0000\n";
+        assert_eq!(parse_listening_tcp(tcp), vec![1205]);
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path\n0000: 00000002 00000000 00010000 0001 01 4242 /run/x.sock\n0000: 00000003 00000000 00000000 0001 03  1201\n";
+        assert_eq!(parse_listening_unix(unix), vec![4242]);
+    }
+
+    #[test]
+    fn quotas() {
+        assert_eq!(parse_quota_v1("50000\n", "100000\n"), Some(0.5));
+        assert_eq!(parse_quota_v1("-1\n", "100000\n"), None);
+        assert_eq!(parse_cpu_max("200000 100000\n"), Some(2.0));
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_stat("nr_periods 10\nnr_throttled 4\nthrottled_time 5000\n"), (4, 5000));
+        assert_eq!(parse_cpu_stat("nr_throttled 3\nthrottled_usec 7\n"), (3, 7000));
+    }
+}

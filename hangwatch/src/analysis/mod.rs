@@ -1,0 +1,620 @@
+//! Explaining hangs: who waits for whom (wait-for edges across threads and processes), chains
+//! and cycles, and the findings stated from them. `analyze` is pure over the model and the
+//! [`facts::Facts`]; gathering the facts is in [`facts`].
+
+pub mod facts;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::{
+    model::{Process, Wait},
+    output::{fmt_bytes, fmt_duration_ns},
+};
+use facts::{Facts, Kind as FdKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    Deadlock,
+    OrphanedWait,
+    Hung,
+    MemoryNotReturned,
+    MemoryGrowth,
+    CpuThrottled,
+    OomKill,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Deadlock => "deadlock",
+            FindingKind::OrphanedWait => "orphaned_wait",
+            FindingKind::Hung => "hung",
+            FindingKind::MemoryNotReturned => "memory_not_returned",
+            FindingKind::MemoryGrowth => "memory_growth",
+            FindingKind::CpuThrottled => "cpu_throttled",
+            FindingKind::OomKill => "oom_kill",
+        }
+    }
+}
+
+/// One link of a chain: this thread waits on `waits_on`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub syscall: String,
+    pub waits_on: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub pids: Vec<i32>,
+    pub tids: Vec<i32>,
+    pub summary: String,
+    /// When the situation began (CLOCK_MONOTONIC ns), if known.
+    pub since_mono_ns: Option<u64>,
+    pub chain: Vec<Step>,
+    /// Stable identity, to tell in live mode when the same finding is still open.
+    pub key: String,
+}
+
+pub struct Config {
+    pub now_mono_ns: u64,
+    /// A process is `hung` when all its waits are at least this old.
+    pub hung_after_ns: u64,
+    /// OOM kills older than this are not reported as findings.
+    pub oom_recent_ns: u64,
+}
+
+/// What a blocked thread waits on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Thread(i32, i32),
+    Process(i32),
+}
+
+#[derive(Debug, Clone)]
+struct Edge {
+    target: Target,
+    why: String,
+}
+
+type Tkey = (i32, i32);
+
+struct Graph<'a> {
+    procs: HashMap<i32, &'a Process>,
+    /// Edges from each blocked thread.
+    edges: BTreeMap<Tkey, Vec<Edge>>,
+    /// Explanations for waits whose releaser is gone.
+    gone: BTreeMap<Tkey, String>,
+}
+
+fn wait_of(p: &Process, tid: i32) -> Option<&Wait> {
+    p.threads.iter().find(|t| t.tid == tid).and_then(|t| t.blocked.as_ref())
+}
+
+fn comm_of(p: &Process, tid: i32) -> String {
+    p.threads.iter().find(|t| t.tid == tid).map_or_else(|| p.comm.clone(), |t| t.comm.clone())
+}
+
+/// Whether a thread reads (or waits to read) rather than writes, by syscall and poll events.
+fn direction_reads(w: &Wait, fd: i32, facts: &Facts, pid: i32) -> (bool, bool) {
+    let s = w.decoded.syscall.as_str();
+    match s {
+        "write" | "writev" | "pwrite64" | "sendto" | "sendmsg" | "sendmmsg" | "splice" | "tee" => (false, true),
+        "read" | "readv" | "pread64" | "recvfrom" | "recvmsg" | "recvmmsg" => (true, false),
+        "poll" | "ppoll" => {
+            let ev = w
+                .decoded
+                .args
+                .get("fds")
+                .and_then(|f| f.as_array())
+                .and_then(|a| a.iter().find(|e| e.get("fd").and_then(|v| v.as_i64()) == Some(fd as i64)))
+                .and_then(|e| e.get("events"))
+                .and_then(|e| e.as_str())
+                .unwrap_or("IN");
+            (ev.contains("IN") || ev.contains("PRI"), ev.contains("OUT"))
+        }
+        s if s.starts_with("epoll_") => {
+            let epfd = w.decoded.fds.first().copied().unwrap_or(-1);
+            let ev = facts
+                .epoll_sets
+                .get(&(pid, epfd))
+                .and_then(|set| set.iter().find(|(f, _)| *f == fd))
+                .map_or(1, |(_, e)| *e);
+            (ev & 0x3 != 0, ev & 0x4 != 0)
+        }
+        "select" | "pselect6" => {
+            let in_set = |k: &str| {
+                w.decoded.args.get(k).and_then(|v| v.as_array()).is_some_and(|a| {
+                    a.iter().any(|e| e.get("fd").and_then(|v| v.as_i64()) == Some(fd as i64))
+                })
+            };
+            (in_set("read_fds"), in_set("write_fds"))
+        }
+        _ => (true, false),
+    }
+}
+
+fn all_fds(w: &Wait, facts: &Facts, pid: i32) -> Vec<i32> {
+    let mut fds = w.decoded.fds.clone();
+    if w.decoded.syscall.starts_with("epoll_") {
+        if let Some(set) = fds.first().and_then(|epfd| facts.epoll_sets.get(&(pid, *epfd))) {
+            fds = set.iter().map(|(fd, _)| *fd).collect();
+        }
+    }
+    fds
+}
+
+impl<'a> Graph<'a> {
+    fn build(procs: &'a [Process], facts: &Facts) -> Self {
+        let by_pid: HashMap<i32, &Process> = procs.iter().map(|p| (p.pid, p)).collect();
+        let mut g = Graph { procs: by_pid, edges: BTreeMap::new(), gone: BTreeMap::new() };
+        for p in procs {
+            for (t, w) in p.blocked_threads() {
+                let key = (p.pid, t.tid);
+                let mut edges = Vec::new();
+                g.wait_edges(p, t.tid, w, facts, &mut edges);
+                g.edges.insert(key, edges);
+            }
+        }
+        g
+    }
+
+    fn wait_edges(&mut self, p: &Process, tid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) {
+        let s = w.decoded.syscall.as_str();
+        if s == "wait4" || s == "waitid" {
+            match w.decoded.wait_pid {
+                Some(c) if c > 0 => {
+                    let c = c as i32;
+                    if self.procs.contains_key(&c) {
+                        edges.push(Edge { target: Target::Process(c), why: format!("child {c}") });
+                    } else {
+                        self.gone.insert((p.pid, tid), format!("child {c}, which is not running"));
+                    }
+                }
+                Some(-1) | None => {
+                    let kids: Vec<i32> = self.procs.values().filter(|c| c.ppid == p.pid).map(|c| c.pid).collect();
+                    for c in kids {
+                        edges.push(Edge { target: Target::Process(c), why: format!("child {c}") });
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        if s == "futex" {
+            let live = |t: i32| p.threads.iter().any(|x| x.tid == t && x.state != 'Z');
+            let owner_pi = w.decoded.args.get("owner_tid").and_then(|v| v.as_i64()).map(|v| v as i32);
+            if let Some(o) = owner_pi.filter(|o| *o > 0) {
+                if live(o) {
+                    edges.push(Edge { target: Target::Thread(p.pid, o), why: format!("PI lock owned by thread {o}") });
+                } else {
+                    self.gone.insert((p.pid, tid), format!("a PI lock whose owner thread {o} has exited"));
+                }
+                return;
+            }
+            if let Some(&(word, owner)) = facts.futex_words.get(&tid) {
+                let word_tid = (word & 0x3fff_ffff) as i32;
+                if word_tid > 0 && word_tid != tid && live(word_tid) && w.decoded.args.get("val").and_then(|v| v.as_u64()) == Some(word as u64) {
+                    edges.push(Edge { target: Target::Thread(p.pid, word_tid), why: format!("joins thread {word_tid}") });
+                } else if let Some(o) = owner.map(|o| o as i32).filter(|o| *o > 0 && (word == 1 || word == 2)) {
+                    if o == tid {
+                        edges.push(Edge { target: Target::Thread(p.pid, tid), why: "a mutex it already holds itself".into() });
+                    } else if live(o) {
+                        edges.push(Edge { target: Target::Thread(p.pid, o), why: format!("mutex owned by thread {o}") });
+                    } else if o < 4_194_304 && !std::path::Path::new(&format!("/proc/{o}")).exists() {
+                        self.gone.insert((p.pid, tid), format!("a mutex whose owner thread {o} has exited"));
+                    }
+                }
+            }
+            return;
+        }
+        for fd in all_fds(w, facts, p.pid) {
+            let Some(&(ino, kind)) = facts.fd_inode.get(&(p.pid, fd)) else { continue };
+            if kind != FdKind::Pipe {
+                continue;
+            }
+            let (reads, writes) = direction_reads(w, fd, facts, p.pid);
+            let holders = facts.holders.get(&ino).map(|v| v.as_slice()).unwrap_or(&[]);
+            let mut other_ends: BTreeSet<i32> = BTreeSet::new();
+            for h in holders {
+                if (reads && h.mode.can_write()) || (writes && h.mode.can_read()) {
+                    if !(h.pid == p.pid && h.fd == fd) {
+                        other_ends.insert(h.pid);
+                    }
+                }
+            }
+            let what = if reads { "writer" } else { "reader" };
+            for o in &other_ends {
+                let why = if *o == p.pid {
+                    format!("pipe:[{ino}] whose other end it holds itself")
+                } else if other_ends.len() == 1 {
+                    format!("pipe:[{ino}] whose only {what} is pid {o}")
+                } else {
+                    format!("pipe:[{ino}], {what} pid {o}")
+                };
+                edges.push(Edge { target: Target::Process(*o), why });
+            }
+        }
+    }
+
+    /// The blocked threads an edge leads to. A process with a running thread is making
+    /// progress: no edge through it.
+    fn next(&self, from: Tkey, e: &Edge) -> Vec<Tkey> {
+        match e.target {
+            Target::Thread(pid, tid) => {
+                let blocked = self.procs.get(&pid).and_then(|p| wait_of(p, tid)).is_some();
+                if blocked { vec![(pid, tid)] } else { vec![] }
+            }
+            Target::Process(pid) => {
+                let Some(p) = self.procs.get(&pid) else { return vec![] };
+                if p.threads.iter().any(|t| t.state == 'R') {
+                    return vec![];
+                }
+                p.blocked_threads().map(|(t, _)| (pid, t.tid)).filter(|k| *k != from || p.threads.len() == 1).collect()
+            }
+        }
+    }
+
+    fn step(&self, k: Tkey, why: &str) -> Step {
+        let p = self.procs[&k.0];
+        Step {
+            pid: k.0,
+            tid: k.1,
+            comm: comm_of(p, k.1),
+            syscall: wait_of(p, k.1).map(|w| w.decoded.syscall.clone()).unwrap_or_default(),
+            waits_on: why.to_string(),
+        }
+    }
+
+    /// Threads that cannot make progress: blocked, and every alternative that could release
+    /// them (any writer of a pipe, any child for `wait4(-1)`, any thread of a process) is
+    /// itself stuck. A wait with no known releaser (a socket whose peer is unknown) or with a
+    /// running one is not stuck. This is the OR model of wait-for graphs: a cycle alone is not
+    /// a deadlock when some member can still be released from outside it.
+    fn stuck(&self) -> BTreeSet<Tkey> {
+        let mut stuck: BTreeSet<Tkey> = self.edges.iter().filter(|(_, e)| !e.is_empty()).map(|(k, _)| *k).collect();
+        loop {
+            let mut freed = Vec::new();
+            for &k in &stuck {
+                let edges = &self.edges[&k];
+                let free = edges.iter().any(|e| {
+                    let next = self.next(k, e);
+                    next.is_empty() || next.iter().all(|n| !stuck.contains(n))
+                });
+                if free {
+                    freed.push(k);
+                }
+            }
+            if freed.is_empty() {
+                return stuck;
+            }
+            for k in freed {
+                stuck.remove(&k);
+            }
+        }
+    }
+
+    /// One cycle per group of stuck threads, found by DFS inside the stuck set.
+    fn cycles(&self) -> Vec<Vec<(Tkey, String)>> {
+        let stuck = self.stuck();
+        let mut found: Vec<Vec<(Tkey, String)>> = Vec::new();
+        let mut covered: BTreeSet<Tkey> = BTreeSet::new();
+        // Bounds the search on very large graphs (10,000s of blocked threads).
+        let mut budget: usize = 200_000;
+        for &start in &stuck {
+            if covered.contains(&start) {
+                continue;
+            }
+            let mut path: Vec<(Tkey, String)> = Vec::new();
+            let mut stack: Vec<(Tkey, String, usize)> = vec![(start, String::new(), 0)];
+            let mut visited: BTreeSet<Tkey> = BTreeSet::new();
+            'search: while let Some((node, why, depth)) = stack.pop() {
+                if budget == 0 {
+                    return found;
+                }
+                budget -= 1;
+                path.truncate(depth);
+                path.push((node, why));
+                if !visited.insert(node) || depth > 64 {
+                    continue;
+                }
+                for e in self.edges.get(&node).map(|v| v.as_slice()).unwrap_or(&[]) {
+                    for nxt in self.next(node, e).into_iter().filter(|n| stuck.contains(n)) {
+                        if let Some(pos) = path.iter().position(|(k, _)| *k == nxt) {
+                            // Close the cycle; each step states what *it* waits on.
+                            let mut cyc: Vec<(Tkey, String)> = path[pos..].to_vec();
+                            let mut whys: Vec<String> = cyc.iter().skip(1).map(|(_, w)| w.clone()).collect();
+                            whys.push(e.why.clone());
+                            for (c, w) in cyc.iter_mut().zip(whys) {
+                                c.1 = w;
+                            }
+                            covered.extend(cyc.iter().map(|(k, _)| *k));
+                            found.push(cyc);
+                            break 'search;
+                        }
+                        stack.push((nxt, e.why.clone(), depth + 1));
+                    }
+                }
+            }
+            // Stuck threads that only wait on this cycle are part of the same deadlock.
+            covered.insert(start);
+        }
+        found
+    }
+
+    /// The chain from a thread following the first edge each time, until it ends or loops.
+    fn chain_from(&self, start: Tkey) -> Vec<Step> {
+        let mut out = Vec::new();
+        let mut cur = start;
+        let mut seen = BTreeSet::new();
+        while seen.insert(cur) && out.len() < 16 {
+            let edges = self.edges.get(&cur).map(|v| v.as_slice()).unwrap_or(&[]);
+            let Some(e) = edges.first() else {
+                let why = self.gone.get(&cur).cloned().unwrap_or_else(|| {
+                    let p = self.procs[&cur.0];
+                    wait_of(p, cur.1).map_or_else(String::new, |w| format!("{} (no releaser hangwatch can see)", w.decoded.human))
+                });
+                out.push(self.step(cur, &why));
+                break;
+            };
+            out.push(self.step(cur, &e.why));
+            match self.next(cur, e).first() {
+                Some(n) => cur = *n,
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+fn step_sentence(s: &Step) -> String {
+    format!("pid {} ({}) tid {} waits in {} on {}", s.pid, s.comm, s.tid, s.syscall, s.waits_on)
+}
+
+/// CPU a process must have used in its life before it can be called hung (an interpreter
+/// starting up uses about 0.05 s).
+pub const HUNG_MIN_CPU_SECS: f64 = 0.2;
+
+/// Whether the chain from a process ends in a read of a terminal or of standard input: an
+/// interactive program (or a shell feeding one) waiting for its user, not stuck.
+fn waits_for_input(g: &Graph, p: &Process) -> bool {
+    let Some((t, _)) = p.longest_wait() else { return false };
+    let chain = g.chain_from((p.pid, t.tid));
+    chain.last().is_some_and(|s| {
+        let Some(w) = g.procs.get(&s.pid).and_then(|q| wait_of(q, s.tid)) else { return false };
+        let target = w.decoded.args.get("target").and_then(|v| v.as_str()).unwrap_or("");
+        let reads = matches!(w.decoded.syscall.as_str(), "read" | "readv" | "pread64" | "poll" | "ppoll" | "select" | "pselect6");
+        let fd0 = w.decoded.args.get("fd").and_then(|v| v.as_i64()) == Some(0)
+            || w.decoded.fds.first() == Some(&0);
+        reads && (fd0 || target.starts_with("/dev/pts/") || target.starts_with("/dev/tty"))
+    })
+}
+
+/// Whether a process waits on a listening socket (a server waiting for connections).
+fn serves(p: &Process, facts: &Facts) -> bool {
+    p.blocked_threads().any(|(_, w)| {
+        all_fds(w, facts, p.pid).iter().any(|fd| {
+            facts.fd_inode.get(&(p.pid, *fd)).is_some_and(|(ino, _)| facts.listening.contains(ino))
+        })
+    })
+}
+
+pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
+    let g = Graph::build(procs, facts);
+    let mut out = Vec::new();
+    let mut explained: BTreeSet<i32> = BTreeSet::new();
+
+    // Orphaned waits: a releaser that is gone.
+    for (&(pid, tid), why) in &g.gone {
+        let p = g.procs[&pid];
+        let Some(w) = wait_of(p, tid) else { continue };
+        explained.insert(pid);
+        out.push(Finding {
+            kind: FindingKind::OrphanedWait,
+            severity: Severity::High,
+            pids: vec![pid],
+            tids: vec![tid],
+            summary: format!(
+                "pid {pid} ({}) has waited {} in {} for {why}",
+                p.comm,
+                fmt_duration_ns(w.duration_ns),
+                w.decoded.syscall
+            ),
+            since_mono_ns: Some(w.since_mono_ns),
+            chain: vec![g.step((pid, tid), why)],
+            key: format!("orphaned_wait:{pid}:{tid}"),
+        });
+    }
+    // ... and waits that began before a related process was OOM-killed and never ended.
+    for k in &facts.oom_kills {
+        for p in procs {
+            if explained.contains(&p.pid) || p.pid == k.pid {
+                continue;
+            }
+            let related = k.ppid == Some(p.pid)
+                || (k.ppid.is_none() && k.cgroup.as_deref().is_some_and(|c| c == p.cgroup && c != "/"));
+            if !related {
+                continue;
+            }
+            let Some((t, w)) = p
+                .blocked_threads()
+                .filter(|(_, w)| w.decoded.infinite && w.since_mono_ns <= k.time_mono_ns)
+                .max_by_key(|(_, w)| w.duration_ns)
+            else {
+                continue;
+            };
+            explained.insert(p.pid);
+            let limit = k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default();
+            let memcg = k.cgroup.as_deref().map(|c| format!("memcg {c}")).unwrap_or_else(|| "memcg unknown".into());
+            let waits_on = format!("pid {} ({}), OOM-killed {} ago ({memcg}{limit})", k.pid, k.comm, fmt_duration_ns(cfg.now_mono_ns.saturating_sub(k.time_mono_ns)));
+            out.push(Finding {
+                kind: FindingKind::OrphanedWait,
+                severity: Severity::High,
+                pids: vec![p.pid, k.pid],
+                tids: vec![t.tid],
+                summary: format!(
+                    "pid {} ({}) has waited {} in {} since its worker pid {} ({}) was OOM-killed ({memcg}{limit})",
+                    p.pid,
+                    p.comm,
+                    fmt_duration_ns(cfg.now_mono_ns.saturating_sub(k.time_mono_ns)),
+                    w.decoded.human,
+                    k.pid,
+                    k.comm
+                ),
+                since_mono_ns: Some(k.time_mono_ns),
+                chain: vec![g.step((p.pid, t.tid), &waits_on)],
+                key: format!("orphaned_wait:{}:{}", p.pid, k.pid),
+            });
+        }
+    }
+
+    // Deadlocks: wait-for cycles.
+    for cyc in g.cycles() {
+        let steps: Vec<Step> = cyc.iter().map(|(k, why)| g.step(*k, why)).collect();
+        let mut pids: Vec<i32> = steps.iter().map(|s| s.pid).collect();
+        pids.dedup();
+        let mut uniq = pids.clone();
+        uniq.sort();
+        uniq.dedup();
+        if uniq.iter().all(|p| explained.contains(p)) {
+            continue;
+        }
+        explained.extend(uniq.iter().copied());
+        let since = cyc
+            .iter()
+            .filter_map(|(k, _)| wait_of(g.procs[&k.0], k.1).map(|w| w.since_mono_ns))
+            .max();
+        let sentences: Vec<String> = steps.iter().map(step_sentence).collect();
+        let mut tids: Vec<i32> = steps.iter().map(|s| s.tid).collect();
+        tids.sort();
+        out.push(Finding {
+            kind: FindingKind::Deadlock,
+            severity: Severity::Critical,
+            summary: format!("deadlock: {}", sentences.join("; ")),
+            key: format!("deadlock:{}", tids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")),
+            pids: uniq,
+            tids,
+            since_mono_ns: since,
+            chain: steps,
+        });
+    }
+
+    // Hung: did work, now every thread in an infinite wait for long, no CPU.
+    for p in procs {
+        if explained.contains(&p.pid) || !p.all_blocked() || p.cpu_percent >= 0.05 || p.cpu_total_secs < HUNG_MIN_CPU_SECS {
+            continue;
+        }
+        let waits: Vec<&Wait> = p.blocked_threads().map(|(_, w)| w).collect();
+        if !waits.iter().all(|w| w.decoded.infinite && w.duration_ns >= cfg.hung_after_ns) {
+            continue;
+        }
+        let Some((t, longest)) = p.longest_wait() else { continue };
+        if serves(p, facts) || waits_for_input(&g, p) {
+            continue; // a server waiting for clients, or a program waiting for its user
+        }
+        let quiet_since = waits.iter().map(|w| w.since_mono_ns).max();
+        let main = p.threads.iter().find(|t| t.tid == p.pid).and_then(|t| t.blocked.as_ref()).unwrap_or(longest);
+        out.push(Finding {
+            kind: FindingKind::Hung,
+            severity: Severity::High,
+            pids: vec![p.pid],
+            tids: p.blocked_threads().map(|(t, _)| t.tid).collect(),
+            summary: format!(
+                "pid {} ({}) is hung: {} in {} for {}, zero CPU since (it had used {:.1}s)",
+                p.pid,
+                p.comm,
+                if p.threads.len() == 1 { "its only thread".to_string() } else { format!("main thread (all {} threads blocked)", p.threads.len()) },
+                main.decoded.human,
+                fmt_duration_ns(main.duration_ns),
+                p.cpu_total_secs
+            ),
+            since_mono_ns: quiet_since,
+            chain: g.chain_from((p.pid, if main.since_mono_ns == longest.since_mono_ns { t.tid } else { p.pid })),
+            key: format!("hung:{}", p.pid),
+        });
+    }
+
+    // OOM kills, with what they left waiting.
+    for k in &facts.oom_kills {
+        if cfg.now_mono_ns.saturating_sub(k.time_mono_ns) > cfg.oom_recent_ns {
+            continue;
+        }
+        let left: Vec<&Finding> = out
+            .iter()
+            .filter(|f| f.kind == FindingKind::OrphanedWait && f.pids.contains(&k.pid))
+            .collect();
+        let waiting: Vec<i32> = left.iter().map(|f| f.pids[0]).collect();
+        let limit = k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default();
+        let mut pids = vec![k.pid];
+        pids.extend(&waiting);
+        out.push(Finding {
+            kind: FindingKind::OomKill,
+            severity: if waiting.is_empty() { Severity::Medium } else { Severity::High },
+            summary: format!(
+                "pid {} ({}) was OOM-killed {} ago in {}{}{}",
+                k.pid,
+                k.comm,
+                fmt_duration_ns(cfg.now_mono_ns.saturating_sub(k.time_mono_ns)),
+                k.cgroup.as_deref().unwrap_or("an unknown cgroup"),
+                limit,
+                if waiting.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it left pid {} waiting", waiting.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
+                }
+            ),
+            pids,
+            tids: vec![],
+            since_mono_ns: Some(k.time_mono_ns),
+            chain: vec![],
+            key: format!("oom_kill:{}:{}", k.pid, k.time_mono_ns / 1_000_000_000),
+        });
+    }
+
+    // CPU quota smaller than the threads that want to run.
+    for (cg, q) in &facts.cpu_quota {
+        let runnable: usize = procs
+            .iter()
+            .filter(|p| facts.cpu_cgroup_of.get(&p.pid) == Some(cg))
+            .map(|p| p.threads.iter().filter(|t| t.state == 'R').count())
+            .sum();
+        if (runnable as f64) > q.cores && q.nr_throttled > 0 {
+            let pids: Vec<i32> = procs.iter().filter(|p| facts.cpu_cgroup_of.get(&p.pid) == Some(cg)).map(|p| p.pid).collect();
+            out.push(Finding {
+                kind: FindingKind::CpuThrottled,
+                severity: Severity::Medium,
+                summary: format!(
+                    "cgroup {cg} has a CPU quota of {:.2} cores but {runnable} runnable threads; throttled {} times ({} in total)",
+                    q.cores,
+                    q.nr_throttled,
+                    fmt_duration_ns(q.throttled_ns)
+                ),
+                pids,
+                tids: vec![],
+                since_mono_ns: None,
+                chain: vec![],
+                key: format!("cpu_throttled:{cg}"),
+            });
+        }
+    }
+
+    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.key.cmp(&b.key)));
+    out
+}
