@@ -159,7 +159,8 @@ fn is_gone(e: &io::Error) -> bool {
 pub fn sample(pid: i32, t_mono_ns: u64) -> Option<MemSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let vm = parse_status_vm(&status)?;
-    let start_brk = std::fs::read(format!("/proc/{pid}/stat")).ok().and_then(|b| parse_start_brk(&b));
+    let start_brk =
+        std::fs::read(format!("/proc/{pid}/stat")).ok().and_then(|b| parse_start_brk(&b));
     let scan = File::open(format!("/proc/{pid}/maps"))
         .and_then(|f| scan_heap(BufReader::with_capacity(4096, f), start_brk));
     let heap = match scan {
@@ -318,8 +319,9 @@ pub struct MemHistory {
     /// given back (brk shrink, munmap, madvise(MADV_DONTNEED) and reclaimed MADV_FREE
     /// pages). Memory mapped and unmapped between two samples is not seen.
     pub returned_bytes: u64,
-    /// Bytes mapped / unmapped. Not observable by sampling: `None` unless a source that
-    /// counts system calls fills them (JSON `null` = not measured).
+    /// Address space mapped / unmapped other than the brk heap: the growth and shrinkage of
+    /// `VmSize` minus the heap's, between consecutive samples (anonymous and file mappings;
+    /// a map and unmap between two samples is not seen). `None` until two samples exist.
     pub mmap_bytes: Option<u64>,
     pub munmap_bytes: Option<u64>,
 }
@@ -366,6 +368,16 @@ impl MemHistory {
                 self.brk_shrink_bytes += prev.heap - s.heap;
             }
             self.returned_bytes += prev.rss_anon.saturating_sub(s.rss_anon);
+            // Address space that changed other than by the brk heap: mmap (grew) and munmap
+            // (shrank), as observed between two samples (file mappings included).
+            let dv = s.vm_size as i128 - prev.vm_size as i128 - (s.heap as i128 - prev.heap as i128);
+            if dv > 0 {
+                *self.mmap_bytes.get_or_insert(0) += dv as u64;
+            } else {
+                *self.munmap_bytes.get_or_insert(0) += (-dv) as u64;
+            }
+            self.mmap_bytes.get_or_insert(0);
+            self.munmap_bytes.get_or_insert(0);
         }
         if self.samples.len() == self.capacity {
             self.samples.pop_front();
@@ -400,10 +412,9 @@ impl MemHistory {
 
     /// The samples of the last `window`, counted back from the newest, oldest first.
     fn in_window(&self, window: Duration) -> impl Iterator<Item = &MemSample> {
-        let from = self
-            .samples
-            .back()
-            .map_or(0, |l| l.t_mono_ns.saturating_sub(window.as_nanos().min(u64::MAX as u128) as u64));
+        let from = self.samples.back().map_or(0, |l| {
+            l.t_mono_ns.saturating_sub(window.as_nanos().min(u64::MAX as u128) as u64)
+        });
         self.samples.iter().filter(move |s| s.t_mono_ns >= from)
     }
 
@@ -443,8 +454,10 @@ impl MemHistory {
     /// fits a line badly but never goes down).
     pub fn growth(&self, cfg: &Thresholds) -> Option<f64> {
         let f = self.usable_fit(cfg)?;
-        let good = f.r2.is_some_and(|r2| r2 >= cfg.min_r2) || f.nonneg_share >= cfg.min_nonneg_share;
-        (f.slope_bytes_per_min >= cfg.growth_min_bytes_per_min && good).then_some(f.slope_bytes_per_min)
+        let good =
+            f.r2.is_some_and(|r2| r2 >= cfg.min_r2) || f.nonneg_share >= cfg.min_nonneg_share;
+        (f.slope_bytes_per_min >= cfg.growth_min_bytes_per_min && good)
+            .then_some(f.slope_bytes_per_min)
     }
 
     pub fn is_growing(&self, cfg: &Thresholds) -> bool {
@@ -456,7 +469,8 @@ impl MemHistory {
     pub fn shrank_in_window(&self, cfg: &Thresholds) -> bool {
         let w: Vec<&MemSample> = self.in_window(cfg.window).collect();
         w.windows(2).any(|p| {
-            p[1].heap < p[0].heap || p[0].rss_anon.saturating_sub(p[1].rss_anon) >= cfg.shrink_min_bytes
+            p[1].heap < p[0].heap
+                || p[0].rss_anon.saturating_sub(p[1].rss_anon) >= cfg.shrink_min_bytes
         })
     }
 
@@ -485,7 +499,8 @@ impl MemHistory {
             return false;
         }
         let Some(f) = self.usable_fit(cfg) else { return false };
-        if f.slope_bytes_per_min.abs() >= cfg.steady_max_bytes_per_min || self.shrank_in_window(cfg) {
+        if f.slope_bytes_per_min.abs() >= cfg.steady_max_bytes_per_min || self.shrank_in_window(cfg)
+        {
             return false;
         }
         let heap_most = now.heap as f64 >= cfg.heap_share * now.rss_anon as f64;
@@ -502,12 +517,13 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     fn s(t_ms: u64, rss: u64, anon: u64, heap: u64) -> MemSample {
-        MemSample { t_mono_ns: t_ms * 1_000_000, rss, rss_anon: anon, heap, ..Default::default() }
+        MemSample { t_mono_ns: t_ms * 1_000_000, rss, rss_anon: anon, heap, vm_size: 100 * MIB + heap, ..Default::default() }
     }
 
     /// Deterministic noise in [-amp, amp] (an LCG: no dependency, same values every run).
     fn noise(seed: &mut u64, amp: u64) -> i64 {
-        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        *seed =
+            seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         ((*seed >> 33) % (2 * amp + 1)) as i64 - amp as i64
     }
 
@@ -521,6 +537,19 @@ mod tests {
 ";
 
     #[test]
+    fn mmap_and_munmap_from_address_space_changes() {
+        let mut h = MemHistory::default();
+        let v = |t: u64, vm: u64, heap: u64| MemSample { t_mono_ns: t * SEC, vm_size: vm, heap, ..Default::default() };
+        assert!(h.push(v(1, 100 * MIB, 10 * MIB)));
+        assert_eq!((h.mmap_bytes, h.munmap_bytes), (None, None));
+        h.push(v(2, 1124 * MIB, 10 * MIB)); // mmap 1 GiB
+        h.push(v(3, 1134 * MIB, 20 * MIB)); // brk +10 MiB: not mmap
+        h.push(v(4, 110 * MIB, 20 * MIB)); // munmap 1 GiB
+        assert_eq!(h.mmap_bytes, Some(1024 * MIB));
+        assert_eq!(h.munmap_bytes, Some(1024 * MIB));
+    }
+
+    #[test]
     fn heap_from_maps() {
         let (a, b) = parse_heap(MAPS).unwrap();
         assert_eq!((a, b), (0x55d0c9f3b000, 0x55d0cbf3b000));
@@ -528,7 +557,10 @@ mod tests {
         assert_eq!(parse_heap("7ffd1c6c1000-7ffd1c6e2000 rw-p 00000000 00:00 0  [stack]\n"), None);
         assert_eq!(parse_heap(""), None);
         // Broken lines are skipped, not fatal.
-        assert_eq!(parse_heap("zz-yy rw-p 0 0:0 0 [heap]\n10-20 rw-p 0 0:0 0 [heap]\n"), Some((0x10, 0x20)));
+        assert_eq!(
+            parse_heap("zz-yy rw-p 0 0:0 0 [heap]\n10-20 rw-p 0 0:0 0 [heap]\n"),
+            Some((0x10, 0x20))
+        );
     }
 
     /// A reader that fails if read past a limit: proves the scan stops early.
@@ -552,14 +584,19 @@ mod tests {
     #[test]
     fn scan_stops_at_heap_or_past_start_brk() {
         let heap_end = MAPS.find("[heap]").unwrap() + "[heap]\n".len();
-        let r = BufReader::with_capacity(16, Limited { data: MAPS.as_bytes(), pos: 0, limit: heap_end });
+        let r = BufReader::with_capacity(
+            16,
+            Limited { data: MAPS.as_bytes(), pos: 0, limit: heap_end },
+        );
         assert_eq!(scan_heap(r, None).unwrap(), HeapScan::Found(0x55d0c9f3b000, 0x55d0cbf3b000));
 
         // No heap: stop at the first mapping above start_brk.
-        let no_heap: String = MAPS.lines().filter(|l| !l.contains("[heap]")).map(|l| format!("{l}\n")).collect();
+        let no_heap: String =
+            MAPS.lines().filter(|l| !l.contains("[heap]")).map(|l| format!("{l}\n")).collect();
         let above = no_heap.find("7f1c2a000000").unwrap();
         let past = above + no_heap[above..].find('\n').unwrap() + 1;
-        let r = BufReader::with_capacity(16, Limited { data: no_heap.as_bytes(), pos: 0, limit: past });
+        let r =
+            BufReader::with_capacity(16, Limited { data: no_heap.as_bytes(), pos: 0, limit: past });
         assert_eq!(scan_heap(r, Some(0x55d0c9f3b000)).unwrap(), HeapScan::Absent);
         // Without start_brk it reads to the end.
         assert_eq!(scan_heap(no_heap.as_bytes(), None).unwrap(), HeapScan::Absent);
@@ -701,8 +738,8 @@ mod tests {
         assert_eq!((h.anon_peak, h.anon_peak_mono_ns), (51 * MIB, 500 * 1_000_000));
         assert_eq!(h.latest().map(|l| l.heap), Some(5 * MIB));
         assert_eq!(h.samples().next().map(|f| f.heap), Some(20 * MIB));
-        // Not measured by sampling.
-        assert_eq!((h.mmap_bytes, h.munmap_bytes), (None, None));
+        // Only the heap moved: no other address space was mapped or unmapped.
+        assert_eq!((h.mmap_bytes, h.munmap_bytes), (Some(0), Some(0)));
         // Stale or repeated samples are ignored.
         assert!(!h.push(s(600, 0, 0, 0)));
         assert!(!h.push(s(100, 0, 0, 0)));
@@ -824,5 +861,60 @@ mod tests {
         let c = Thresholds::for_window(Duration::from_secs(120));
         assert_eq!(c.min_span, Duration::from_secs(5));
         assert_eq!(SEC, 1_000_000_000);
+    }
+}
+
+/// The memory figures of one process as reports show them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MemStatus {
+    pub rss: u64,
+    pub rss_anon: u64,
+    pub rss_file: u64,
+    pub rss_shmem: u64,
+    pub peak_rss: u64,
+    pub heap: u64,
+    pub heap_peak: u64,
+    pub brk_grows: u64,
+    pub brk_shrinks: u64,
+    pub brk_grow_bytes: u64,
+    pub brk_shrink_bytes: u64,
+    pub mmap_bytes: Option<u64>,
+    pub munmap_bytes: Option<u64>,
+    pub returned_bytes: u64,
+    /// RSS change from the first to the last sample of the window.
+    pub rss_change_bytes: i64,
+    pub not_returned: bool,
+    pub growing: bool,
+    pub growth_bytes_per_min: Option<f64>,
+    pub samples: usize,
+}
+
+impl MemHistory {
+    /// The figures and verdicts now.
+    pub fn status(&self, cfg: &Thresholds, cpu_percent_now: f64) -> Option<MemStatus> {
+        let last = self.latest()?;
+        let first = self.in_window(cfg.window).next().copied().unwrap_or(*last);
+        let growth = self.growth(cfg);
+        Some(MemStatus {
+            rss: last.rss,
+            rss_anon: last.rss_anon,
+            rss_file: last.rss_file,
+            rss_shmem: last.rss_shmem,
+            peak_rss: last.hwm.max(self.rss_peak),
+            heap: last.heap,
+            heap_peak: self.heap_peak,
+            brk_grows: self.brk_grows,
+            brk_shrinks: self.brk_shrinks,
+            brk_grow_bytes: self.brk_grow_bytes,
+            brk_shrink_bytes: self.brk_shrink_bytes,
+            mmap_bytes: self.mmap_bytes,
+            munmap_bytes: self.munmap_bytes,
+            returned_bytes: self.returned_bytes,
+            rss_change_bytes: last.rss as i64 - first.rss as i64,
+            not_returned: self.not_returned(cfg, cpu_percent_now),
+            growing: growth.is_some(),
+            growth_bytes_per_min: growth,
+            samples: self.len(),
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! The model of what is stuck: processes, threads and their waits, and the derived figures
 //! (how suspicious a process is). Pure data and pure functions; no I/O.
 
-use crate::syscalls::Decoded;
+use crate::{memory::MemStatus, syscalls::Decoded};
 
 /// A thread that sleeps in a system call.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +42,8 @@ pub struct Process {
     pub age_secs: f64,
     pub rss_bytes: u64,
     pub threads: Vec<Thread>,
+    /// Memory figures and verdicts, when sampled (docs/memory.md).
+    pub memory: Option<MemStatus>,
 }
 
 impl Process {
@@ -147,6 +149,7 @@ pub mod tests {
             cpu_total_secs: cpu_total,
             age_secs: age,
             rss_bytes: 0,
+            memory: None,
             threads: waits
                 .into_iter()
                 .enumerate()

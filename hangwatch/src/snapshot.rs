@@ -9,6 +9,8 @@ use log::debug;
 
 use crate::{
     analysis::{self, Finding, facts},
+    memory::{self, MemHistory, Thresholds},
+    oom::{self, OomKill},
     bpf::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
     error::Error,
     model::{self, Process, Thread, Wait},
@@ -68,6 +70,10 @@ pub struct Report {
     /// Diagnoses, most severe first.
     pub findings: Vec<Finding>,
     pub ended_waits: Vec<EndedWait>,
+    /// OOM kills from the kernel log and the live probe, oldest first.
+    pub oom_kills: Vec<OomKill>,
+    /// `oom_kill` counters of the cgroups of the listed processes and of the OOM kills.
+    pub cgroup_oom_counters: Vec<(String, u64)>,
     pub probes: Vec<ProbeStatus>,
     pub stats: Stats,
 }
@@ -78,6 +84,9 @@ impl Report {
         self.time - Duration::from_nanos(self.mono_ns.saturating_sub(mono_ns))
     }
 }
+
+/// How often memory is sampled during a snapshot window.
+pub const MEM_SAMPLE: Duration = Duration::from_millis(200);
 
 /// What the builder needs besides the samples.
 pub struct BuildCtx {
@@ -148,6 +157,7 @@ pub fn build_process(
         age_secs: (ctx.uptime_secs - after.stat.starttime as f64 / tps).max(0.0),
         rss_bytes: after.mem.vm_rss,
         threads,
+        memory: None,
     }
 }
 
@@ -206,14 +216,36 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         wait_threshold_ns: threshold,
         filter_tgid: if opts.pids.len() == 1 { opts.pids[0] as u32 } else { 0 },
     })?;
-    let (before, _) = scan(Detail::Stat, &opts.pids);
+    // Every process is read, even with --pid: the analysis follows waits into other processes.
+    let (before, _) = scan(Detail::Stat, &[]);
     let t0 = Instant::now();
-    std::thread::sleep(opts.window);
+    // Memory is sampled every MEM_SAMPLE over the window (docs/memory.md).
+    let mut mem: HashMap<i32, MemHistory> = HashMap::new();
+    let sample_all = |mem: &mut HashMap<i32, MemHistory>| {
+        let now = procfs::monotonic_ns();
+        for (&pid, p) in &before {
+            if p.is_kernel_thread() {
+                continue;
+            }
+            if let Some(s) = memory::sample(pid, now) {
+                mem.entry(pid).or_default().push(s);
+            }
+        }
+    };
+    sample_all(&mut mem);
+    loop {
+        let left = opts.window.saturating_sub(t0.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(MEM_SAMPLE));
+        sample_all(&mut mem);
+    }
     let window = t0.elapsed();
     let _ = probes.recalibrate();
 
     let scan_start = Instant::now();
-    let (after, vanished) = scan(Detail::Full, &opts.pids);
+    let (after, vanished) = scan(Detail::Full, &[]);
     let now_mono_ns = procfs::monotonic_ns();
     let time = SystemTime::now();
     let scan_ms = scan_start.elapsed().as_millis() as u64;
@@ -240,8 +272,34 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         threads_scanned += s.threads.len();
         all.push(build_process(before.get(&s.pid), s, &ctx, &ProcTask { pid: s.pid }));
     }
+    let mem_cfg = Thresholds::for_window(opts.window);
+    for p in &mut all {
+        p.memory = mem.get(&p.pid).and_then(|h| h.status(&mem_cfg, p.cpu_percent));
+    }
+    // OOM kills: the kernel log, plus what the live probe saw during the window.
+    let mut events = Vec::new();
+    probes.drain(&mut events);
+    let live_ooms: Vec<OomKill> = events
+        .iter()
+        .filter_map(|e| match e {
+            KernelEvent::OomVictim(v) => Some(OomKill::from_tracepoint(v)),
+            KernelEvent::WaitEnd(_) => None,
+        })
+        .collect();
+    let oom_kills = oom::merge_kills(live_ooms, oom::read_kmsg_history());
+    let oom_facts: Vec<facts::OomFact> = oom_kills
+        .iter()
+        .map(|k| facts::OomFact {
+            time_mono_ns: oom::boot_us_to_mono_ns(k.time_boot_us),
+            pid: k.pid,
+            comm: k.comm.clone(),
+            cgroup: k.cgroup.clone(),
+            ppid: None,
+            memory_limit_bytes: k.memory_limit_bytes,
+        })
+        .collect();
     // The analysis follows chains through every process, not only the ones listed.
-    let facts = facts::gather(&all, &|pid| Box::new(ProcTask { pid }), Vec::new());
+    let facts = facts::gather(&all, &|pid| Box::new(ProcTask { pid }), oom_facts);
     let findings: Vec<Finding> = analysis::analyze(
         &all,
         &facts,
@@ -262,8 +320,15 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let hidden = total - processes.len();
     model::rank(&mut processes);
 
-    let mut events = Vec::new();
-    probes.drain(&mut events);
+    let mut cgroups: Vec<String> = processes.iter().map(|p| p.cgroup.clone()).collect();
+    cgroups.extend(oom_kills.iter().filter_map(|k| k.cgroup.clone()));
+    cgroups.sort();
+    cgroups.dedup();
+    let cgroup_oom_counters = cgroups
+        .into_iter()
+        .filter(|c| c != "/")
+        .filter_map(|c| oom::oom_kill_counter(&c).map(|n| (c, n)))
+        .collect();
     let ended_waits = events
         .into_iter()
         .filter_map(|e| match e {
@@ -288,12 +353,14 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         mono_ns: now_mono_ns,
         hostname: procfs::hostname(),
         kernel: procfs::kernel_release(),
-        window,
+        window: opts.window,
         min_blocked: opts.min_blocked,
         processes,
         hidden,
         findings,
         ended_waits,
+        oom_kills,
+        cgroup_oom_counters,
         stats: Stats {
             kernel: probes.stats(),
             processes_scanned: after.len(),

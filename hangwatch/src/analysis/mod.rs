@@ -184,7 +184,7 @@ impl<'a> Graph<'a> {
                     let c = c as i32;
                     if self.procs.contains_key(&c) {
                         edges.push(Edge { target: Target::Process(c), why: format!("child {c}") });
-                    } else {
+                    } else if !std::path::Path::new(&format!("/proc/{c}")).exists() {
                         self.gone.insert((p.pid, tid), format!("child {c}, which is not running"));
                     }
                 }
@@ -586,6 +586,48 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             chain: vec![],
             key: format!("oom_kill:{}:{}", k.pid, k.time_mono_ns / 1_000_000_000),
         });
+    }
+
+    // Memory held and not given back, and memory that keeps growing.
+    for p in procs {
+        let Some(m) = &p.memory else { continue };
+        if m.not_returned {
+            out.push(Finding {
+                kind: FindingKind::MemoryNotReturned,
+                severity: Severity::Medium,
+                pids: vec![p.pid],
+                tids: vec![],
+                summary: format!(
+                    "pid {} ({}) holds {} of anonymous memory (heap {}, peak {}) and gives none back: it has stopped growing and no shrink was seen",
+                    p.pid,
+                    p.comm,
+                    fmt_bytes(m.rss_anon),
+                    fmt_bytes(m.heap),
+                    fmt_bytes(m.peak_rss)
+                ),
+                since_mono_ns: None,
+                chain: vec![],
+                key: format!("memory_not_returned:{}", p.pid),
+            });
+        }
+        if let Some(rate) = m.growth_bytes_per_min {
+            out.push(Finding {
+                kind: FindingKind::MemoryGrowth,
+                severity: Severity::Low,
+                pids: vec![p.pid],
+                tids: vec![],
+                summary: format!(
+                    "pid {} ({}) grows {}/min (RSS now {})",
+                    p.pid,
+                    p.comm,
+                    fmt_bytes(rate.max(0.0) as u64),
+                    fmt_bytes(m.rss)
+                ),
+                since_mono_ns: None,
+                chain: vec![],
+                key: format!("memory_growth:{}", p.pid),
+            });
+        }
     }
 
     // CPU quota smaller than the threads that want to run.

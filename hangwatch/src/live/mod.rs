@@ -224,3 +224,57 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
         debug!("tracked {}", agg.tracked());
     }
 }
+
+/// `hangwatch` on a terminal: the aggregator runs here and publishes its view about once a
+/// second (after each scan, and within a second of any other input) to the UI task, which owns
+/// the terminal and the keyboard. Returns when the UI ends (q, Ctrl-C, SIGINT, SIGTERM).
+pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
+    use std::sync::{Arc, atomic::Ordering};
+
+    let (mut agg, mut rx, dropped) = start(&opts)?;
+    for p in agg.view().health.probes.iter().filter(|p| !p.attached) {
+        warn!("probe {} not attached: {} ({})", p.name, p.reason.as_deref().unwrap_or("?"), p.impact);
+    }
+    let publish = |agg: &Aggregator| crate::tui::Update {
+        view: Arc::new(agg.view()),
+        dropped_records: dropped.load(Ordering::Relaxed),
+    };
+    let (tx, updates) = tokio::sync::watch::channel(publish(&agg));
+    let log_path = crate::tui::log_path();
+    let mut ui = tokio::spawn(crate::tui::run(updates, crate::tui::HostInfo::read(), log_path));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut dirty = false;
+    let result = loop {
+        tokio::select! {
+            r = &mut ui => break match r {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => Err(anyhow::anyhow!("the terminal UI panicked")),
+                Err(e) => Err(e.into()),
+            },
+            i = rx.recv() => match i {
+                Some(input) => {
+                    let scan = matches!(input, Input::Scan { .. });
+                    agg.handle(input, &task_view);
+                    dirty = true;
+                    if scan {
+                        tx.send_replace(publish(&agg));
+                        dirty = false;
+                    }
+                    debug!("tracked {}", agg.tracked());
+                }
+                None => break Err(anyhow::anyhow!("the collectors stopped")),
+            },
+            _ = tick.tick() => if dirty {
+                tx.send_replace(publish(&agg));
+                dirty = false;
+            },
+        }
+    };
+    // Whatever ended the loop, the UI hands the terminal back before we return.
+    if !ui.is_finished() {
+        ui.abort();
+        let _ = ui.await;
+    }
+    result
+}

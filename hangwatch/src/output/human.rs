@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::{fmt_bytes, fmt_duration_ns, rfc3339, shorten};
 use crate::{
     analysis::{Finding, Severity},
+    memory::MemStatus,
     model::Process,
     snapshot::Report,
 };
@@ -60,6 +61,24 @@ pub fn render(r: &Report, limit: usize) -> String {
             r.processes.len() - limit
         );
     }
+    if !r.oom_kills.is_empty() {
+        let _ = writeln!(o, "\nOOM kills (kernel log), newest last:");
+        let skip = r.oom_kills.len().saturating_sub(10);
+        for k in r.oom_kills.iter().skip(skip) {
+            let ago = r.mono_ns.saturating_sub(crate::oom::boot_us_to_mono_ns(k.time_boot_us));
+            let _ = writeln!(
+                o,
+                "  {} ago: {} ({}) in {} [{}]{}{}",
+                fmt_duration_ns(ago),
+                k.pid,
+                k.comm,
+                k.cgroup.as_deref().unwrap_or("?"),
+                k.constraint,
+                k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default(),
+                k.anon_rss_bytes.map(|a| format!(", victim anon RSS {}", fmt_bytes(a))).unwrap_or_default()
+            );
+        }
+    }
     if !r.ended_waits.is_empty() {
         let _ = writeln!(o, "\nWaits that ended during the window:");
         for e in r.ended_waits.iter().take(10) {
@@ -83,6 +102,28 @@ pub fn render(r: &Report, limit: usize) -> String {
         k.lost_events, k.map_full, r.stats.vanished, r.stats.scan_ms
     );
     o
+}
+
+/// "RSS 1.0 GiB (anon 1.0 GiB) · heap 1.0 GiB, peak 1.0 GiB, 0 shrinks · returned 0 B · NOT RETURNED"
+pub fn memory_line(m: &MemStatus) -> String {
+    let mut s = format!(
+        "RSS {} (anon {}, peak {}) · heap {} (peak {}, {} grows / {} shrinks seen) · returned {}",
+        fmt_bytes(m.rss),
+        fmt_bytes(m.rss_anon),
+        fmt_bytes(m.peak_rss),
+        fmt_bytes(m.heap),
+        fmt_bytes(m.heap_peak),
+        m.brk_grows,
+        m.brk_shrinks,
+        fmt_bytes(m.returned_bytes)
+    );
+    if m.not_returned {
+        s.push_str(" · NOT RETURNED");
+    }
+    if let Some(r) = m.growth_bytes_per_min {
+        s.push_str(&format!(" · GROWING {}/min", fmt_bytes(r.max(0.0) as u64)));
+    }
+    s
 }
 
 fn render_finding(o: &mut String, r: &Report, f: &Finding) {
@@ -138,6 +179,9 @@ fn render_process(o: &mut String, p: &Process) {
         let _ = writeln!(o, "  cmd: {}", shorten(&p.cmdline, 100));
     }
     let _ = writeln!(o, "  cgroup: {}", p.cgroup);
+    if let Some(m) = &p.memory {
+        let _ = writeln!(o, "  memory: {}", memory_line(m));
+    }
     let mut blocked: Vec<_> = p.blocked_threads().collect();
     blocked.sort_by(|a, b| b.1.duration_ns.cmp(&a.1.duration_ns).then(a.0.tid.cmp(&b.0.tid)));
     const MAX_THREADS: usize = 8;
@@ -181,6 +225,8 @@ mod tests {
             processes,
             hidden: 0,
             findings: vec![],
+            oom_kills: vec![],
+            cgroup_oom_counters: vec![],
             ended_waits: vec![],
             probes: vec![],
             stats: Stats { processes_scanned: 42, ..Default::default() },

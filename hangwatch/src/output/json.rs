@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rfc3339;
-use crate::{analysis::Finding, model, snapshot::Report};
+use crate::{analysis::Finding, memory::MemStatus, model, oom::OomKill, snapshot::Report};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,8 +24,110 @@ pub struct SnapshotJson {
     /// Processes not listed (no blocked thread, or filtered out).
     pub hidden_processes: usize,
     pub ended_waits: Vec<EndedWaitJson>,
+    /// OOM kills known from the kernel log (and the live probe during the window).
+    pub oom_kills: Vec<OomKillJson>,
+    /// `oom_kill` counters of the cgroups involved (memory.events / memory.oom_control).
+    pub cgroup_oom_kills: Vec<CgroupOomJson>,
     pub probes: Vec<ProbeJson>,
     pub stats: StatsJson,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupOomJson {
+    pub cgroup: String,
+    pub oom_kills: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OomKillJson {
+    pub time: String,
+    pub ts_ns: u64,
+    pub pid: i32,
+    pub comm: String,
+    pub cgroup: Option<String>,
+    pub oom_memcg: Option<String>,
+    pub constraint: String,
+    pub memory_limit_bytes: Option<u64>,
+    pub memory_usage_bytes: Option<u64>,
+    pub anon_rss_bytes: Option<u64>,
+    pub file_rss_bytes: Option<u64>,
+    pub shmem_rss_bytes: Option<u64>,
+    pub total_vm_bytes: Option<u64>,
+    pub oom_score_adj: Option<i64>,
+    pub uid: Option<u32>,
+    pub source: String,
+}
+
+pub fn oom_kill_json(k: &OomKill, wall: impl Fn(u64) -> String) -> OomKillJson {
+    let ts = crate::oom::boot_us_to_mono_ns(k.time_boot_us);
+    OomKillJson {
+        time: wall(ts),
+        ts_ns: ts,
+        pid: k.pid,
+        comm: k.comm.clone(),
+        cgroup: k.cgroup.clone(),
+        oom_memcg: k.oom_memcg.clone(),
+        constraint: k.constraint.clone(),
+        memory_limit_bytes: k.memory_limit_bytes,
+        memory_usage_bytes: k.memory_usage_bytes,
+        anon_rss_bytes: k.anon_rss_bytes,
+        file_rss_bytes: k.file_rss_bytes,
+        shmem_rss_bytes: k.shmem_rss_bytes,
+        total_vm_bytes: k.total_vm_bytes,
+        oom_score_adj: k.oom_score_adj,
+        uid: k.uid,
+        source: k.source.to_string(),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryJson {
+    pub rss_bytes: u64,
+    pub anon_rss_bytes: u64,
+    pub file_rss_bytes: u64,
+    pub shmem_rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub rss_change_bytes: i64,
+    pub heap_bytes: u64,
+    pub heap_peak_bytes: u64,
+    pub brk_grows: u64,
+    pub brk_shrinks: u64,
+    pub brk_grow_bytes: u64,
+    pub brk_shrink_bytes: u64,
+    pub mmap_bytes: Option<u64>,
+    pub munmap_bytes: Option<u64>,
+    pub returned_bytes: u64,
+    pub not_returned: bool,
+    pub growing: bool,
+    pub growth_bytes_per_min: Option<f64>,
+    pub samples: usize,
+}
+
+pub fn memory_json(m: &MemStatus) -> MemoryJson {
+    MemoryJson {
+        rss_bytes: m.rss,
+        anon_rss_bytes: m.rss_anon,
+        file_rss_bytes: m.rss_file,
+        shmem_rss_bytes: m.rss_shmem,
+        peak_rss_bytes: m.peak_rss,
+        rss_change_bytes: m.rss_change_bytes,
+        heap_bytes: m.heap,
+        heap_peak_bytes: m.heap_peak,
+        brk_grows: m.brk_grows,
+        brk_shrinks: m.brk_shrinks,
+        brk_grow_bytes: m.brk_grow_bytes,
+        brk_shrink_bytes: m.brk_shrink_bytes,
+        mmap_bytes: m.mmap_bytes,
+        munmap_bytes: m.munmap_bytes,
+        returned_bytes: m.returned_bytes,
+        not_returned: m.not_returned,
+        growing: m.growing,
+        growth_bytes_per_min: m.growth_bytes_per_min.map(|r| r.round()),
+        samples: m.samples,
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -92,6 +194,7 @@ pub struct ProcessJson {
     pub blocked_threads: usize,
     pub all_blocked: bool,
     pub suspicion: f64,
+    pub memory: Option<MemoryJson>,
     pub threads: Vec<ThreadJson>,
 }
 
@@ -186,6 +289,7 @@ pub fn process_json(r: &Report, p: &model::Process) -> ProcessJson {
         blocked_threads: p.blocked_count(),
         all_blocked: p.all_blocked(),
         suspicion: round2(p.suspicion()),
+        memory: p.memory.as_ref().map(memory_json),
         threads: p
             .threads
             .iter()
@@ -224,6 +328,12 @@ pub fn snapshot(r: &Report) -> SnapshotJson {
                 woken_by_pid: e.waker_pid,
                 woken_by_comm: e.waker_comm.clone(),
             })
+            .collect(),
+        oom_kills: r.oom_kills.iter().map(|k| oom_kill_json(k, |ns| rfc3339(r.wall(ns)))).collect(),
+        cgroup_oom_kills: r
+            .cgroup_oom_counters
+            .iter()
+            .map(|(c, n)| CgroupOomJson { cgroup: c.clone(), oom_kills: *n })
             .collect(),
         probes: r
             .probes

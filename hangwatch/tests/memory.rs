@@ -1,0 +1,438 @@
+//! Memory sampling and OOM kills against real processes that really leak, give memory back
+//! and get OOM-killed. Uses the library (`hangwatch::memory`, `hangwatch::oom`) directly: the
+//! CLI does not report memory yet.
+//!
+//! Every test holds `common::serial()`: the rate checks must not share the two CPUs with
+//! another test's 2000 forks. The /proc sampling tests run as any user; the OOM test needs
+//! root (cgroups, /dev/kmsg) and says SKIPPED without it.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hangwatch::memory::{self, MIB, MemHistory, MemSample, Thresholds};
+use hangwatch::oom;
+use hangwatch::procfs;
+
+const GIB: u64 = 1024 * MIB;
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet (its
+    // guard is alive), so the pid is still ours.
+    let rc = unsafe { libc::kill(child.pid, sig) };
+    assert_eq!(rc, 0, "kill({}, {sig}) failed: {}", child.pid, std::io::Error::last_os_error());
+}
+
+/// One sample of a test program, which must be alive.
+fn sample(child: &Child) -> MemSample {
+    memory::sample(child.pid, procfs::monotonic_ns()).unwrap_or_else(|| {
+        panic!("{} (pid {}) could not be sampled: has it died?", child.name, child.pid)
+    })
+}
+
+/// `n` samples `every` apart into `h`.
+fn sample_n(child: &Child, h: &mut MemHistory, n: usize, every: Duration) {
+    for i in 0..n {
+        if i > 0 {
+            thread::sleep(every);
+        }
+        h.push(sample(child));
+    }
+}
+
+/// Samples every 100 ms until `done(sample)` (at most `timeout`); panics with the history.
+fn sample_until(
+    child: &Child,
+    h: &mut MemHistory,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&MemSample) -> bool,
+) {
+    let t0 = Instant::now();
+    loop {
+        let s = sample(child);
+        h.push(s);
+        if done(&s) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < timeout,
+            "{} (pid {}): {what} did not happen within {timeout:?}; samples: {:#?}",
+            child.name,
+            child.pid,
+            h.samples().collect::<Vec<_>>()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Verdict thresholds for a test that watches for ~1-2 s instead of minutes.
+fn short_cfg() -> Thresholds {
+    Thresholds {
+        min_span: Duration::from_millis(800),
+        ..Thresholds::for_window(Duration::from_secs(2))
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / MIB as f64
+}
+
+#[test]
+fn brk_heap_kept_after_free_is_not_returned() {
+    let _serial = serial();
+    let child = Child::spawn("mem_brk_retain");
+    let grown = child.fact_i64("heap") as u64;
+    let mut h = MemHistory::default();
+    sample_n(&child, &mut h, 8, Duration::from_millis(200));
+    let s = *h.latest().expect("samples");
+
+    // The [heap] mapping (end - start_brk) is what sbrk(0) moved, up to page rounding and
+    // whatever the C runtime used before main.
+    assert!(s.heap.abs_diff(grown) < MIB, "heap {} vs sbrk growth {grown}: {s:?}", s.heap);
+    assert!(s.heap >= GIB, "heap {} MiB: {s:?}", mib(s.heap));
+    assert!(s.rss_anon >= GIB * 95 / 100, "freed pages should stay resident: {s:?}");
+    assert!(s.rss >= s.rss_anon && s.hwm >= s.rss && s.vm_size >= s.rss, "{s:?}");
+    assert_eq!(h.heap_peak, s.heap);
+
+    // It reached its size before the first sample: no brk change was observed.
+    assert_eq!((h.brk_grows, h.brk_shrinks), (0, 0), "{h:#?}");
+    assert!(h.returned_bytes < 4 * MIB, "{h:#?}");
+    assert_eq!((h.mmap_bytes, h.munmap_bytes), (None, None));
+
+    let cfg = short_cfg();
+    assert!(!h.is_growing(&cfg), "{h:#?}");
+    assert!(
+        h.not_returned(&cfg, 0.0),
+        "a 1 GiB brk heap kept after free() must be flagged: {h:#?}"
+    );
+    // With the default thresholds (5 s of samples needed) there is no verdict yet.
+    assert!(!h.not_returned(&Thresholds::default(), 0.0));
+}
+
+#[test]
+fn mmap_then_munmap_is_returned_not_flagged() {
+    let _serial = serial();
+    let mut child = Child::spawn("mem_mmap_unmap");
+    let mapped = child.fact_i64("mapped") as u64;
+    let mut h = MemHistory::default();
+    sample_n(&child, &mut h, 4, Duration::from_millis(100));
+    let held = *h.latest().expect("samples");
+    assert!(held.rss_anon >= mapped, "touched pages should be resident: {held:?}");
+    assert!(held.heap < 16 * MIB, "mmap'd memory is not the brk heap: {held:?}");
+
+    signal(&child, libc::SIGUSR1);
+    sample_until(&child, &mut h, Duration::from_secs(10), "munmap", |s| s.rss_anon < 64 * MIB);
+    sample_n(&child, &mut h, 10, Duration::from_millis(100));
+    child.assert_alive();
+
+    assert!(h.anon_peak >= mapped, "{h:#?}");
+    assert!(
+        h.returned_bytes >= mapped * 98 / 100,
+        "returned {} MiB: {h:#?}",
+        mib(h.returned_bytes)
+    );
+    assert_eq!((h.brk_grows, h.brk_shrinks), (0, 0), "munmap is not brk: {h:#?}");
+    let cfg = short_cfg();
+    assert!(!h.not_returned(&cfg, 0.0), "memory given back must not be flagged: {h:#?}");
+    assert!(!h.is_growing(&cfg));
+}
+
+#[test]
+fn malloc_trim_returns_heap_pages_but_keeps_heap_size() {
+    let _serial = serial();
+    let mut child = Child::spawn("mem_trim");
+    let mut h = MemHistory::default();
+    sample_n(&child, &mut h, 8, Duration::from_millis(200));
+    let before = *h.latest().expect("samples");
+    assert!(before.rss_anon >= GIB * 95 / 100 && before.heap >= GIB, "{before:?}");
+    let cfg = short_cfg();
+    assert!(h.not_returned(&cfg, 0.0), "before the trim it holds 1 GiB: {h:#?}");
+    let returned_before = h.returned_bytes;
+
+    signal(&child, libc::SIGUSR1);
+    sample_until(&child, &mut h, Duration::from_secs(10), "malloc_trim", |s| s.rss_anon < 64 * MIB);
+    sample_n(&child, &mut h, 10, Duration::from_millis(100));
+    child.assert_alive();
+    let after = *h.latest().expect("samples");
+
+    assert!(
+        h.returned_bytes - returned_before >= GIB * 95 / 100,
+        "returned {} MiB: {h:#?}",
+        mib(h.returned_bytes - returned_before)
+    );
+    // madvise(MADV_DONTNEED) leaves brk alone (malloc_trim may also trim a few pages at
+    // the top): the heap is as big as before, its pages are gone.
+    assert!(after.heap >= before.heap - MIB, "heap {} -> {}", before.heap, after.heap);
+    assert!(h.brk_shrink_bytes < MIB, "{h:#?}");
+    assert!(!h.not_returned(&cfg, 0.0), "a trimmed heap holds no memory: {h:#?}");
+}
+
+#[test]
+fn growing_process_rate() {
+    let _serial = serial();
+    let child = Child::spawn("mem_grow");
+    let rate = child.fact_i64("rate") as f64; // bytes per second
+    let mut h = MemHistory::default();
+    // 200 ms apart for 3 s.
+    let t0 = Instant::now();
+    for i in 0..16u32 {
+        let due = Duration::from_millis(200) * i;
+        if let Some(rest) = due.checked_sub(t0.elapsed()) {
+            thread::sleep(rest);
+        }
+        h.push(sample(&child));
+    }
+    let want = rate * 60.0;
+    let got = h.growth_rate_bytes_per_min(Duration::from_secs(10)).expect("a rate");
+    assert!(
+        (got - want).abs() / want < 0.2,
+        "rate {:.1} MiB/min, want {:.1} ± 20%: {:#?}",
+        got / MIB as f64,
+        want / MIB as f64,
+        h.samples().collect::<Vec<_>>()
+    );
+    let cfg = Thresholds::for_window(Duration::from_secs(3));
+    let g = h.growth(&cfg).unwrap_or_else(|| panic!("should be growing: {h:#?}"));
+    assert!((g - want).abs() / want < 0.2);
+    assert!(!h.not_returned(&cfg, 0.0));
+    // 64 KiB mallocs come from brk: the heap end moves between samples.
+    assert!(h.brk_grows >= 10, "{h:#?}");
+    assert!(h.brk_grow_bytes >= 6 * MIB, "{h:#?}");
+}
+
+#[test]
+fn exited_zombie_and_kernel_thread_sample_to_none() {
+    let _serial = serial();
+    // Sample a short-lived process as fast as possible while it starts and exits: every
+    // result is a sample or None, and once it has exited, None.
+    let mut seen = (0u32, 0u32);
+    for _ in 0..200 {
+        let mut c = std::process::Command::new("true").spawn().expect("spawn true");
+        let pid = i32::try_from(c.id()).expect("pid fits in i32");
+        let mut h = MemHistory::new(16);
+        loop {
+            match memory::sample(pid, procfs::monotonic_ns()) {
+                Some(s) => {
+                    seen.0 += 1;
+                    h.push(s);
+                }
+                None => {
+                    seen.1 += 1;
+                    break;
+                }
+            }
+        }
+        // It is a zombie now (or was never seen): still None.
+        assert_eq!(memory::sample(pid, procfs::monotonic_ns()), None);
+        c.wait().expect("reap true");
+        assert_eq!(memory::sample(pid, procfs::monotonic_ns()), None);
+    }
+    assert_eq!(seen.1, 200);
+    eprintln!("short-lived processes: {} samples before exit", seen.0);
+    assert_eq!(memory::sample(2, procfs::monotonic_ns()), None, "kthreadd has no memory");
+    assert_eq!(memory::sample(i32::MAX, 1), None);
+}
+
+#[test]
+fn sampling_everything_while_2000_processes_come_and_go() {
+    let _serial = serial();
+    let spawner = thread::spawn(|| {
+        for i in 0..2000 {
+            let status = std::process::Command::new("true")
+                .status()
+                .unwrap_or_else(|e| panic!("spawn #{i} of `true`: {e}"));
+            assert!(status.success());
+        }
+    });
+    let mut histories: std::collections::HashMap<i32, MemHistory> = Default::default();
+    let (mut rounds, mut ok, mut gone) = (0u64, 0u64, 0u64);
+    while !spawner.is_finished() {
+        for pid in procfs::list_pids() {
+            match memory::sample(pid, procfs::monotonic_ns()) {
+                Some(s) => {
+                    ok += 1;
+                    let h = histories.entry(pid).or_insert_with(|| MemHistory::new(32));
+                    h.push(s);
+                    let _ = (
+                        h.growth(&Thresholds::default()),
+                        h.not_returned(&Thresholds::default(), 0.0),
+                    );
+                }
+                None => gone += 1,
+            }
+        }
+        rounds += 1;
+    }
+    spawner.join().expect("spawner thread");
+    eprintln!(
+        "{rounds} rounds over /proc: {ok} samples, {gone} gone/kernel threads, {} pids",
+        histories.len()
+    );
+    assert!(rounds > 0 && ok > 0);
+    // Our own process was sampled every round.
+    let me = histories.get(&(std::process::id() as i32)).expect("own pid sampled");
+    assert_eq!(me.samples_seen, rounds);
+}
+
+// ---------------------------------------------------------------------------
+// OOM kills
+
+/// A memory-limited cgroup: v1 `/sys/fs/cgroup/memory/<name>` (hybrid systems) or v2
+/// `/sys/fs/cgroup/<name>`. Dropping it kills what is left inside and removes it.
+struct MemCgroup {
+    dir: PathBuf,
+    /// The path as the kernel names it (`/<name>`).
+    path: String,
+    v1: bool,
+}
+
+impl MemCgroup {
+    /// `None` (after saying why) when no memory controller can be used.
+    fn create(limit: u64) -> Option<MemCgroup> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name =
+            format!("hangwatch-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let v1_root = Path::new("/sys/fs/cgroup/memory");
+        let v2_root = Path::new("/sys/fs/cgroup");
+        let v1 = v1_root.join("memory.limit_in_bytes").exists();
+        let (root, limit_file) = if v1 {
+            (v1_root, "memory.limit_in_bytes")
+        } else {
+            let controllers =
+                fs::read_to_string(v2_root.join("cgroup.controllers")).unwrap_or_default();
+            if !controllers.split_whitespace().any(|c| c == "memory") {
+                eprintln!("SKIPPED: no cgroup v1 memory hierarchy and no v2 memory controller");
+                return None;
+            }
+            let sub =
+                fs::read_to_string(v2_root.join("cgroup.subtree_control")).unwrap_or_default();
+            if !sub.split_whitespace().any(|c| c == "memory")
+                && let Err(e) = fs::write(v2_root.join("cgroup.subtree_control"), "+memory")
+            {
+                eprintln!("SKIPPED: cannot enable the v2 memory controller for children: {e}");
+                return None;
+            }
+            (v2_root, "memory.max")
+        };
+        let dir = root.join(&name);
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let cg = MemCgroup { dir, path: format!("/{name}"), v1 };
+        let lf = cg.dir.join(limit_file);
+        fs::write(&lf, limit.to_string()).unwrap_or_else(|e| panic!("write {}: {e}", lf.display()));
+        Some(cg)
+    }
+
+    fn add(&self, pid: i32) {
+        let f = self.dir.join("cgroup.procs");
+        fs::write(&f, pid.to_string())
+            .unwrap_or_else(|e| panic!("write {pid} to {}: {e}", f.display()));
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            for pid in self.pids() {
+                // SAFETY: kill(2) has no memory-safety preconditions. Only processes this test
+                // put into its own cgroup (or their children) can be listed here.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            match fs::remove_dir(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        eprintln!("warning: could not remove {} (v1: {})", self.dir.display(), self.v1);
+    }
+}
+
+/// Kernel state letter of a process, `None` once it is reaped.
+fn state(pid: i32) -> Option<char> {
+    let b = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    procfs::parse_stat(&b).map(|s| s.state)
+}
+
+#[test]
+fn oom_kill_in_memory_limited_cgroup_is_in_kernel_log() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (creates a memory cgroup, reads /dev/kmsg)");
+        return;
+    }
+    let _serial = serial();
+    const LIMIT: u64 = 64 * MIB;
+    // Declared before the child: dropped after it (the child is killed and reaped first).
+    let Some(cg) = MemCgroup::create(LIMIT) else { return };
+    let child = Child::spawn("mem_hog");
+    cg.add(child.pid);
+    assert_eq!(cg.pids(), vec![child.pid]);
+    assert_eq!(oom::memory_limit(&cg.path), Some(LIMIT), "limit of {}", cg.path);
+    assert_eq!(oom::effective_memory_limit(&cg.path), Some(LIMIT));
+    assert_eq!(oom::oom_kill_counter(&cg.path), Some(0));
+
+    signal(&child, libc::SIGUSR1);
+    let t0 = Instant::now();
+    while state(child.pid) != Some('Z') {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "mem_hog (pid {}) in {} was not OOM-killed within 30 s (state {:?})",
+            child.pid,
+            cg.path,
+            state(child.pid)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(oom::oom_kill_counter(&cg.path), Some(1), "oom_kill counter of {}", cg.path);
+
+    // The kill is logged just before the victim dies; give the log a moment anyway.
+    let mut kills = Vec::new();
+    for _ in 0..50 {
+        kills = oom::try_read_kmsg_history().expect("read /dev/kmsg as root");
+        if kills.iter().any(|k| k.pid == child.pid && k.anon_rss_bytes.is_some()) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let k = kills.iter().find(|k| k.pid == child.pid).unwrap_or_else(|| {
+        panic!("no OOM kill of pid {} in /dev/kmsg; kills found: {kills:#?}", child.pid)
+    });
+    assert_eq!(k.comm, "mem_hog", "{k:#?}");
+    assert_eq!(k.constraint, "memcg", "{k:#?}");
+    assert_eq!(k.cgroup.as_deref(), Some(cg.path.as_str()), "{k:#?}");
+    assert_eq!(k.oom_memcg.as_deref(), Some(cg.path.as_str()), "{k:#?}");
+    assert_eq!(k.memory_limit_bytes, Some(LIMIT), "the OOM domain's limit: {k:#?}");
+    let usage = k.memory_usage_bytes.unwrap_or_else(|| panic!("no usage: {k:#?}"));
+    assert!((LIMIT * 9 / 10..=LIMIT).contains(&usage), "{k:#?}");
+    let anon = k.anon_rss_bytes.unwrap_or_else(|| panic!("no anon-rss: {k:#?}"));
+    assert!((LIMIT / 2..=LIMIT).contains(&anon), "the victim's anon RSS: {k:#?}");
+    assert!(k.total_vm_bytes.is_some_and(|v| v >= anon), "{k:#?}");
+    assert_eq!(k.uid, Some(0));
+    assert_eq!(k.source, "kmsg");
+    // The kernel log clock runs with CLOCK_MONOTONIC: the kill happened after the signal.
+    let now = procfs::monotonic_ns();
+    let at = oom::boot_us_to_mono_ns(k.time_boot_us);
+    let ago = Duration::from_nanos(now.saturating_sub(at));
+    assert!(
+        at <= now + 50_000_000 && ago <= t0.elapsed() + Duration::from_millis(500),
+        "kill logged at {at} ns, now {now} ns ({ago:?} ago, signal sent {:?} ago)",
+        t0.elapsed()
+    );
+    drop(child);
+    drop(cg);
+}
