@@ -107,8 +107,9 @@ pub fn parse_exec_start_ns(s: &str) -> Option<u64> {
     Some(ms * 1_000_000 + ns)
 }
 
-/// Picks the cgroup path that names a process's container: the cgroup v2 (unified) path when
-/// it is set, else the v1 memory controller's, else the first v1 hierarchy's.
+/// Picks the cgroup path that names a process's container: the v1 memory controller's path
+/// when a v1 memory hierarchy is mounted (hybrid hosts: memory limits and OOM kills live
+/// there), else the cgroup v2 (unified) path, else the first v1 hierarchy's.
 pub fn parse_cgroup(s: &str) -> String {
     let mut unified = None;
     let mut memory = None;
@@ -127,10 +128,10 @@ pub fn parse_cgroup(s: &str) -> String {
             first = Some(path);
         }
     }
-    let pick = match (unified, memory) {
-        (Some(u), _) if u != "/" => Some(u),
-        (_, Some(m)) => Some(m),
-        (u, None) => u.or(first),
+    let pick = match (memory, unified) {
+        (Some(m), _) => Some(m),
+        (None, Some(u)) => Some(u),
+        (None, None) => first,
     };
     pick.unwrap_or("/").to_string()
 }
@@ -469,8 +470,8 @@ mod tests {
         assert_eq!(parse_cgroup(v1), "/x/y");
         let v2 = "0::/kubepods.slice/pod1/cri-abc.scope\n";
         assert_eq!(parse_cgroup(v2), "/kubepods.slice/pod1/cri-abc.scope");
-        let hybrid_unified = "4:memory:/\n0::/system.slice/ssh.service\n";
-        assert_eq!(parse_cgroup(hybrid_unified), "/system.slice/ssh.service");
+        let hybrid = "4:memory:/job/x\n0::/system.slice/ssh.service\n";
+        assert_eq!(parse_cgroup(hybrid), "/job/x");
         assert_eq!(parse_cgroup(""), "/");
         assert_eq!(parse_cgroup("3:pids:/p\n"), "/p");
     }

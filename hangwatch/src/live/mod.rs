@@ -143,6 +143,29 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
     }
 }
 
+/// What the kernel knew about an OOM kill when it happened: the tracepoint record merged with
+/// the kernel log lines printed just before it (constraint, memcg, the limit of the cgroup that
+/// hit it) and, failing those, the victim's cgroup and its limit read now.
+pub fn oom_context(victim: &crate::bpf::OomVictimEvent, known_cgroup: Option<&str>) -> crate::oom::OomKill {
+    use crate::oom;
+    let live = oom::OomKill::from_tracepoint(victim);
+    let log = oom::read_kmsg_history();
+    let mut k = oom::merge_kills(vec![live.clone()], log)
+        .into_iter()
+        .rev()
+        .find(|k| k.pid == victim.pid)
+        .unwrap_or(live);
+    if k.cgroup.is_none() {
+        k.cgroup = known_cgroup.map(str::to_string).or_else(|| {
+            std::fs::read_to_string(format!("/proc/{}/cgroup", victim.pid)).ok().map(|s| procfs::parse_cgroup(&s))
+        });
+    }
+    if k.memory_limit_bytes.is_none() {
+        k.memory_limit_bytes = k.cgroup.as_deref().and_then(oom::effective_memory_limit);
+    }
+    k
+}
+
 fn task_view(pid: i32) -> Box<dyn TaskView> {
     Box::new(ProcTask { pid })
 }
@@ -211,11 +234,10 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 last_stats = *ts_mono_ns;
             }
             if let Output::OomKill { victim, process, .. } = &o {
-                let cgroup = process
-                    .as_ref()
-                    .map(|p| p.cgroup.clone())
-                    .or_else(|| std::fs::read_to_string(format!("/proc/{}/cgroup", victim.pid)).ok().map(|s| procfs::parse_cgroup(&s)));
-                extra.oom_cgroup = cgroup;
+                let k = oom_context(victim, process.as_ref().map(|p| p.cgroup.as_str()));
+                extra.oom_cgroup = k.cgroup;
+                extra.oom_constraint = Some(k.constraint);
+                extra.memory_limit_bytes = k.memory_limit_bytes;
             }
             let rec = wire::record(&o, &clock, &extra);
             serde_json::to_writer(&mut out, &rec)?;

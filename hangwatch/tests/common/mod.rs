@@ -727,3 +727,100 @@ pub fn ms_between(a: SystemTime, b: SystemTime) -> f64 {
 pub fn hostname() -> String {
     read_proc("/proc/sys/kernel/hostname")
 }
+
+// ---------------------------------------------------------------------------
+// Signals, process state, memory cgroups
+
+pub fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet (its
+    // guard is alive), so the pid is still ours.
+    let rc = unsafe { libc::kill(child.pid, sig) };
+    assert_eq!(rc, 0, "kill({}, {sig}) failed: {}", child.pid, std::io::Error::last_os_error());
+}
+
+/// Kernel state letter of a process, `None` once it is reaped.
+pub fn state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+}
+
+/// A memory-limited cgroup: v1 `/sys/fs/cgroup/memory/<name>` (hybrid systems) or v2
+/// `/sys/fs/cgroup/<name>`. Dropping it kills what is left inside and removes it.
+pub struct MemCgroup {
+    pub dir: PathBuf,
+    /// The path as the kernel names it (`/<name>`).
+    pub path: String,
+    pub v1: bool,
+}
+
+impl MemCgroup {
+    /// `None` (after saying why) when no memory controller can be used.
+    pub fn create(limit: u64) -> Option<MemCgroup> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name =
+            format!("hangwatch-test-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let v1_root = Path::new("/sys/fs/cgroup/memory");
+        let v2_root = Path::new("/sys/fs/cgroup");
+        let v1 = v1_root.join("memory.limit_in_bytes").exists();
+        let (root, limit_file) = if v1 {
+            (v1_root, "memory.limit_in_bytes")
+        } else {
+            let controllers =
+                std::fs::read_to_string(v2_root.join("cgroup.controllers")).unwrap_or_default();
+            if !controllers.split_whitespace().any(|c| c == "memory") {
+                eprintln!("SKIPPED: no cgroup v1 memory hierarchy and no v2 memory controller");
+                return None;
+            }
+            let sub =
+                std::fs::read_to_string(v2_root.join("cgroup.subtree_control")).unwrap_or_default();
+            if !sub.split_whitespace().any(|c| c == "memory")
+                && let Err(e) = std::fs::write(v2_root.join("cgroup.subtree_control"), "+memory")
+            {
+                eprintln!("SKIPPED: cannot enable the v2 memory controller for children: {e}");
+                return None;
+            }
+            (v2_root, "memory.max")
+        };
+        let dir = root.join(&name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let cg = MemCgroup { dir, path: format!("/{name}"), v1 };
+        let lf = cg.dir.join(limit_file);
+        std::fs::write(&lf, limit.to_string()).unwrap_or_else(|e| panic!("write {}: {e}", lf.display()));
+        Some(cg)
+    }
+
+    pub fn add(&self, pid: i32) {
+        let f = self.dir.join("cgroup.procs");
+        std::fs::write(&f, pid.to_string())
+            .unwrap_or_else(|e| panic!("write {pid} to {}: {e}", f.display()));
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            for pid in self.pids() {
+                // SAFETY: kill(2) has no memory-safety preconditions. Only processes this test
+                // put into its own cgroup (or their children) can be listed here.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            match std::fs::remove_dir(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        eprintln!("warning: could not remove {} (v1: {})", self.dir.display(), self.v1);
+    }
+}
+

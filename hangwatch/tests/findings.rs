@@ -1,0 +1,110 @@
+//! Findings on real reproductions: deadlocks across processes and between threads, a hung
+//! process, and an idle server that must not be reported.
+
+mod common;
+
+use common::{Child, array_field, excerpt, i64_field, require_root, serial, snapshot_json, str_field};
+use serde_json::Value;
+
+fn findings(snap: &Value) -> &Vec<Value> {
+    array_field(snap, "findings")
+}
+
+fn of_kind<'a>(snap: &'a Value, kind: &str) -> Vec<&'a Value> {
+    findings(snap).iter().filter(|f| str_field(f, "kind") == kind).collect()
+}
+
+fn pids(f: &Value) -> Vec<i64> {
+    array_field(f, "pids").iter().map(|p| p.as_i64().expect("pid is a number")).collect()
+}
+
+#[test]
+fn parent_joining_child_stuck_on_full_pipe_is_a_deadlock() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let parent = Child::spawn("deadlock_pipe_join");
+    let child = parent.fact_i64("child");
+    let inode = parent.fact_i64("inode");
+    parent.wait_since_ready(std::time::Duration::from_millis(1500));
+    let snap = snapshot_json(&lock, &["--pid", &parent.pid_arg()]);
+    let dl = of_kind(&snap, "deadlock");
+    assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(&snap));
+    let f = dl[0];
+    let mut p = pids(f);
+    p.sort();
+    assert_eq!(p, vec![parent.pid as i64, child], "both pids named:\n{}", excerpt(f));
+    assert_eq!(str_field(f, "severity"), "critical");
+    let summary = str_field(f, "summary");
+    assert!(summary.contains(&format!("pipe:[{inode}]")), "the pipe is named: {summary}");
+    assert!(summary.contains("wait4"), "the join is named: {summary}");
+    let chain = array_field(f, "chain");
+    assert_eq!(chain.len(), 2, "{}", excerpt(f));
+    let syscalls: Vec<&str> = chain.iter().map(|s| str_field(s, "syscall")).collect();
+    assert!(syscalls.contains(&"wait4") && syscalls.contains(&"write"), "{syscalls:?}");
+    for s in chain {
+        assert!(!str_field(s, "waits_on").is_empty());
+        i64_field(s, "tid");
+    }
+    assert!(f.get("since").is_some_and(|s| s.is_string()), "{}", excerpt(f));
+}
+
+#[test]
+fn mutexes_taken_in_opposite_order_are_a_deadlock() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let prog = Child::spawn("deadlock_mutex");
+    let (t1, t2) = (prog.fact_i64("t1"), prog.fact_i64("t2"));
+    prog.wait_since_ready(std::time::Duration::from_millis(1200));
+    let snap = snapshot_json(&lock, &["--pid", &prog.pid_arg()]);
+    let dl = of_kind(&snap, "deadlock");
+    assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(&snap));
+    let f = dl[0];
+    let mut tids: Vec<i64> = array_field(f, "tids").iter().filter_map(|t| t.as_i64()).collect();
+    tids.sort();
+    let mut want = vec![t1, t2];
+    want.sort();
+    assert_eq!(tids, want, "both threads named:\n{}", excerpt(f));
+    let summary = str_field(f, "summary");
+    assert!(summary.contains(&format!("mutex owned by thread {t1}")), "{summary}");
+    assert!(summary.contains(&format!("mutex owned by thread {t2}")), "{summary}");
+}
+
+#[test]
+fn process_stuck_in_poll_after_working_is_hung() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let prog = Child::spawn("hung_poll");
+    prog.wait_since_ready(std::time::Duration::from_millis(1500));
+    let snap = snapshot_json(&lock, &["--pid", &prog.pid_arg(), "--hung-after", "1s"]);
+    let hung = of_kind(&snap, "hung");
+    assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(&snap));
+    assert_eq!(pids(hung[0]), vec![prog.pid as i64]);
+    let summary = str_field(hung[0], "summary");
+    assert!(summary.contains("poll(") && summary.contains("timeout=infinite"), "{summary}");
+    // Not yet hung with the default threshold (30 s).
+    let snap = snapshot_json(&lock, &["--pid", &prog.pid_arg()]);
+    assert!(of_kind(&snap, "hung").is_empty(), "{}", excerpt(&snap));
+}
+
+#[test]
+fn idle_server_in_epoll_wait_is_not_a_finding() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let server = Child::spawn("idle_server");
+    server.wait_since_ready(std::time::Duration::from_millis(1500));
+    let snap = snapshot_json(&lock, &["--pid", &server.pid_arg(), "--hung-after", "1s"]);
+    // It is listed and blocked in epoll_wait, yet nothing is wrong with it.
+    let procs = array_field(&snap, "processes");
+    assert_eq!(procs.len(), 1, "{}", excerpt(&snap));
+    let blocked = &array_field(&procs[0], "threads")[0]["blocked"];
+    assert!(str_field(blocked, "syscall").starts_with("epoll"), "{}", excerpt(blocked));
+    assert!(findings(&snap).is_empty(), "an idle server is not a finding:\n{}", excerpt(&snap));
+}

@@ -1,0 +1,231 @@
+//! What `hangwatch snapshot --json` and `hangwatch --json` report about real processes that
+//! keep, give back and grow memory, and that get OOM-killed in a memory-limited cgroup.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+fn memory_of<'a>(snap: &'a Value, pid: i32) -> &'a Value {
+    let p = processes(snap)
+        .iter()
+        .find(|p| p["pid"].as_i64() == Some(pid as i64))
+        .unwrap_or_else(|| panic!("pid {pid} not listed:\n{}", excerpt(snap)));
+    let m = field(p, "memory");
+    assert!(m.is_object(), "no memory object for pid {pid}:\n{}", excerpt(p));
+    m
+}
+
+/// Runs a snapshot in a thread, calls `during` after `after`, and returns the snapshot.
+fn snapshot_while(lock: &Serial, args: &[&str], after: Duration, during: impl FnOnce()) -> Value {
+    thread::scope(|s| {
+        let h = s.spawn(|| snapshot_json(lock, args));
+        thread::sleep(after);
+        during();
+        h.join().expect("snapshot thread")
+    })
+}
+
+#[test]
+fn brk_heap_kept_after_free_is_not_returned() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let child = Child::spawn("mem_brk_retain");
+    let grown = child.fact_i64("heap") as u64;
+    let snap = snapshot_json(&lock, &["--pid", &child.pid_arg(), "--window", "2s"]);
+    let m = memory_of(&snap, child.pid);
+    assert!(u64_field(m, "heap_bytes") >= grown.min(GIB) * 95 / 100, "{}", excerpt(m));
+    assert!(u64_field(m, "heap_bytes") >= GIB, "heap ≥ 1 GiB: {}", excerpt(m));
+    assert_eq!(u64_field(m, "brk_shrinks"), 0, "{}", excerpt(m));
+    assert!(bool_field(m, "not_returned"), "flagged: {}", excerpt(m));
+    assert!(!bool_field(m, "growing"), "{}", excerpt(m));
+    let f = array_field(&snap, "findings");
+    assert!(
+        f.iter().any(|f| f["kind"] == "memory_not_returned" && f["pids"][0].as_i64() == Some(child.pid as i64)),
+        "a memory_not_returned finding: {}",
+        excerpt(&snap)
+    );
+}
+
+#[test]
+fn mmap_then_munmap_1gib_is_counted_and_not_flagged() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let child = Child::spawn("mem_mmap_unmap");
+    let args = ["--pid", &child.pid_arg(), "--window", "3s"];
+    let snap = snapshot_while(&lock, &args, Duration::from_millis(1200), || signal(&child, libc::SIGUSR1));
+    let m = memory_of(&snap, child.pid);
+    assert!(m["munmap_bytes"].as_u64().is_some_and(|b| b >= GIB), "munmap ≥ 1 GiB: {}", excerpt(m));
+    assert!(u64_field(m, "returned_bytes") >= GIB * 9 / 10, "{}", excerpt(m));
+    assert!(!bool_field(m, "not_returned"), "{}", excerpt(m));
+    assert!(u64_field(m, "rss_bytes") < 256 * MIB, "{}", excerpt(m));
+}
+
+#[test]
+fn malloc_trim_shows_returned_bytes_rising() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let child = Child::spawn("mem_trim");
+    let pid = child.pid_arg();
+    let before = snapshot_json(&lock, &["--pid", &pid, "--window", "1s"]);
+    let m0 = memory_of(&before, child.pid);
+    assert_eq!(u64_field(m0, "returned_bytes"), 0, "{}", excerpt(m0));
+    let snap =
+        snapshot_while(&lock, &["--pid", &pid, "--window", "3s"], Duration::from_millis(1200), || {
+            signal(&child, libc::SIGUSR1)
+        });
+    let m = memory_of(&snap, child.pid);
+    assert!(u64_field(m, "returned_bytes") >= GIB / 2, "returned rises: {}", excerpt(m));
+    assert!(!bool_field(m, "not_returned"), "{}", excerpt(m));
+}
+
+#[test]
+fn growing_process_rate_within_20_percent() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let child = Child::spawn("mem_grow");
+    let per_min = child.fact_i64("rate") as f64 * 60.0;
+    let snap = snapshot_json(&lock, &["--pid", &child.pid_arg(), "--window", "6s"]);
+    let m = memory_of(&snap, child.pid);
+    assert!(bool_field(m, "growing"), "{}", excerpt(m));
+    let rate = f64_field(m, "growth_bytes_per_min");
+    assert!((rate - per_min).abs() <= 0.2 * per_min, "rate {rate} vs truth {per_min}: {}", excerpt(m));
+}
+
+/// `hangwatch --json` running in the background, its lines on a channel.
+struct Live {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Live {
+    fn start(args: &[&str]) -> Live {
+        let mut child = Command::new(hangwatch_bin())
+            .arg("--json")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hangwatch --json");
+        let out = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Live { child, lines }
+    }
+
+    /// Waits for a record matching `pred`, up to `timeout`.
+    fn wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let t0 = Instant::now();
+        while let Some(left) = timeout.checked_sub(t0.elapsed()) {
+            let Ok(l) = self.lines.recv_timeout(left) else { return None };
+            let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}"));
+            if pred(&v) {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    const LIMIT: u64 = 64 * MIB;
+    let Some(cg) = MemCgroup::create(LIMIT) else { return };
+    let live = Live::start(&[]);
+    assert!(live.wait_for(Duration::from_secs(20), |v| v["type"] == "stats").is_some(), "hangwatch --json started");
+    let child = Child::spawn("mem_hog");
+    cg.add(child.pid);
+    signal(&child, libc::SIGUSR1);
+    let rec = live
+        .wait_for(Duration::from_secs(30), |v| v["type"] == "oom_kill" && v["pid"].as_i64() == Some(child.pid as i64))
+        .unwrap_or_else(|| panic!("no live oom_kill record for pid {}", child.pid));
+    assert_eq!(str_field(&rec, "comm"), "mem_hog", "{}", excerpt(&rec));
+    assert_eq!(str_field(&rec, "cgroup"), cg.path, "{}", excerpt(&rec));
+    assert_eq!(u64_field(&rec, "memory_limit_bytes"), LIMIT, "{}", excerpt(&rec));
+    assert_eq!(str_field(&rec, "constraint"), "memcg", "{}", excerpt(&rec));
+    assert!(u64_field(&rec, "anon_rss_bytes") > LIMIT / 2, "victim's own usage: {}", excerpt(&rec));
+    drop(live);
+
+    let snap = snapshot_json(&lock, &["--window", "200ms"]);
+    let kills = array_field(&snap, "oom_kills");
+    let k = kills
+        .iter()
+        .find(|k| k["pid"].as_i64() == Some(child.pid as i64))
+        .unwrap_or_else(|| panic!("snapshot lists no OOM kill of {}:\n{}", child.pid, excerpt(&snap)));
+    assert_eq!(str_field(k, "cgroup"), cg.path);
+    assert_eq!(u64_field(k, "memory_limit_bytes"), LIMIT);
+    assert_eq!(str_field(k, "constraint"), "memcg");
+    for f in ["time", "comm", "anon_rss_bytes", "file_rss_bytes", "shmem_rss_bytes"] {
+        assert!(k.get(f).is_some(), "{f} in {}", excerpt(k));
+    }
+    let counters = array_field(&snap, "cgroup_oom_kills");
+    assert!(
+        counters.iter().any(|c| c["cgroup"] == cg.path.as_str() && c["oom_kills"].as_u64() == Some(1)),
+        "{}",
+        excerpt(&snap)
+    );
+}
+
+#[test]
+fn worker_oom_killed_while_parent_waits_is_an_orphaned_wait() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let Some(cg) = MemCgroup::create(64 * MIB) else { return };
+    let procs = cg.dir.join("cgroup.procs");
+    let parent = Child::spawn_args("oom_pool", &[procs.to_str().expect("utf-8 path")]);
+    let worker = parent.fact_i64("worker") as i32;
+    let t0 = Instant::now();
+    while state(worker).is_some_and(|s| s != 'Z') {
+        assert!(t0.elapsed() < Duration::from_secs(30), "worker {worker} not OOM-killed");
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(1200));
+    let snap = snapshot_json(&lock, &["--pid", &parent.pid_arg()]);
+    let f = array_field(&snap, "findings");
+    let o = f
+        .iter()
+        .find(|f| f["kind"] == "orphaned_wait")
+        .unwrap_or_else(|| panic!("no orphaned_wait finding:\n{}", excerpt(&snap)));
+    let pids: Vec<i64> = array_field(o, "pids").iter().filter_map(|p| p.as_i64()).collect();
+    assert!(pids.contains(&(parent.pid as i64)) && pids.contains(&(worker as i64)), "{}", excerpt(o));
+    let summary = str_field(o, "summary");
+    assert!(summary.contains("OOM-killed") && summary.contains(&cg.path), "{summary}");
+}
