@@ -22,6 +22,11 @@ pub struct Cli {
     #[command(flatten)]
     pub filter: Filter,
 
+    /// Live mode: a process whose every thread has been in an infinite wait this long, after
+    /// having used CPU, is reported as hung.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_min_blocked)]
+    pub hung_after: Duration,
+
     /// How often live mode rescans /proc.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,

@@ -99,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 interval: cli.interval,
                 stats_every: std::time::Duration::from_secs(10),
+                hung_after: cli.hung_after,
             };
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(

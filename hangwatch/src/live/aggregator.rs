@@ -5,18 +5,39 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::{
+    analysis::{self, Finding, facts::{Facts, OomFact}},
     bpf::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
+    memory::{MemHistory, MemSample, MemStatus, Thresholds},
     model::{self, Process, Wait},
     procfs::ProcessSample,
     snapshot::{self, BuildCtx},
     syscalls::TaskView,
 };
 
+/// What the aggregator may ask of the outside world: reading a blocked process's memory and
+/// fd table to decode its wait, and the /proc facts the analysis needs. Injected, so tests
+/// run on plain values.
+pub trait Env {
+    fn task_view(&self, pid: i32) -> Box<dyn TaskView>;
+    fn facts(&self, procs: &[Process], oom_kills: Vec<OomFact>) -> Facts;
+}
+
+/// How many memory samples a live process keeps (one per scan).
+pub const MEM_HISTORY: usize = 120;
+/// Findings are recomputed every this many scans.
+pub const ANALYSIS_EVERY: u64 = 5;
+
 /// What collectors send to the aggregator.
 #[derive(Debug)]
 pub enum Input {
-    /// A full /proc scan, taken at `now_mono_ns`.
-    Scan { now_mono_ns: u64, samples: HashMap<i32, ProcessSample>, clock_offsets: Vec<i64>, uptime_secs: f64 },
+    /// A full /proc scan, taken at `now_mono_ns`, with a memory sample of each process.
+    Scan {
+        now_mono_ns: u64,
+        samples: HashMap<i32, ProcessSample>,
+        mem: HashMap<i32, MemSample>,
+        clock_offsets: Vec<i64>,
+        uptime_secs: f64,
+    },
     WaitEnd(WaitEndEvent),
     OomVictim(OomVictimEvent),
     /// The probes' counters and hangwatch's own resource use.
@@ -33,6 +54,12 @@ pub enum Output {
     /// An OOM kill.
     OomKill { ts_mono_ns: u64, victim: OomVictimEvent, process: Option<ProcessInfo> },
     ProcessExit { process: ProcessInfo, ts_mono_ns: u64, lifetime_cpu_secs: f64 },
+    /// A process's memory changed materially, or a verdict changed.
+    Memory { ts_mono_ns: u64, process: ProcessInfo, status: MemStatus },
+    /// A finding opened.
+    Finding { ts_mono_ns: u64, finding: Finding },
+    /// A finding that was open is no longer true.
+    FindingResolved { ts_mono_ns: u64, finding: Finding },
     Stats { ts_mono_ns: u64, health: Health },
 }
 
@@ -95,6 +122,14 @@ pub enum EventKind {
     WentQuiet,
 }
 
+/// Whether a memory status is worth announcing again: a verdict flipped, or RSS moved by at
+/// least 10% and 16 MiB since the last announcement.
+pub fn memory_changed(last: Option<&MemStatus>, now: &MemStatus) -> bool {
+    let Some(l) = last else { return now.not_returned || now.growing || now.rss >= 64 << 20 };
+    let moved = now.rss.abs_diff(l.rss);
+    l.not_returned != now.not_returned || l.growing != now.growing || (moved >= 16 << 20 && moved * 10 >= l.rss)
+}
+
 /// Live state of one process.
 #[derive(Debug, Clone)]
 struct ProcState {
@@ -108,6 +143,9 @@ struct ProcState {
     oom_killed: bool,
     /// Number of the last scan that saw it.
     seen_scan: u64,
+    mem: MemHistory,
+    /// The memory status last announced.
+    mem_announced: Option<MemStatus>,
 }
 
 /// Everything the TUI draws, owned.
@@ -121,6 +159,8 @@ pub struct View {
     pub health: Health,
     pub blocked_threads: usize,
     pub blocked_processes: usize,
+    /// Open findings, most severe first.
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +177,7 @@ pub struct OomRow {
     pub pid: i32,
     pub comm: String,
     pub cgroup: Option<String>,
+    pub ppid: Option<i32>,
     pub anon_rss_bytes: Option<u64>,
 }
 
@@ -161,6 +202,9 @@ pub struct Aggregator {
     events_in: u64,
     last_health_ns: Option<(u64, u64)>,
     now_ns: u64,
+    findings: Vec<Finding>,
+    mem_cfg: Thresholds,
+    hung_after_ns: u64,
 }
 
 impl Aggregator {
@@ -176,7 +220,15 @@ impl Aggregator {
             events_in: 0,
             last_health_ns: None,
             now_ns: 0,
+            findings: Vec::new(),
+            mem_cfg: Thresholds::default(),
+            hung_after_ns: 30_000_000_000,
         }
+    }
+
+    /// Sets the `hung` threshold of the analysis (default 30 s).
+    pub fn set_hung_after(&mut self, ns: u64) {
+        self.hung_after_ns = ns;
     }
 
     fn push_event(&mut self, e: EventLine) {
@@ -186,14 +238,16 @@ impl Aggregator {
         self.events.push_back(e);
     }
 
-    /// Feeds one input; returns what to announce. `view_for` reads a process's memory to
-    /// decode syscall arguments (a [`syscalls::ProcTask`] in production).
-    pub fn handle(&mut self, input: Input, view_for: &dyn Fn(i32) -> Box<dyn TaskView>) -> Vec<Output> {
+    /// Feeds one input; returns what to announce.
+    pub fn handle(&mut self, input: Input, env: &dyn Env) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Scan { now_mono_ns, samples, clock_offsets, uptime_secs } => {
+            Input::Scan { now_mono_ns, samples, mem, clock_offsets, uptime_secs } => {
                 self.now_ns = now_mono_ns;
-                self.scan(now_mono_ns, samples, clock_offsets, uptime_secs, view_for, &mut out);
+                self.scan(now_mono_ns, samples, mem, clock_offsets, uptime_secs, env, &mut out);
+                if self.health.scans % ANALYSIS_EVERY == 1 {
+                    self.analyze(now_mono_ns, env, &mut out);
+                }
             }
             Input::WaitEnd(w) => {
                 self.events_in += 1;
@@ -207,8 +261,10 @@ impl Aggregator {
             }
             Input::OomVictim(v) => {
                 self.events_in += 1;
+                let mut ppid = None;
                 let process = self.procs.get_mut(&v.pid).map(|s| {
                     s.oom_killed = true;
+                    ppid = Some(s.process.ppid);
                     ProcessInfo::of(&s.process)
                 });
                 let ts = v.ts_ns;
@@ -222,6 +278,7 @@ impl Aggregator {
                     pid: v.pid,
                     comm: comm.clone(),
                     cgroup: cgroup.clone(),
+                    ppid,
                     anon_rss_bytes: v.anon_rss_kb.map(|k| k * 1024),
                 });
                 self.push_event(EventLine {
@@ -259,9 +316,10 @@ impl Aggregator {
         &mut self,
         now: u64,
         samples: HashMap<i32, ProcessSample>,
+        mut mem: HashMap<i32, MemSample>,
         clock_offsets: Vec<i64>,
         uptime_secs: f64,
-        view_for: &dyn Fn(i32) -> Box<dyn TaskView>,
+        env: &dyn Env,
         out: &mut Vec<Output>,
     ) {
         self.health.scans += 1;
@@ -290,7 +348,7 @@ impl Aggregator {
                 }
             }
             let before = self.procs.get(&pid).map(|s| &s.last_sample);
-            let view = view_for(pid);
+            let view = env.task_view(pid);
             let mut process = snapshot::build_process(before, &sample, &ctx, view.as_ref());
             // A zombie has lost its cmdline and cgroup: keep what the live process had.
             if let (Some(old), true) = (self.procs.get(&pid), sample.stat.state == 'Z') {
@@ -305,7 +363,19 @@ impl Aggregator {
                 exited_at_ns: None,
                 oom_killed: false,
                 seen_scan: 0,
+                mem: MemHistory::new(MEM_HISTORY),
+                mem_announced: None,
             });
+            if let Some(m) = mem.remove(&pid) {
+                state.mem.push(m);
+            }
+            process.memory = state.mem.status(&self.mem_cfg, process.cpu_percent);
+            if let Some(now_mem) = process.memory {
+                if memory_changed(state.mem_announced.as_ref(), &now_mem) {
+                    state.mem_announced = Some(now_mem);
+                    out.push(Output::Memory { ts_mono_ns: now, process: ProcessInfo::of(&process), status: now_mem });
+                }
+            }
             // Events about waits that began earlier carry what the process looked like then.
             let info = ProcessInfo::of(&state.process);
             // Waits that ended since the last scan.
@@ -419,6 +489,39 @@ impl Aggregator {
         }
     }
 
+    /// Recomputes the findings over the live processes; announces those that opened and
+    /// those that resolved.
+    fn analyze(&mut self, now: u64, env: &dyn Env, out: &mut Vec<Output>) {
+        let procs: Vec<Process> =
+            self.procs.values().filter(|s| s.exited_at_ns.is_none()).map(|s| s.process.clone()).collect();
+        let ooms: Vec<OomFact> = self
+            .ooms
+            .iter()
+            .map(|o| OomFact {
+                time_mono_ns: o.ts_mono_ns,
+                pid: o.pid,
+                comm: o.comm.clone(),
+                cgroup: o.cgroup.clone(),
+                ppid: o.ppid,
+                memory_limit_bytes: None,
+            })
+            .collect();
+        let facts = env.facts(&procs, ooms);
+        let cfg = analysis::Config { now_mono_ns: now, hung_after_ns: self.hung_after_ns, oom_recent_ns: 3600 * 1_000_000_000 };
+        let new = analysis::analyze(&procs, &facts, &cfg);
+        for f in &new {
+            if !self.findings.iter().any(|o| o.key == f.key) {
+                out.push(Output::Finding { ts_mono_ns: now, finding: f.clone() });
+            }
+        }
+        for f in &self.findings {
+            if !new.iter().any(|n| n.key == f.key) {
+                out.push(Output::FindingResolved { ts_mono_ns: now, finding: f.clone() });
+            }
+        }
+        self.findings = new;
+    }
+
     fn exit(&mut self, old: ProcState, now: u64, out: &mut Vec<Output>) {
         out.push(Output::ProcessExit {
             process: ProcessInfo::of(&old.process),
@@ -455,6 +558,7 @@ impl Aggregator {
             events: self.events.iter().cloned().collect(),
             oom_kills: self.ooms.iter().cloned().collect(),
             health: self.health.clone(),
+            findings: self.findings.clone(),
         }
     }
 
@@ -478,9 +582,17 @@ mod tests {
             None
         }
     }
-    fn nomem(_: i32) -> Box<dyn TaskView> {
-        Box::new(NoMem)
+    struct TestEnv;
+    impl Env for TestEnv {
+        fn task_view(&self, _: i32) -> Box<dyn TaskView> {
+            Box::new(NoMem)
+        }
+        fn facts(&self, _: &[Process], oom_kills: Vec<OomFact>) -> Facts {
+            Facts { oom_kills, ..Default::default() }
+        }
     }
+    #[allow(non_upper_case_globals)]
+    const nomem: TestEnv = TestEnv;
 
     const S: u64 = 1_000_000_000;
 
@@ -506,6 +618,7 @@ mod tests {
         Input::Scan {
             now_mono_ns: now,
             samples: samples.into_iter().map(|s| (s.pid, s)).collect(),
+            mem: HashMap::new(),
             clock_offsets: vec![0],
             uptime_secs: now as f64 / 1e9,
         }
@@ -532,6 +645,9 @@ mod tests {
                 Output::OomKill { .. } => "oom_kill",
                 Output::ProcessExit { .. } => "process_exit",
                 Output::Stats { .. } => "stats",
+                Output::Memory { .. } => "memory",
+                Output::Finding { .. } => "finding",
+                Output::FindingResolved { .. } => "finding_resolved",
             })
             .collect()
     }
@@ -653,5 +769,121 @@ mod tests {
         a.cfg.filter.comm = Some("p10".into());
         a.handle(scan(101 * S, vec![sample(10, 1, Some(0), 'S')]), &nomem);
         assert_eq!(a.tracked(), 1);
+    }
+}
+
+#[cfg(test)]
+mod live_analysis_tests {
+    use super::*;
+    use crate::{
+        memory::MemSample,
+        procfs::{Stat, StatusMem, SyscallState, ThreadSample},
+    };
+
+    struct Env2;
+    struct NoMem;
+    impl TaskView for NoMem {
+        fn read_mem(&self, _: u64, _: usize) -> Option<Vec<u8>> {
+            None
+        }
+        fn fd_target(&self, _: i32) -> Option<String> {
+            None
+        }
+    }
+    impl Env for Env2 {
+        fn task_view(&self, _: i32) -> Box<dyn TaskView> {
+            Box::new(NoMem)
+        }
+        fn facts(&self, _: &[Process], oom_kills: Vec<OomFact>) -> Facts {
+            Facts { oom_kills, ..Default::default() }
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    /// A process that used 1 s of CPU and then sits in poll(-1) since `since`.
+    fn hung(pid: i32, since: u64, t: u64) -> (ProcessSample, MemSample) {
+        let poll = SyscallState::In { nr: 7, args: [0, 1, 0xffff_ffff, 0, 0, 0] };
+        let p = ProcessSample {
+            pid,
+            stat: Stat { pid, comm: "job".into(), state: 'S', utime: 100, starttime: 1, ..Default::default() },
+            cmdline: "job".into(),
+            cgroup: "/x".into(),
+            mem: StatusMem::default(),
+            threads: vec![ThreadSample {
+                tid: pid,
+                stat: Stat { pid, comm: "job".into(), state: 'S', utime: 100, ..Default::default() },
+                syscall: Some(poll),
+                wchan: None,
+                exec_start_ns: Some(since),
+            }],
+        };
+        let m = MemSample { t_mono_ns: t, rss: 10 << 20, rss_anon: 8 << 20, ..Default::default() };
+        (p, m)
+    }
+
+    fn scan(now: u64, v: Vec<(ProcessSample, MemSample)>) -> Input {
+        Input::Scan {
+            now_mono_ns: now,
+            samples: v.iter().map(|(p, _)| (p.pid, p.clone())).collect(),
+            mem: v.into_iter().map(|(p, m)| (p.pid, m)).collect(),
+            clock_offsets: vec![0],
+            uptime_secs: now as f64 / 1e9,
+        }
+    }
+
+    #[test]
+    fn finding_opens_and_resolves() {
+        let mut a = Aggregator::new(
+            Config {
+                filter: Filter { pids: vec![], comm: None, cgroup: None, min_blocked_ns: S },
+                exit_grace_ns: 60 * S,
+                max_events: 50,
+                max_oom: 10,
+                ticks_per_sec: 100,
+            },
+            vec![],
+        );
+        a.set_hung_after(10 * S);
+        let mut opened = 0;
+        let mut resolved = 0;
+        // Blocked since t=50 s; analysis runs on scans 1, 6, 11, ...
+        for i in 0..11u64 {
+            let now = 100 * S + i * S;
+            let v = if i < 6 { vec![hung(10, 50 * S, now)] } else { vec![] };
+            for o in a.handle(scan(now, v), &Env2) {
+                match o {
+                    Output::Finding { finding, .. } => {
+                        assert_eq!(finding.kind, analysis::FindingKind::Hung);
+                        assert_eq!(finding.pids, vec![10]);
+                        opened += 1;
+                    }
+                    Output::FindingResolved { finding, .. } => {
+                        assert_eq!(finding.kind, analysis::FindingKind::Hung);
+                        resolved += 1;
+                    }
+                    _ => {}
+                }
+            }
+            if i == 3 {
+                assert_eq!(a.view().findings.len(), 1);
+                let m = a.view().processes[0].process.memory.expect("memory sampled");
+                assert_eq!(m.rss, 10 << 20);
+            }
+        }
+        assert_eq!((opened, resolved), (1, 1), "announced once, resolved once");
+    }
+
+    #[test]
+    fn memory_announced_on_material_change_only() {
+        let base = MemStatus { rss: 100 << 20, ..Default::default() };
+        assert!(memory_changed(None, &base));
+        let small = MemStatus { rss: 105 << 20, ..base };
+        assert!(!memory_changed(Some(&base), &small));
+        let big = MemStatus { rss: 130 << 20, ..base };
+        assert!(memory_changed(Some(&base), &big));
+        let verdict = MemStatus { not_returned: true, ..base };
+        assert!(memory_changed(Some(&base), &verdict));
+        assert!(!memory_changed(None, &MemStatus { rss: 1 << 20, ..Default::default() }));
     }
 }

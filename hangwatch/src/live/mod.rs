@@ -32,6 +32,8 @@ pub struct Options {
     pub interval: Duration,
     /// How often a `stats` record is written in JSON mode.
     pub stats_every: Duration,
+    /// The `hung` finding's threshold.
+    pub hung_after: Duration,
 }
 
 /// Bounded queue between the collectors and the aggregator.
@@ -130,9 +132,16 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
         }
         n += 1;
         let (samples, _vanished) = snapshot::scan(Detail::Full, &pids);
+        let now = procfs::monotonic_ns();
+        let mem = samples
+            .values()
+            .filter(|p| !p.is_kernel_thread())
+            .filter_map(|p| crate::memory::sample(p.pid, now).map(|m| (p.pid, m)))
+            .collect();
         let input = Input::Scan {
-            now_mono_ns: procfs::monotonic_ns(),
+            now_mono_ns: now,
             samples,
+            mem,
             clock_offsets: offsets.clone(),
             uptime_secs: procfs::uptime_secs(),
         };
@@ -166,8 +175,16 @@ pub fn oom_context(victim: &crate::bpf::OomVictimEvent, known_cgroup: Option<&st
     k
 }
 
-fn task_view(pid: i32) -> Box<dyn TaskView> {
-    Box::new(ProcTask { pid })
+/// The real world for the aggregator: /proc and the processes' memory.
+pub struct ProcEnv;
+
+impl aggregator::Env for ProcEnv {
+    fn task_view(&self, pid: i32) -> Box<dyn TaskView> {
+        Box::new(ProcTask { pid })
+    }
+    fn facts(&self, procs: &[crate::model::Process], oom_kills: Vec<crate::analysis::facts::OomFact>) -> crate::analysis::facts::Facts {
+        crate::analysis::facts::gather(procs, &|pid| Box::new(ProcTask { pid }), oom_kills)
+    }
 }
 
 /// Starts the probes and the collectors; returns the aggregator and its input.
@@ -191,6 +208,8 @@ fn start(opts: &Options) -> Result<(Aggregator, mpsc::Receiver<Input>, std::sync
         },
         probes.status.clone(),
     );
+    let mut agg = agg;
+    agg.set_hung_after(opts.hung_after.as_nanos() as u64);
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let offsets = probes.clock_offsets().to_vec();
@@ -220,7 +239,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
             _ = sigterm.recv() => return Ok(()),
         };
         let is_stats = matches!(input, Input::Health { .. });
-        let outputs = agg.handle(input, &task_view);
+        let outputs = agg.handle(input, &ProcEnv);
         for o in outputs {
             let mut extra = wire::Extra {
                 dropped_records: dropped.load(std::sync::atomic::Ordering::Relaxed),
@@ -277,7 +296,7 @@ pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
             i = rx.recv() => match i {
                 Some(input) => {
                     let scan = matches!(input, Input::Scan { .. });
-                    agg.handle(input, &task_view);
+                    agg.handle(input, &ProcEnv);
                     dirty = true;
                     if scan {
                         tx.send_replace(publish(&agg));

@@ -5,7 +5,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::aggregator::{Health, Output, ProcessInfo};
-use crate::{model::Wait, output::rfc3339};
+use crate::{
+    model::Wait,
+    output::{
+        json::{StepJson, finding_json},
+        rfc3339,
+    },
+};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -83,6 +89,50 @@ pub enum Record {
         own_cpu_percent: f64,
         own_rss_bytes: u64,
         processes_tracked: usize,
+    },
+    Memory {
+        time: String,
+        ts_ns: u64,
+        pid: i32,
+        comm: String,
+        cgroup: String,
+        rss_bytes: u64,
+        anon_rss_bytes: u64,
+        peak_rss_bytes: u64,
+        heap_bytes: u64,
+        heap_peak_bytes: u64,
+        brk_grows: u64,
+        brk_shrinks: u64,
+        mmap_bytes: Option<u64>,
+        munmap_bytes: Option<u64>,
+        returned_bytes: u64,
+        not_returned: bool,
+        growing: bool,
+        growth_bytes_per_min: Option<f64>,
+    },
+    Finding {
+        time: String,
+        ts_ns: u64,
+        kind: String,
+        severity: String,
+        pids: Vec<i32>,
+        tids: Vec<i32>,
+        summary: String,
+        since: Option<String>,
+        since_ns: Option<u64>,
+        chain: Vec<StepJson>,
+    },
+    FindingResolved {
+        time: String,
+        ts_ns: u64,
+        kind: String,
+        severity: String,
+        pids: Vec<i32>,
+        tids: Vec<i32>,
+        summary: String,
+        since: Option<String>,
+        since_ns: Option<u64>,
+        chain: Vec<StepJson>,
     },
     /// Emitted when records were dropped because the consumer was too slow.
     Lost { time: String, ts_ns: u64, count: u64 },
@@ -185,6 +235,56 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
             cpu_total_secs: (*lifetime_cpu_secs * 100.0).round() / 100.0,
         },
         Output::Stats { ts_mono_ns, health } => stats(health, *ts_mono_ns, clock, extra),
+        Output::Memory { ts_mono_ns, process, status: m } => Record::Memory {
+            time: clock.rfc3339(*ts_mono_ns),
+            ts_ns: *ts_mono_ns,
+            pid: process.pid,
+            comm: process.comm.clone(),
+            cgroup: process.cgroup.clone(),
+            rss_bytes: m.rss,
+            anon_rss_bytes: m.rss_anon,
+            peak_rss_bytes: m.peak_rss,
+            heap_bytes: m.heap,
+            heap_peak_bytes: m.heap_peak,
+            brk_grows: m.brk_grows,
+            brk_shrinks: m.brk_shrinks,
+            mmap_bytes: m.mmap_bytes,
+            munmap_bytes: m.munmap_bytes,
+            returned_bytes: m.returned_bytes,
+            not_returned: m.not_returned,
+            growing: m.growing,
+            growth_bytes_per_min: m.growth_bytes_per_min.map(|r| r.round()),
+        },
+        Output::Finding { ts_mono_ns, finding } => {
+            let f = finding_json(finding, |ns| clock.rfc3339(ns));
+            Record::Finding {
+                time: clock.rfc3339(*ts_mono_ns),
+                ts_ns: *ts_mono_ns,
+                kind: f.kind,
+                severity: f.severity,
+                pids: f.pids,
+                tids: f.tids,
+                summary: f.summary,
+                since: f.since,
+                since_ns: f.since_ns,
+                chain: f.chain,
+            }
+        },
+        Output::FindingResolved { ts_mono_ns, finding } => {
+            let f = finding_json(finding, |ns| clock.rfc3339(ns));
+            Record::FindingResolved {
+                time: clock.rfc3339(*ts_mono_ns),
+                ts_ns: *ts_mono_ns,
+                kind: f.kind,
+                severity: f.severity,
+                pids: f.pids,
+                tids: f.tids,
+                summary: f.summary,
+                since: f.since,
+                since_ns: f.since_ns,
+                chain: f.chain,
+            }
+        },
     }
 }
 
