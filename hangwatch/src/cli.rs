@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_min_blocked)]
     pub hung_after: Duration,
 
+    /// Live mode: how long an exited process stays listed (and inspectable) before it is
+    /// forgotten.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_min_blocked)]
+    pub keep_exited: Duration,
+
     /// How often live mode rescans /proc.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,

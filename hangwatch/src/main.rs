@@ -100,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 interval: cli.interval,
                 stats_every: std::time::Duration::from_secs(10),
                 hung_after: cli.hung_after,
+                keep_exited: cli.keep_exited,
             };
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(

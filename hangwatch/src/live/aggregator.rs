@@ -130,6 +130,17 @@ pub fn memory_changed(last: Option<&MemStatus>, now: &MemStatus) -> bool {
     l.not_returned != now.not_returned || l.growing != now.growing || (moved >= 16 << 20 && moved * 10 >= l.rss)
 }
 
+/// How long an announced wait lasted: exactly, from the kernel's record of its end when that
+/// record is for this wait (same start), else bounded by the scan that saw it gone.
+fn ended_wait(ended: Option<WaitEndEvent>, w: &Wait, now: u64) -> (u64, bool, Option<(i32, String)>) {
+    match ended {
+        Some(e) if e.start_ns.abs_diff(w.since_mono_ns) < 50_000_000 => {
+            (e.end_ns.saturating_sub(e.start_ns), true, Some((e.waker_pid, e.waker_comm)))
+        }
+        _ => (now.saturating_sub(w.since_mono_ns), false, None),
+    }
+}
+
 /// Live state of one process.
 #[derive(Debug, Clone)]
 struct ProcState {
@@ -221,7 +232,13 @@ impl Aggregator {
             last_health_ns: None,
             now_ns: 0,
             findings: Vec::new(),
-            mem_cfg: Thresholds::default(),
+            // Live verdicts look at two minutes and want half a minute of samples: a process
+            // warming up for a few seconds is not "growing".
+            mem_cfg: Thresholds {
+                window: std::time::Duration::from_secs(120),
+                min_span: std::time::Duration::from_secs(30),
+                ..Thresholds::default()
+            },
             hung_after_ns: 30_000_000_000,
         }
     }
@@ -393,13 +410,7 @@ impl Aggregator {
                 state.announced.remove(&tid);
                 if let Some(prev) = state.process.threads.iter().find(|t| t.tid == tid) {
                     if let Some(w) = &prev.blocked {
-                        let ended = self.ended.remove(&tid);
-                        let (duration_ns, exact, woken_by) = match &ended {
-                            Some(e) if e.start_ns.abs_diff(w.since_mono_ns) < 50_000_000 => {
-                                (e.end_ns.saturating_sub(e.start_ns), true, Some((e.waker_pid, e.waker_comm.clone())))
-                            }
-                            _ => (now.saturating_sub(w.since_mono_ns), false, None),
-                        };
+                        let (duration_ns, exact, woken_by) = ended_wait(self.ended.remove(&tid), w, now);
                         self.events.push_back(EventLine {
                             ts_mono_ns: now,
                             kind: EventKind::WaitEnded,
@@ -467,8 +478,20 @@ impl Aggregator {
                 s.exited_at_ns = Some(now);
                 let info = ProcessInfo::of(&s.process);
                 let cpu = s.process.cpu_total_secs;
+                // Its announced waits ended with it (a fatal signal wakes every thread).
                 for t in &mut s.process.threads {
-                    t.blocked = None;
+                    if let (Some(w), true) = (t.blocked.take(), s.announced.contains_key(&t.tid)) {
+                        let (duration_ns, exact, woken_by) = ended_wait(self.ended.remove(&t.tid), &w, now);
+                        out.push(Output::Unblocked {
+                            process: info.clone(),
+                            tid: t.tid,
+                            thread_comm: t.comm.clone(),
+                            wait: w,
+                            duration_ns,
+                            exact,
+                            woken_by,
+                        });
+                    }
                 }
                 s.announced.clear();
                 self.push_event(EventLine {
@@ -492,8 +515,13 @@ impl Aggregator {
     /// Recomputes the findings over the live processes; announces those that opened and
     /// those that resolved.
     fn analyze(&mut self, now: u64, env: &dyn Env, out: &mut Vec<Output>) {
-        let procs: Vec<Process> =
-            self.procs.values().filter(|s| s.exited_at_ns.is_none()).map(|s| s.process.clone()).collect();
+        let me = std::process::id() as i32;
+        let procs: Vec<Process> = self
+            .procs
+            .values()
+            .filter(|s| s.exited_at_ns.is_none() && s.process.pid != me)
+            .map(|s| s.process.clone())
+            .collect();
         let ooms: Vec<OomFact> = self
             .ooms
             .iter()
@@ -708,7 +736,7 @@ mod tests {
         let mut a = agg();
         a.handle(scan(S, vec![sample(10, 1, Some(0), 'S')]), &nomem);
         let out = a.handle(scan(2 * S, vec![]), &nomem);
-        assert_eq!(kinds(&out), vec!["process_exit"]);
+        assert_eq!(kinds(&out), vec!["unblocked", "process_exit"], "its announced wait ended with it");
         assert_eq!(a.tracked(), 1, "kept for inspection during the grace period");
         assert!(a.view().processes[0].exited);
         let out = a.handle(scan(3 * S, vec![]), &nomem);

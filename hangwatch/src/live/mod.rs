@@ -34,6 +34,8 @@ pub struct Options {
     pub stats_every: Duration,
     /// The `hung` finding's threshold.
     pub hung_after: Duration,
+    /// How long exited processes are kept.
+    pub keep_exited: Duration,
 }
 
 /// Bounded queue between the collectors and the aggregator.
@@ -201,7 +203,7 @@ fn start(opts: &Options) -> Result<(Aggregator, mpsc::Receiver<Input>, std::sync
     let agg = Aggregator::new(
         Config {
             filter: opts.filter.clone(),
-            exit_grace_ns: 60_000_000_000,
+            exit_grace_ns: opts.keep_exited.as_nanos() as u64,
             max_events: 500,
             max_oom: 100,
             ticks_per_sec: procfs::clock_ticks(),
@@ -232,6 +234,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
     let mut out = io::LineWriter::new(io::stdout().lock());
     let clock = wire::Clock::now();
     let mut last_stats = 0u64;
+    let mut dropped_reported = 0u64;
     loop {
         let input = tokio::select! {
             i = rx.recv() => match i { Some(i) => i, None => return Ok(()) },
@@ -261,6 +264,15 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
             let rec = wire::record(&o, &clock, &extra);
             serde_json::to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
+        }
+        // Records dropped between the collectors and here since the last report.
+        let dropped_now = dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if dropped_now > dropped_reported {
+            let now = procfs::monotonic_ns();
+            let rec = wire::Record::Lost { time: clock.rfc3339(now), ts_ns: now, count: dropped_now - dropped_reported };
+            serde_json::to_writer(&mut out, &rec)?;
+            out.write_all(b"\n")?;
+            dropped_reported = dropped_now;
         }
         debug!("tracked {}", agg.tracked());
     }
@@ -302,7 +314,6 @@ pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
                         tx.send_replace(publish(&agg));
                         dirty = false;
                     }
-                    debug!("tracked {}", agg.tracked());
                 }
                 None => break Err(anyhow::anyhow!("the collectors stopped")),
             },
