@@ -4,7 +4,7 @@
 //! scanner functions do the I/O and treat a vanished process or thread as normal: they return
 //! `None` (or skip it), never an error.
 
-use std::{ffi::OsStr, fs, io, os::unix::ffi::OsStrExt, path::Path};
+use std::{collections::HashMap, ffi::OsStr, fs, io, os::unix::ffi::OsStrExt, path::Path};
 
 /// The fields of /proc/PID/stat (or /proc/PID/task/TID/stat) hangwatch uses.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -255,8 +255,71 @@ pub fn read_thread(pid: i32, tid: i32, detail: Detail) -> Option<ThreadSample> {
     Some(t)
 }
 
+/// `/proc/PID/task/TID/schedstat`: time on CPU (ns), time waiting to run (ns), and the number
+/// of times the thread was scheduled in.
+pub fn parse_schedstat(s: &str) -> Option<(u64, u64)> {
+    let mut it = s.split_ascii_whitespace();
+    let run = it.next()?.parse().ok()?;
+    let _wait: u64 = it.next()?.parse().ok()?;
+    let slices = it.next()?.parse().ok()?;
+    Some((run, slices))
+}
+
+/// Remembers each sleeping thread as last read, so that a rescan reads one small file
+/// (`schedstat`) per thread that has not run since, instead of four (`stat`, `syscall`,
+/// `wchan`, `sched`). A thread that has not been scheduled in since it was seen asleep is still
+/// in the same wait: nothing it could change has changed.
+#[derive(Debug, Default)]
+pub struct ThreadCache {
+    map: HashMap<i32, (u64, u64, u64, ThreadSample)>,
+    generation: u64,
+    /// Threads served from the cache in the last scan (for tests and stats).
+    pub hits: u64,
+}
+
+impl ThreadCache {
+    /// Starts a scan; entries not used during the previous scan are dropped (exited threads).
+    pub fn begin_scan(&mut self) {
+        let g = self.generation;
+        self.map.retain(|_, e| e.2 == g);
+        self.generation += 1;
+        self.hits = 0;
+    }
+
+    fn get(&mut self, pid: i32, tid: i32) -> Option<ThreadSample> {
+        let ss = read_string(Path::new(&format!("/proc/{pid}/task/{tid}/schedstat")))
+            .and_then(|s| parse_schedstat(&s));
+        if let (Some((run, slices)), Some(e)) = (ss, self.map.get_mut(&tid)) {
+            if e.0 == run && e.1 == slices && e.3.is_sleeping() {
+                e.2 = self.generation;
+                self.hits += 1;
+                return Some(e.3.clone());
+            }
+        }
+        let t = read_thread(pid, tid, Detail::Full)?;
+        match ss {
+            Some((run, slices)) if t.is_sleeping() => {
+                self.map.insert(tid, (run, slices, self.generation, t.clone()));
+            }
+            _ => {
+                self.map.remove(&tid);
+            }
+        }
+        Some(t)
+    }
+}
+
 /// Reads a process and its threads. `None` if it vanished while being read (normal).
 pub fn read_process(pid: i32, detail: Detail) -> Option<ProcessSample> {
+    read_process_with(pid, detail, None)
+}
+
+/// Like [`read_process`], serving unchanged sleeping threads from `cache` (live mode).
+pub fn read_process_cached(pid: i32, cache: &mut ThreadCache) -> Option<ProcessSample> {
+    read_process_with(pid, Detail::Full, Some(cache))
+}
+
+fn read_process_with(pid: i32, detail: Detail, mut cache: Option<&mut ThreadCache>) -> Option<ProcessSample> {
     let base = format!("/proc/{pid}");
     let stat = parse_stat(&read(Path::new(&format!("{base}/stat")))?)?;
     let kthread = stat.flags & PF_KTHREAD != 0;
@@ -278,7 +341,10 @@ pub fn read_process(pid: i32, detail: Detail) -> Option<ProcessSample> {
     } else {
         list_ids(Path::new(&format!("{base}/task")))
             .into_iter()
-            .filter_map(|tid| read_thread(pid, tid, detail))
+            .filter_map(|tid| match cache.as_deref_mut() {
+                Some(c) => c.get(pid, tid),
+                None => read_thread(pid, tid, detail),
+            })
             .collect()
     };
     Some(ProcessSample { pid, stat, cmdline, cgroup, mem, threads })
@@ -500,6 +566,34 @@ mod tests {
         assert!(!p.threads.is_empty());
         assert!(read_process(i32::MAX, Detail::Full).is_none());
         assert!(read_thread(me, i32::MAX, Detail::Full).is_none());
+    }
+
+    #[test]
+    fn schedstat_parse() {
+        assert_eq!(parse_schedstat("6769 1234 5\n"), Some((6769, 5)));
+        assert_eq!(parse_schedstat("1 2"), None);
+    }
+
+    #[test]
+    fn cache_serves_a_sleeping_thread_that_has_not_run() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut cache = ThreadCache::default();
+        cache.begin_scan();
+        let a = read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!(cache.hits, 0);
+        cache.begin_scan();
+        let b = read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!(cache.hits, 1, "second read of the sleeping thread comes from the cache");
+        assert_eq!(a.threads, b.threads);
+        assert!(b.threads[0].exec_start_ns.is_some());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        cache.begin_scan();
+        assert!(read_process_cached(pid, &mut cache).is_none());
+        cache.begin_scan();
+        assert!(cache.map.is_empty(), "exited threads are evicted");
     }
 
     #[test]

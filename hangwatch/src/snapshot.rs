@@ -191,11 +191,19 @@ pub fn selected(p: &Process, opts: &Options) -> bool {
 
 /// Reads every process (or only `only`), counting those that vanished while read.
 pub fn scan(detail: Detail, only: &[i32]) -> (HashMap<i32, ProcessSample>, usize) {
+    scan_with(only, |pid| procfs::read_process(pid, detail))
+}
+
+/// [`scan`] with a reader of one process.
+pub fn scan_with(
+    only: &[i32],
+    mut read: impl FnMut(i32) -> Option<ProcessSample>,
+) -> (HashMap<i32, ProcessSample>, usize) {
     let pids = if only.is_empty() { procfs::list_pids() } else { only.to_vec() };
     let mut out = HashMap::with_capacity(pids.len());
     let mut vanished = 0;
     for pid in pids {
-        match procfs::read_process(pid, detail) {
+        match read(pid) {
             Some(p) => {
                 out.insert(pid, p);
             }

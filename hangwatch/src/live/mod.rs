@@ -38,6 +38,9 @@ pub struct Options {
     pub keep_exited: Duration,
 }
 
+/// Memory is sampled every this many /proc scans.
+const MEM_EVERY: u64 = 2;
+
 /// Bounded queue between the collectors and the aggregator.
 const INPUT_QUEUE: usize = 8192;
 
@@ -125,6 +128,7 @@ async fn kernel_collector(mut probes: Probes, tx: mpsc::Sender<Input>, dropped: 
 fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, offsets: Vec<i64>) {
     let mut offsets = offsets;
     let mut n = 0u64;
+    let mut cache = procfs::ThreadCache::default();
     loop {
         let start = std::time::Instant::now();
         if n % 30 == 29 {
@@ -133,13 +137,19 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
             }
         }
         n += 1;
-        let (samples, _vanished) = snapshot::scan(Detail::Full, &pids);
+        cache.begin_scan();
+        let (samples, _vanished) = snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
         let now = procfs::monotonic_ns();
-        let mem = samples
-            .values()
-            .filter(|p| !p.is_kernel_thread())
-            .filter_map(|p| crate::memory::sample(p.pid, now).map(|m| (p.pid, m)))
-            .collect();
+        // Memory moves slowly next to waits: sampled every MEM_EVERY scans.
+        let mem = if n % MEM_EVERY == 1 {
+            samples
+                .values()
+                .filter(|p| !p.is_kernel_thread())
+                .filter_map(|p| crate::memory::sample(p.pid, now).map(|m| (p.pid, m)))
+                .collect()
+        } else {
+            std::collections::HashMap::new()
+        };
         let input = Input::Scan {
             now_mono_ns: now,
             samples,
