@@ -294,11 +294,11 @@ impl App {
             let mut placed = vec![false; procs.len()];
             order = Vec::with_capacity(procs.len());
             for pid in old_pids {
-                if let Some(&i) = index.get(&pid) {
-                    if !placed[i] {
-                        placed[i] = true;
-                        order.push(i);
-                    }
+                if let Some(&i) = index.get(&pid)
+                    && !placed[i]
+                {
+                    placed[i] = true;
+                    order.push(i);
                 }
             }
             order.extend((0..procs.len()).filter(|&i| !placed[i]));
@@ -379,10 +379,8 @@ impl App {
 
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
-        if !paused {
-            if let Some(u) = self.latest.take() {
-                self.show(u);
-            }
+        if !paused && let Some(u) = self.latest.take() {
+            self.show(u);
         }
     }
 

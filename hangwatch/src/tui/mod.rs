@@ -176,9 +176,8 @@ pub fn open_log_file() -> Option<File> {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&p)
             .ok()
-            .map(|f| {
-                let _ = LOG_PATH.set(p);
-                f
+            .inspect(|_| {
+                let _ = LOG_PATH.set(p.clone());
             })
     })
 }
@@ -232,6 +231,7 @@ pub(crate) mod testing {
             cpu_total_secs: 0.0,
             age_secs: 7_200.0,
             rss_bytes: 10 << 20,
+            memory: None,
             threads,
         }
     }
@@ -274,9 +274,8 @@ pub(crate) mod testing {
             blocked_threads: processes.iter().map(|r| r.process.blocked_count()).sum(),
             blocked_processes: processes.iter().filter(|r| r.process.blocked_count() > 0).count(),
             processes,
-            events: vec![],
-            oom_kills: vec![],
             health: health(),
+            ..Default::default()
         }
     }
 
@@ -287,6 +286,7 @@ pub(crate) mod testing {
             pid,
             comm: comm.into(),
             cgroup: Some("/system.slice/leaky.service".into()),
+            ppid: None,
             anon_rss_bytes: Some(1 << 30),
         });
         v.events.push(EventLine {
