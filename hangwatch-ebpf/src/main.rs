@@ -20,17 +20,16 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
-        generated::bpf_task_pt_regs,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf, generated::bpf_task_pt_regs,
     },
     macros::{btf_tracepoint, map, tracepoint},
     maps::{Array, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
 };
 use hangwatch_common::{
-    COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, MAX_CPUS, PF_KTHREAD, RING_BUF_BYTES, WaitEnd, kind,
-    stat,
+    COMM_LEN, Config, EventHeader, MAX_CPUS, OOM_RAW_LEN, OomVictim, PF_KTHREAD, RING_BUF_BYTES,
+    WaitEnd, kind, stat,
 };
 
 #[map]
@@ -120,9 +119,8 @@ fn try_sched_waking(ctx: &BtfTracePointContext) -> Result<(), i64> {
     }
     // Rare path from here on: a wait long enough to matter has ended.
     // SAFETY: offsets from BTF, reads checked by the helper.
-    let tgid: u32 =
-        unsafe { bpf_probe_read_kernel(task.add(cfg.off_tgid as usize) as *const u32) }
-            .map_err(i64::from)?;
+    let tgid: u32 = unsafe { bpf_probe_read_kernel(task.add(cfg.off_tgid as usize) as *const u32) }
+        .map_err(i64::from)?;
     if tgid == 0 || (cfg.filter_tgid != 0 && cfg.filter_tgid != tgid) {
         return Ok(());
     }
@@ -141,8 +139,8 @@ fn try_sched_waking(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points to a reserved, exclusively owned ring buffer slot of the right size.
     unsafe {
-        let tid: u32 = bpf_probe_read_kernel(task.add(cfg.off_pid as usize) as *const u32)
-            .unwrap_or(0);
+        let tid: u32 =
+            bpf_probe_read_kernel(task.add(cfg.off_pid as usize) as *const u32).unwrap_or(0);
         let mut comm = [0u8; COMM_LEN];
         let _ = bpf_probe_read_kernel_buf(task.add(cfg.off_comm as usize), &mut comm);
         let waker = bpf_get_current_pid_tgid();

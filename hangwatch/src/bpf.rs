@@ -10,7 +10,9 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
-use hangwatch_common::{COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, WaitEnd, kind, stat};
+use hangwatch_common::{
+    COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, WaitEnd, kind, stat,
+};
 use log::{debug, warn};
 
 use crate::{btf, error::Error, procfs};
@@ -98,9 +100,8 @@ pub fn ensure_tracefs() -> Result<(), String> {
     let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
     let (src, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
     // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
-    };
+    let rc =
+        unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if rc == 0 {
         debug!("mounted tracefs at {TRACEFS}");
         Ok(())
@@ -127,8 +128,11 @@ fn raise_memlock() {
 
 /// The offsets the probes need, from the running kernel's BTF.
 fn task_offsets() -> Result<(u32, u32, u32, u32, u32, u32), String> {
-    let data = btf::Btf::from_sys_fs()
-        .map_err(|e| format!("no kernel BTF (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y"))?;
+    let data = btf::Btf::from_sys_fs().map_err(|e| {
+        format!(
+            "no kernel BTF (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y"
+        )
+    })?;
     let b = btf::Btf::parse(&data).map_err(|e| e.to_string())?;
     let f = |p: &[&str]| b.field_offset("task_struct", p).map_err(|e| e.to_string());
     let cpu = f(&["cpu"]).or_else(|_| f(&["thread_info", "cpu"]))?;

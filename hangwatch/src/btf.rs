@@ -180,10 +180,8 @@ impl Btf {
 
     /// Byte offset of `path` (e.g. `["se", "exec_start"]`) inside `struct strukt`.
     pub fn field_offset(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
-        let mut id = *self
-            .structs
-            .get(strukt)
-            .ok_or_else(|| BtfError::NoStruct(strukt.to_string()))?;
+        let mut id =
+            *self.structs.get(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_string()))?;
         let mut bits = 0u32;
         for field in path {
             let (off, ty) = self.find_member(id, field, 0).ok_or_else(|| BtfError::NoField {
@@ -256,10 +254,7 @@ mod tests {
     fn missing_things_are_errors_not_panics() {
         let btf = Btf::parse(&blob()).unwrap();
         assert!(matches!(btf.field_offset("nope", &["x"]), Err(BtfError::NoStruct(_))));
-        assert!(matches!(
-            btf.field_offset("outer", &["se", "zz"]),
-            Err(BtfError::NoField { .. })
-        ));
+        assert!(matches!(btf.field_offset("outer", &["se", "zz"]), Err(BtfError::NoField { .. })));
         assert!(Btf::parse(b"garbage").is_err());
         assert!(Btf::parse(&blob()[..40]).is_err());
     }

@@ -152,7 +152,15 @@ mod tests {
     #[test]
     fn parses_snapshot_command() {
         let cli = Cli::try_parse_from([
-            "hangwatch", "snapshot", "--pid", "1", "--pid", "2", "--min-blocked", "3s", "--json",
+            "hangwatch",
+            "snapshot",
+            "--pid",
+            "1",
+            "--pid",
+            "2",
+            "--min-blocked",
+            "3s",
+            "--json",
         ])
         .unwrap();
         let Some(Command::Snapshot(a)) = cli.command else { panic!("not snapshot") };

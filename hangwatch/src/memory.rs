@@ -370,7 +370,8 @@ impl MemHistory {
             self.returned_bytes += prev.rss_anon.saturating_sub(s.rss_anon);
             // Address space that changed other than by the brk heap: mmap (grew) and munmap
             // (shrank), as observed between two samples (file mappings included).
-            let dv = s.vm_size as i128 - prev.vm_size as i128 - (s.heap as i128 - prev.heap as i128);
+            let dv =
+                s.vm_size as i128 - prev.vm_size as i128 - (s.heap as i128 - prev.heap as i128);
             if dv > 0 {
                 *self.mmap_bytes.get_or_insert(0) += dv as u64;
             } else {
@@ -517,7 +518,14 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     fn s(t_ms: u64, rss: u64, anon: u64, heap: u64) -> MemSample {
-        MemSample { t_mono_ns: t_ms * 1_000_000, rss, rss_anon: anon, heap, vm_size: 100 * MIB + heap, ..Default::default() }
+        MemSample {
+            t_mono_ns: t_ms * 1_000_000,
+            rss,
+            rss_anon: anon,
+            heap,
+            vm_size: 100 * MIB + heap,
+            ..Default::default()
+        }
     }
 
     /// Deterministic noise in [-amp, amp] (an LCG: no dependency, same values every run).
@@ -539,7 +547,12 @@ mod tests {
     #[test]
     fn mmap_and_munmap_from_address_space_changes() {
         let mut h = MemHistory::default();
-        let v = |t: u64, vm: u64, heap: u64| MemSample { t_mono_ns: t * SEC, vm_size: vm, heap, ..Default::default() };
+        let v = |t: u64, vm: u64, heap: u64| MemSample {
+            t_mono_ns: t * SEC,
+            vm_size: vm,
+            heap,
+            ..Default::default()
+        };
         assert!(h.push(v(1, 100 * MIB, 10 * MIB)));
         assert_eq!((h.mmap_bytes, h.munmap_bytes), (None, None));
         h.push(v(2, 1124 * MIB, 10 * MIB)); // mmap 1 GiB

@@ -167,8 +167,7 @@ pub fn parse_status_mem(s: &str) -> StatusMem {
 
 /// /proc/PID/cmdline: NUL-separated, joined with spaces; empty for kernel threads and zombies.
 pub fn parse_cmdline(b: &[u8]) -> String {
-    let parts: Vec<String> =
-        b.split(|&c| c == 0).filter(|p| !p.is_empty()).map(lossy).collect();
+    let parts: Vec<String> = b.split(|&c| c == 0).filter(|p| !p.is_empty()).map(lossy).collect();
     parts.join(" ")
 }
 
@@ -244,13 +243,13 @@ pub fn read_thread(pid: i32, tid: i32, detail: Detail) -> Option<ThreadSample> {
     let stat = parse_stat(&read(Path::new(&format!("{base}/stat")))?)?;
     let mut t = ThreadSample { tid, stat, syscall: None, wchan: None, exec_start_ns: None };
     if detail == Detail::Full && t.is_sleeping() {
-        t.syscall = read_string(Path::new(&format!("{base}/syscall")))
-            .and_then(|s| parse_syscall(&s));
+        t.syscall =
+            read_string(Path::new(&format!("{base}/syscall"))).and_then(|s| parse_syscall(&s));
         t.wchan = read_string(Path::new(&format!("{base}/wchan")))
             .map(|w| w.trim().to_string())
             .filter(|w| !w.is_empty() && w != "0");
-        t.exec_start_ns = read_string(Path::new(&format!("{base}/sched")))
-            .and_then(|s| parse_exec_start_ns(&s));
+        t.exec_start_ns =
+            read_string(Path::new(&format!("{base}/sched"))).and_then(|s| parse_exec_start_ns(&s));
     }
     Some(t)
 }
@@ -319,7 +318,11 @@ pub fn read_process_cached(pid: i32, cache: &mut ThreadCache) -> Option<ProcessS
     read_process_with(pid, Detail::Full, Some(cache))
 }
 
-fn read_process_with(pid: i32, detail: Detail, mut cache: Option<&mut ThreadCache>) -> Option<ProcessSample> {
+fn read_process_with(
+    pid: i32,
+    detail: Detail,
+    mut cache: Option<&mut ThreadCache>,
+) -> Option<ProcessSample> {
     let base = format!("/proc/{pid}");
     let stat = parse_stat(&read(Path::new(&format!("{base}/stat")))?)?;
     let kthread = stat.flags & PF_KTHREAD != 0;
@@ -327,7 +330,9 @@ fn read_process_with(pid: i32, detail: Detail, mut cache: Option<&mut ThreadCach
         (String::new(), "/".to_string(), StatusMem::default())
     } else {
         (
-            read(Path::new(&format!("{base}/cmdline"))).map(|b| parse_cmdline(&b)).unwrap_or_default(),
+            read(Path::new(&format!("{base}/cmdline")))
+                .map(|b| parse_cmdline(&b))
+                .unwrap_or_default(),
             read_string(Path::new(&format!("{base}/cgroup")))
                 .map(|s| parse_cgroup(&s))
                 .unwrap_or_else(|| "/".to_string()),
@@ -384,7 +389,10 @@ pub fn task_clock_offset_ns() -> io::Result<i64> {
         let before = monotonic_ns();
         let s = fs::read_to_string("/proc/thread-self/sched")?;
         let Some(es) = parse_exec_start_ns(&s) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "no se.exec_start in /proc/thread-self/sched"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no se.exec_start in /proc/thread-self/sched",
+            ));
         };
         let off = before as i64 - es as i64;
         best = Some(best.map_or(off, |b: i64| b.min(off)));

@@ -9,11 +9,11 @@ use log::debug;
 
 use crate::{
     analysis::{self, Finding, facts},
-    memory::{self, MemHistory, Thresholds},
-    oom::{self, OomKill},
     bpf::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
     error::Error,
+    memory::{self, MemHistory, Thresholds},
     model::{self, Process, Thread, Wait},
+    oom::{self, OomKill},
     procfs::{self, Detail, ProcessSample, SyscallState},
     syscalls::{self, ProcTask, TaskView},
 };
@@ -141,7 +141,9 @@ pub fn build_process(
                 tid: t.tid,
                 comm: t.stat.comm.clone(),
                 state: t.stat.state,
-                cpu_ticks_window: before_threads.get(&t.tid).map_or(0, |b| ticks.saturating_sub(*b)),
+                cpu_ticks_window: before_threads
+                    .get(&t.tid)
+                    .map_or(0, |b| ticks.saturating_sub(*b)),
                 blocked,
             }
         })
@@ -320,7 +322,9 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     .into_iter()
     .filter(|f| {
         (opts.pids.is_empty() && opts.comm.is_none() && opts.cgroup.is_none())
-            || f.pids.iter().any(|pid| all.iter().any(|p| p.pid == *pid && selected_by_filter(p, opts)))
+            || f.pids
+                .iter()
+                .any(|pid| all.iter().any(|p| p.pid == *pid && selected_by_filter(p, opts)))
     })
     .collect();
     let total = all.len();
@@ -395,7 +399,13 @@ mod tests {
         }
     }
 
-    fn thread(tid: i32, state: char, ticks: u64, sys: Option<SyscallState>, es: Option<u64>) -> ThreadSample {
+    fn thread(
+        tid: i32,
+        state: char,
+        ticks: u64,
+        sys: Option<SyscallState>,
+        es: Option<u64>,
+    ) -> ThreadSample {
         ThreadSample {
             tid,
             stat: Stat { pid: tid, comm: "w".into(), state, utime: ticks, ..Default::default() },
@@ -408,7 +418,14 @@ mod tests {
     fn sample(threads: Vec<ThreadSample>, ticks: u64) -> ProcessSample {
         ProcessSample {
             pid: 10,
-            stat: Stat { pid: 10, comm: "job".into(), state: 'S', utime: ticks, starttime: 100, ..Default::default() },
+            stat: Stat {
+                pid: 10,
+                comm: "job".into(),
+                state: 'S',
+                utime: ticks,
+                starttime: 100,
+                ..Default::default()
+            },
             cmdline: "python3 job.py".into(),
             cgroup: "/x".into(),
             mem: StatusMem { vm_rss: 4096, ..Default::default() },
@@ -461,7 +478,12 @@ mod tests {
             hung_after: Duration::from_secs(30),
         };
         let idle = crate::model::tests::process(5, 1.0, 10.0, vec![None]);
-        let stuck = crate::model::tests::process(6, 1.0, 10.0, vec![Some(crate::model::tests::wait("poll", 5.0, true))]);
+        let stuck = crate::model::tests::process(
+            6,
+            1.0,
+            10.0,
+            vec![Some(crate::model::tests::wait("poll", 5.0, true))],
+        );
         assert!(!selected(&idle, &opts));
         assert!(selected(&stuck, &opts));
         opts.pids = vec![5];

@@ -11,22 +11,13 @@ use common::*;
 
 /// Exit 2, nothing on stdout, and a non-empty stderr.
 fn assert_user_error(run: &Run) {
-    assert_eq!(
-        run.code(),
-        Some(2),
-        "expected exit code 2: {}",
-        run.describe()
-    );
+    assert_eq!(run.code(), Some(2), "expected exit code 2: {}", run.describe());
     assert!(
         run.stdout.trim().is_empty(),
         "nothing should be printed on stdout: {}",
         run.describe()
     );
-    assert!(
-        !run.stderr.trim().is_empty(),
-        "stderr should say what is wrong: {}",
-        run.describe()
-    );
+    assert!(!run.stderr.trim().is_empty(), "stderr should say what is wrong: {}", run.describe());
 }
 
 fn assert_one_line(run: &Run) {
@@ -50,14 +41,7 @@ fn help_exits_zero() {
 
     let run = run_hangwatch(&["snapshot", "--help"]);
     assert_eq!(run.code(), Some(0), "{}", run.describe());
-    for flag in [
-        "--window",
-        "--min-blocked",
-        "--pid",
-        "--comm",
-        "--all",
-        "--json",
-    ] {
+    for flag in ["--window", "--min-blocked", "--pid", "--comm", "--all", "--json"] {
         assert!(
             run.stdout.contains(flag),
             "`snapshot --help` should document {flag}: {}",
@@ -75,11 +59,7 @@ fn unknown_pid_is_a_user_error() {
     let run = run_hangwatch(&["snapshot", "--json", "--pid", "999999999"]);
     assert_user_error(&run);
     assert_one_line(&run);
-    assert!(
-        run.stderr.contains("999999999"),
-        "stderr should name the pid: {}",
-        run.describe()
-    );
+    assert!(run.stderr.contains("999999999"), "stderr should name the pid: {}", run.describe());
 }
 
 #[test]
@@ -132,9 +112,7 @@ impl Drop for WorldExecutableCopy {
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 #[test]
@@ -177,26 +155,11 @@ fn unprivileged_is_refused() {
 fn rfc3339_parser_self_check() {
     let at = |s| parse_rfc3339(s).map(|t| t.duration_since(UNIX_EPOCH).expect("after epoch"));
     assert_eq!(at("1970-01-01T00:00:00Z"), Some(Duration::ZERO));
-    assert_eq!(
-        at("2026-11-22T02:51:00Z"),
-        Some(Duration::from_secs(1_795_315_860))
-    );
-    assert_eq!(
-        at("2026-11-22T02:51:00.5Z"),
-        Some(Duration::new(1_795_315_860, 500_000_000))
-    );
-    assert_eq!(
-        at("2026-11-22T03:51:00.000000001+01:00"),
-        Some(Duration::new(1_795_315_860, 1))
-    );
-    assert_eq!(
-        at("2026-11-21T21:51:00-05:00"),
-        Some(Duration::from_secs(1_795_315_860))
-    );
-    assert_eq!(
-        at("2024-02-29T12:00:00Z"),
-        Some(Duration::from_secs(1_709_208_000))
-    );
+    assert_eq!(at("2026-11-22T02:51:00Z"), Some(Duration::from_secs(1_795_315_860)));
+    assert_eq!(at("2026-11-22T02:51:00.5Z"), Some(Duration::new(1_795_315_860, 500_000_000)));
+    assert_eq!(at("2026-11-22T03:51:00.000000001+01:00"), Some(Duration::new(1_795_315_860, 1)));
+    assert_eq!(at("2026-11-21T21:51:00-05:00"), Some(Duration::from_secs(1_795_315_860)));
+    assert_eq!(at("2024-02-29T12:00:00Z"), Some(Duration::from_secs(1_709_208_000)));
     for bad in [
         "",
         "2026-11-22",

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Child, array_field, excerpt, i64_field, require_root, serial, snapshot_json, str_field};
+use common::{
+    Child, array_field, excerpt, i64_field, require_root, serial, snapshot_json, str_field,
+};
 use serde_json::Value;
 
 fn findings(snap: &Value) -> &Vec<Value> {

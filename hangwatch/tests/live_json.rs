@@ -48,7 +48,8 @@ impl Live {
         while let Some(left) = timeout.checked_sub(t0.elapsed()) {
             let Ok(l) = self.lines.recv_timeout(left) else { return None };
             self.seen.push(l.clone());
-            let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+            let v: Value =
+                serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
             if pred(&v) {
                 return Some(v);
             }
@@ -117,7 +118,14 @@ fn every_record_type_is_documented() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/json.md"))
         .expect("docs/json.md");
     for ty in [
-        "blocked", "unblocked", "memory", "oom_kill", "process_exit", "finding", "finding_resolved", "stats",
+        "blocked",
+        "unblocked",
+        "memory",
+        "oom_kill",
+        "process_exit",
+        "finding",
+        "finding_resolved",
+        "stats",
         "lost",
     ] {
         let marker = format!("\"type\":\"{ty}\"");
@@ -125,8 +133,9 @@ fn every_record_type_is_documented() {
             .lines()
             .find(|l| l.contains(&marker))
             .unwrap_or_else(|| panic!("docs/json.md has no example line for type {ty}"));
-        serde_json::from_str::<Record>(example)
-            .unwrap_or_else(|e| panic!("the documented example of {ty} does not decode: {e}\n{example}"));
+        serde_json::from_str::<Record>(example).unwrap_or_else(|e| {
+            panic!("the documented example of {ty} does not decode: {e}\n{example}")
+        });
     }
 }
 
@@ -179,7 +188,8 @@ fn churn_of_thousands_of_processes_and_threads_leaves_memory_flat() {
     }
     let _lock = serial();
     // A short exit grace period so that an "hour" of churn passes in a minute.
-    let mut live = Live::start(&["--min-blocked", "200ms", "--interval", "200ms", "--keep-exited", "2s"]);
+    let mut live =
+        Live::start(&["--min-blocked", "200ms", "--interval", "200ms", "--keep-exited", "2s"]);
     assert!(live.wait_for(Duration::from_secs(20), |v| v["type"] == "stats").is_some());
     let hw = live.pid();
     let churn = |rounds: usize| {

@@ -54,7 +54,8 @@ fn brk_heap_kept_after_free_is_not_returned() {
     assert!(!bool_field(m, "growing"), "{}", excerpt(m));
     let f = array_field(&snap, "findings");
     assert!(
-        f.iter().any(|f| f["kind"] == "memory_not_returned" && f["pids"][0].as_i64() == Some(child.pid as i64)),
+        f.iter().any(|f| f["kind"] == "memory_not_returned"
+            && f["pids"][0].as_i64() == Some(child.pid as i64)),
         "a memory_not_returned finding: {}",
         excerpt(&snap)
     );
@@ -68,7 +69,8 @@ fn mmap_then_munmap_1gib_is_counted_and_not_flagged() {
     let lock = serial();
     let child = Child::spawn("mem_mmap_unmap");
     let args = ["--pid", &child.pid_arg(), "--window", "3s"];
-    let snap = snapshot_while(&lock, &args, Duration::from_millis(1200), || signal(&child, libc::SIGUSR1));
+    let snap =
+        snapshot_while(&lock, &args, Duration::from_millis(1200), || signal(&child, libc::SIGUSR1));
     let m = memory_of(&snap, child.pid);
     assert!(m["munmap_bytes"].as_u64().is_some_and(|b| b >= GIB), "munmap ≥ 1 GiB: {}", excerpt(m));
     assert!(u64_field(m, "returned_bytes") >= GIB * 9 / 10, "{}", excerpt(m));
@@ -87,10 +89,12 @@ fn malloc_trim_shows_returned_bytes_rising() {
     let before = snapshot_json(&lock, &["--pid", &pid, "--window", "1s"]);
     let m0 = memory_of(&before, child.pid);
     assert_eq!(u64_field(m0, "returned_bytes"), 0, "{}", excerpt(m0));
-    let snap =
-        snapshot_while(&lock, &["--pid", &pid, "--window", "3s"], Duration::from_millis(1200), || {
-            signal(&child, libc::SIGUSR1)
-        });
+    let snap = snapshot_while(
+        &lock,
+        &["--pid", &pid, "--window", "3s"],
+        Duration::from_millis(1200),
+        || signal(&child, libc::SIGUSR1),
+    );
     let m = memory_of(&snap, child.pid);
     assert!(u64_field(m, "returned_bytes") >= GIB / 2, "returned rises: {}", excerpt(m));
     assert!(!bool_field(m, "not_returned"), "{}", excerpt(m));
@@ -108,7 +112,11 @@ fn growing_process_rate_within_20_percent() {
     let m = memory_of(&snap, child.pid);
     assert!(bool_field(m, "growing"), "{}", excerpt(m));
     let rate = f64_field(m, "growth_bytes_per_min");
-    assert!((rate - per_min).abs() <= 0.2 * per_min, "rate {rate} vs truth {per_min}: {}", excerpt(m));
+    assert!(
+        (rate - per_min).abs() <= 0.2 * per_min,
+        "rate {rate} vs truth {per_min}: {}",
+        excerpt(m)
+    );
 }
 
 /// `hangwatch --json` running in the background, its lines on a channel.
@@ -143,7 +151,8 @@ impl Live {
         let t0 = Instant::now();
         while let Some(left) = timeout.checked_sub(t0.elapsed()) {
             let Ok(l) = self.lines.recv_timeout(left) else { return None };
-            let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}"));
+            let v: Value =
+                serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}"));
             if pred(&v) {
                 return Some(v);
             }
@@ -168,12 +177,17 @@ fn oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log() {
     const LIMIT: u64 = 64 * MIB;
     let Some(cg) = MemCgroup::create(LIMIT) else { return };
     let live = Live::start(&[]);
-    assert!(live.wait_for(Duration::from_secs(20), |v| v["type"] == "stats").is_some(), "hangwatch --json started");
+    assert!(
+        live.wait_for(Duration::from_secs(20), |v| v["type"] == "stats").is_some(),
+        "hangwatch --json started"
+    );
     let child = Child::spawn("mem_hog");
     cg.add(child.pid);
     signal(&child, libc::SIGUSR1);
     let rec = live
-        .wait_for(Duration::from_secs(30), |v| v["type"] == "oom_kill" && v["pid"].as_i64() == Some(child.pid as i64))
+        .wait_for(Duration::from_secs(30), |v| {
+            v["type"] == "oom_kill" && v["pid"].as_i64() == Some(child.pid as i64)
+        })
         .unwrap_or_else(|| panic!("no live oom_kill record for pid {}", child.pid));
     assert_eq!(str_field(&rec, "comm"), "mem_hog", "{}", excerpt(&rec));
     assert_eq!(str_field(&rec, "cgroup"), cg.path, "{}", excerpt(&rec));
@@ -184,10 +198,10 @@ fn oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log() {
 
     let snap = snapshot_json(&lock, &["--window", "200ms"]);
     let kills = array_field(&snap, "oom_kills");
-    let k = kills
-        .iter()
-        .find(|k| k["pid"].as_i64() == Some(child.pid as i64))
-        .unwrap_or_else(|| panic!("snapshot lists no OOM kill of {}:\n{}", child.pid, excerpt(&snap)));
+    let k =
+        kills.iter().find(|k| k["pid"].as_i64() == Some(child.pid as i64)).unwrap_or_else(|| {
+            panic!("snapshot lists no OOM kill of {}:\n{}", child.pid, excerpt(&snap))
+        });
     assert_eq!(str_field(k, "cgroup"), cg.path);
     assert_eq!(u64_field(k, "memory_limit_bytes"), LIMIT);
     assert_eq!(str_field(k, "constraint"), "memcg");
@@ -196,7 +210,9 @@ fn oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log() {
     }
     let counters = array_field(&snap, "cgroup_oom_kills");
     assert!(
-        counters.iter().any(|c| c["cgroup"] == cg.path.as_str() && c["oom_kills"].as_u64() == Some(1)),
+        counters
+            .iter()
+            .any(|c| c["cgroup"] == cg.path.as_str() && c["oom_kills"].as_u64() == Some(1)),
         "{}",
         excerpt(&snap)
     );
@@ -225,7 +241,11 @@ fn worker_oom_killed_while_parent_waits_is_an_orphaned_wait() {
         .find(|f| f["kind"] == "orphaned_wait")
         .unwrap_or_else(|| panic!("no orphaned_wait finding:\n{}", excerpt(&snap)));
     let pids: Vec<i64> = array_field(o, "pids").iter().filter_map(|p| p.as_i64()).collect();
-    assert!(pids.contains(&(parent.pid as i64)) && pids.contains(&(worker as i64)), "{}", excerpt(o));
+    assert!(
+        pids.contains(&(parent.pid as i64)) && pids.contains(&(worker as i64)),
+        "{}",
+        excerpt(o)
+    );
     let summary = str_field(o, "summary");
     assert!(summary.contains("OOM-killed") && summary.contains(&cg.path), "{summary}");
 }

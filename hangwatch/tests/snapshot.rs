@@ -24,10 +24,7 @@ const SETTLE: Duration = Duration::from_millis(700);
 /// has been in position for [`SETTLE`].
 fn settled_snapshot(serial: &Serial, child: &Child) -> Snapshot {
     child.wait_since_ready(SETTLE);
-    snapshot(
-        serial,
-        &["--pid", &child.pid_arg(), "--min-blocked", "500ms"],
-    )
+    snapshot(serial, &["--pid", &child.pid_arg(), "--min-blocked", "500ms"])
 }
 
 /// The listed process of `child`, checked for shape and identity.
@@ -74,11 +71,7 @@ fn blocked_main<'a>(snap: &'a Value, child: &Child, syscall: &str) -> &'a Value 
 
 /// `timeout_ms: null` and `infinite: true`.
 fn assert_infinite(args: &Value) {
-    assert!(
-        bool_field(args, "infinite"),
-        "`infinite` should be true:\n{}",
-        excerpt(args)
-    );
+    assert!(bool_field(args, "infinite"), "`infinite` should be true:\n{}", excerpt(args));
     assert!(
         field(args, "timeout_ms").is_null(),
         "`timeout_ms` should be null for an infinite wait:\n{}",
@@ -115,18 +108,10 @@ fn futex_wait_started_before_hangwatch() {
     // Both threads block before hangwatch exists: only what the kernel kept
     // (or /proc) can tell when they started.
     child.wait_since_ready(Duration::from_millis(3500));
-    let snap = snapshot(
-        &serial,
-        &["--pid", &child.pid_arg(), "--min-blocked", "500ms"],
-    );
+    let snap = snapshot(&serial, &["--pid", &child.pid_arg(), "--min-blocked", "500ms"]);
     let json = &snap.json;
     let p = program_process(json, &child);
-    assert_eq!(
-        threads(p).len(),
-        2,
-        "futex_wait has two threads:\n{}",
-        excerpt(p)
-    );
+    assert_eq!(threads(p).len(), 2, "futex_wait has two threads:\n{}", excerpt(p));
 
     // `time` is when the snapshot was taken, the instant `duration_ms` is
     // measured at. It must lie within the run.
@@ -144,19 +129,13 @@ fn futex_wait_started_before_hangwatch() {
 
     // The two threads wait on different CPUs when there are two (see
     // futex_wait.c): start times must be right for both.
-    for (tid, uaddr_key, cpu_key) in [
-        (i64::from(child.pid), "main_uaddr", "main_cpu"),
-        (worker, "worker_uaddr", "worker_cpu"),
-    ] {
+    for (tid, uaddr_key, cpu_key) in
+        [(i64::from(child.pid), "main_uaddr", "main_cpu"), (worker, "worker_uaddr", "worker_cpu")]
+    {
         let cpu = child.fact(cpu_key);
         let t = find_thread(p, tid);
         let b = expect_blocked(t);
-        assert_eq!(
-            str_field(b, "syscall"),
-            "futex",
-            "tid {tid}:\n{}",
-            excerpt(t)
-        );
+        assert_eq!(str_field(b, "syscall"), "futex", "tid {tid}:\n{}", excerpt(t));
         assert_eq!(str_field(t, "state"), "S", "tid {tid}:\n{}", excerpt(t));
         assert_eq!(
             str_field(b, "wchan"),
@@ -232,26 +211,17 @@ fn poll_on_socket() {
     let fds = array_field(args, "fds");
     assert_eq!(fds.len(), 1, "one pollfd:\n{}", excerpt(b));
     assert_eq!(i64_field(&fds[0], "fd"), fd, "fds[0].fd:\n{}", excerpt(b));
-    assert_eq!(
-        str_field(&fds[0], "target"),
-        target,
-        "fds[0].target:\n{}",
-        excerpt(b)
-    );
+    assert_eq!(str_field(&fds[0], "target"), target, "fds[0].target:\n{}", excerpt(b));
     let events = field(&fds[0], "events");
     let has_pollin = match events {
         Value::Number(n) => n.as_u64().is_some_and(|e| e & libc::POLLIN as u64 != 0),
         Value::String(s) => s.to_uppercase().contains("IN"),
-        Value::Array(a) => a
-            .iter()
-            .any(|e| e.as_str().is_some_and(|s| s.to_uppercase().contains("IN"))),
+        Value::Array(a) => {
+            a.iter().any(|e| e.as_str().is_some_and(|s| s.to_uppercase().contains("IN")))
+        }
         _ => false,
     };
-    assert!(
-        has_pollin,
-        "fds[0].events should say POLLIN:\n{}",
-        excerpt(b)
-    );
+    assert!(has_pollin, "fds[0].events should say POLLIN:\n{}", excerpt(b));
 }
 
 #[test]
@@ -270,12 +240,7 @@ fn epoll_wait_on_pipe() {
     let args = args_of(b);
     assert_infinite(args);
     assert_eq!(i64_field(args, "epfd"), epfd, "epfd:\n{}", excerpt(b));
-    assert_eq!(
-        i64_field(args, "maxevents"),
-        8,
-        "maxevents:\n{}",
-        excerpt(b)
-    );
+    assert_eq!(i64_field(args, "maxevents"), 8, "maxevents:\n{}", excerpt(b));
     let target = str_field(args, "target");
     assert_eq!(
         target,
@@ -339,12 +304,7 @@ fn futex_storm_is_not_blocked() {
     let json = snapshot_json(&serial, &["--pid", &child.pid_arg()]);
     child.assert_alive();
     let p = program_process(&json, &child);
-    assert_eq!(
-        threads(p).len(),
-        2,
-        "futex_storm has two threads:\n{}",
-        excerpt(p)
-    );
+    assert_eq!(threads(p).len(), 2, "futex_storm has two threads:\n{}", excerpt(p));
     assert_not_blocked(p, &child);
     u64_field(field(&json, "stats"), "lost_events");
 }
@@ -360,20 +320,10 @@ fn cpu_burn_is_not_blocked() {
     let json = snapshot_json(&serial, &["--pid", &child.pid_arg()]);
     child.assert_alive();
     let p = program_process(&json, &child);
-    assert_eq!(
-        threads(p).len(),
-        1,
-        "cpu_burn has one thread:\n{}",
-        excerpt(p)
-    );
+    assert_eq!(threads(p).len(), 1, "cpu_burn has one thread:\n{}", excerpt(p));
     assert_not_blocked(p, &child);
     let t = find_thread(p, child.pid.into());
-    assert_eq!(
-        str_field(t, "state"),
-        "R",
-        "a busy loop is always runnable:\n{}",
-        excerpt(t)
-    );
+    assert_eq!(str_field(t, "state"), "R", "a busy loop is always runnable:\n{}", excerpt(t));
     // One busy thread is ~100% of one CPU, or 100/ncpu% if normalized to all
     // CPUs; 25 holds either way on a machine with up to 4 CPUs.
     let cpu = f64_field(p, "cpu_percent");
@@ -408,19 +358,11 @@ fn min_blocked_filters_short_waits() {
     }
 
     // Control: the same waits are reported with a lower threshold.
-    let json = snapshot_json(
-        &serial,
-        &["--pid", &child.pid_arg(), "--min-blocked", "500ms"],
-    );
+    let json = snapshot_json(&serial, &["--pid", &child.pid_arg(), "--min-blocked", "500ms"]);
     let p = program_process(&json, &child);
     for tid in [i64::from(child.pid), worker] {
         let b = expect_blocked(find_thread(p, tid));
-        assert_eq!(
-            str_field(b, "syscall"),
-            "futex",
-            "tid {tid}:\n{}",
-            excerpt(b)
-        );
+        assert_eq!(str_field(b, "syscall"), "futex", "tid {tid}:\n{}", excerpt(b));
     }
 }
 
@@ -497,25 +439,13 @@ fn several_pids_are_each_listed() {
 
     let json = snapshot_json(
         &serial,
-        &[
-            "--pid",
-            &poller.pid_arg(),
-            "--pid",
-            &burner.pid_arg(),
-            "--min-blocked",
-            "500ms",
-        ],
+        &["--pid", &poller.pid_arg(), "--pid", &burner.pid_arg(), "--min-blocked", "500ms"],
     );
     let mut pids = listed_pids(&json);
     pids.sort_unstable();
     let mut want = vec![i64::from(poller.pid), i64::from(burner.pid)];
     want.sort_unstable();
-    assert_eq!(
-        pids,
-        want,
-        "--pid selects exactly those processes:\n{}",
-        excerpt(&json)
-    );
+    assert_eq!(pids, want, "--pid selects exactly those processes:\n{}", excerpt(&json));
     blocked_main(&json, &poller, poller.fact("syscall"));
     assert_not_blocked(program_process(&json, &burner), &burner);
 }
@@ -530,17 +460,9 @@ fn top_level_fields() {
     let snap = snapshot(&serial, &["--all", "--window", "500ms"]);
     let json = &snap.json;
 
-    assert!(
-        !str_field(json, "version").is_empty(),
-        "empty version:\n{}",
-        excerpt(json)
-    );
+    assert!(!str_field(json, "version").is_empty(), "empty version:\n{}", excerpt(json));
     assert_eq!(str_field(json, "hostname"), hostname(), "hostname");
-    assert_eq!(
-        u64_field(json, "window_ms"),
-        500,
-        "window_ms with --window 500ms"
-    );
+    assert_eq!(u64_field(json, "window_ms"), 500, "window_ms with --window 500ms");
     assert!(
         snap.run.elapsed >= Duration::from_millis(500),
         "a 500ms window took only {:?}",
@@ -560,11 +482,7 @@ fn top_level_fields() {
     // --all: every process, each well-formed (kernel threads, zombies, odd
     // comms included).
     let procs = processes(json);
-    assert!(
-        procs.len() > 10,
-        "--all listed only {} processes",
-        procs.len()
-    );
+    assert!(procs.len() > 10, "--all listed only {} processes", procs.len());
     for p in procs {
         assert_process_shape(p);
     }

@@ -224,7 +224,11 @@ fn cpu_cgroup(pid: i32) -> Option<String> {
 
 /// Gathers the facts for the blocked threads of `procs` (all processes scanned, so that the
 /// other ends of pipes can be found in any of them).
-pub fn gather(procs: &[Process], view_for: &dyn Fn(i32) -> Box<dyn TaskView>, oom_kills: Vec<OomFact>) -> Facts {
+pub fn gather(
+    procs: &[Process],
+    view_for: &dyn Fn(i32) -> Box<dyn TaskView>,
+    oom_kills: Vec<OomFact>,
+) -> Facts {
     let mut f = Facts { oom_kills, ..Default::default() };
     let mut wanted: HashSet<u64> = HashSet::new();
     for p in procs {
@@ -234,7 +238,8 @@ pub fn gather(procs: &[Process], view_for: &dyn Fn(i32) -> Box<dyn TaskView>, oo
             let mut fds = w.decoded.fds.clone();
             if w.decoded.syscall.starts_with("epoll_") {
                 if let Some(epfd) = fds.first().copied() {
-                    let info = fs::read_to_string(format!("/proc/{}/fdinfo/{epfd}", p.pid)).unwrap_or_default();
+                    let info = fs::read_to_string(format!("/proc/{}/fdinfo/{epfd}", p.pid))
+                        .unwrap_or_default();
                     let set = parse_epoll_fdinfo(&info);
                     fds.extend(set.iter().map(|(fd, _)| *fd));
                     f.epoll_sets.insert((p.pid, epfd), set);
@@ -247,10 +252,19 @@ pub fn gather(procs: &[Process], view_for: &dyn Fn(i32) -> Box<dyn TaskView>, oo
                 }
             }
             if w.decoded.syscall == "futex" {
-                let uaddr = w.decoded.args.get("uaddr").and_then(|u| u.as_str()).and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+                let uaddr = w
+                    .decoded
+                    .args
+                    .get("uaddr")
+                    .and_then(|u| u.as_str())
+                    .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
                 if let Some(addr) = uaddr {
-                    let word = v.read_mem(addr, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
-                    let owner = v.read_mem(addr + 8, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
+                    let word =
+                        v.read_mem(addr, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
+                    let owner = v
+                        .read_mem(addr + 8, 4)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_ne_bytes);
                     if let Some(word) = word {
                         f.futex_words.insert(t.tid, (word, owner));
                     }
@@ -276,19 +290,26 @@ pub fn gather(procs: &[Process], view_for: &dyn Fn(i32) -> Box<dyn TaskView>, oo
         let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
         for e in rd.flatten() {
             let Ok(link) = fs::read_link(e.path()) else { continue };
-            let Some((ino, _)) = parse_target(&procfs::os_lossy(link.as_os_str())) else { continue };
+            let Some((ino, _)) = parse_target(&procfs::os_lossy(link.as_os_str())) else {
+                continue;
+            };
             if !wanted.contains(&ino) {
                 continue;
             }
-            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-            let mode = parse_fdinfo_mode(&fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default());
+            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let mode = parse_fdinfo_mode(
+                &fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default(),
+            );
             f.holders.entry(ino).or_default().push(Holder { pid, fd, mode });
         }
     }
     for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
         f.listening.extend(parse_listening_tcp(&fs::read_to_string(path).unwrap_or_default()));
     }
-    f.listening.extend(parse_listening_unix(&fs::read_to_string("/proc/net/unix").unwrap_or_default()));
+    f.listening
+        .extend(parse_listening_unix(&fs::read_to_string("/proc/net/unix").unwrap_or_default()));
     f
 }
 
@@ -327,7 +348,10 @@ mod tests {
         assert_eq!(parse_quota_v1("-1\n", "100000\n"), None);
         assert_eq!(parse_cpu_max("200000 100000\n"), Some(2.0));
         assert_eq!(parse_cpu_max("max 100000\n"), None);
-        assert_eq!(parse_cpu_stat("nr_periods 10\nnr_throttled 4\nthrottled_time 5000\n"), (4, 5000));
+        assert_eq!(
+            parse_cpu_stat("nr_periods 10\nnr_throttled 4\nthrottled_time 5000\n"),
+            (4, 5000)
+        );
         assert_eq!(parse_cpu_stat("nr_throttled 3\nthrottled_usec 7\n"), (3, 7000));
     }
 }

@@ -116,7 +116,9 @@ fn comm_of(p: &Process, tid: i32) -> String {
 fn direction_reads(w: &Wait, fd: i32, facts: &Facts, pid: i32) -> (bool, bool) {
     let s = w.decoded.syscall.as_str();
     match s {
-        "write" | "writev" | "pwrite64" | "sendto" | "sendmsg" | "sendmmsg" | "splice" | "tee" => (false, true),
+        "write" | "writev" | "pwrite64" | "sendto" | "sendmsg" | "sendmmsg" | "splice" | "tee" => {
+            (false, true)
+        }
         "read" | "readv" | "pread64" | "recvfrom" | "recvmsg" | "recvmmsg" => (true, false),
         "poll" | "ppoll" => {
             let ev = w
@@ -124,7 +126,9 @@ fn direction_reads(w: &Wait, fd: i32, facts: &Facts, pid: i32) -> (bool, bool) {
                 .args
                 .get("fds")
                 .and_then(|f| f.as_array())
-                .and_then(|a| a.iter().find(|e| e.get("fd").and_then(|v| v.as_i64()) == Some(fd as i64)))
+                .and_then(|a| {
+                    a.iter().find(|e| e.get("fd").and_then(|v| v.as_i64()) == Some(fd as i64))
+                })
                 .and_then(|e| e.get("events"))
                 .and_then(|e| e.as_str())
                 .unwrap_or("IN");
@@ -176,7 +180,14 @@ impl<'a> Graph<'a> {
         g
     }
 
-    fn wait_edges(&mut self, p: &Process, tid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) {
+    fn wait_edges(
+        &mut self,
+        p: &Process,
+        tid: i32,
+        w: &Wait,
+        facts: &Facts,
+        edges: &mut Vec<Edge>,
+    ) {
         let s = w.decoded.syscall.as_str();
         if s == "wait4" || s == "waitid" {
             match w.decoded.wait_pid {
@@ -189,7 +200,8 @@ impl<'a> Graph<'a> {
                     }
                 }
                 Some(-1) | None => {
-                    let kids: Vec<i32> = self.procs.values().filter(|c| c.ppid == p.pid).map(|c| c.pid).collect();
+                    let kids: Vec<i32> =
+                        self.procs.values().filter(|c| c.ppid == p.pid).map(|c| c.pid).collect();
                     for c in kids {
                         edges.push(Edge { target: Target::Process(c), why: format!("child {c}") });
                     }
@@ -200,26 +212,52 @@ impl<'a> Graph<'a> {
         }
         if s == "futex" {
             let live = |t: i32| p.threads.iter().any(|x| x.tid == t && x.state != 'Z');
-            let owner_pi = w.decoded.args.get("owner_tid").and_then(|v| v.as_i64()).map(|v| v as i32);
+            let owner_pi =
+                w.decoded.args.get("owner_tid").and_then(|v| v.as_i64()).map(|v| v as i32);
             if let Some(o) = owner_pi.filter(|o| *o > 0) {
                 if live(o) {
-                    edges.push(Edge { target: Target::Thread(p.pid, o), why: format!("PI lock owned by thread {o}") });
+                    edges.push(Edge {
+                        target: Target::Thread(p.pid, o),
+                        why: format!("PI lock owned by thread {o}"),
+                    });
                 } else {
-                    self.gone.insert((p.pid, tid), format!("a PI lock whose owner thread {o} has exited"));
+                    self.gone.insert(
+                        (p.pid, tid),
+                        format!("a PI lock whose owner thread {o} has exited"),
+                    );
                 }
                 return;
             }
             if let Some(&(word, owner)) = facts.futex_words.get(&tid) {
                 let word_tid = (word & 0x3fff_ffff) as i32;
-                if word_tid > 0 && word_tid != tid && live(word_tid) && w.decoded.args.get("val").and_then(|v| v.as_u64()) == Some(word as u64) {
-                    edges.push(Edge { target: Target::Thread(p.pid, word_tid), why: format!("joins thread {word_tid}") });
-                } else if let Some(o) = owner.map(|o| o as i32).filter(|o| *o > 0 && (word == 1 || word == 2)) {
+                if word_tid > 0
+                    && word_tid != tid
+                    && live(word_tid)
+                    && w.decoded.args.get("val").and_then(|v| v.as_u64()) == Some(word as u64)
+                {
+                    edges.push(Edge {
+                        target: Target::Thread(p.pid, word_tid),
+                        why: format!("joins thread {word_tid}"),
+                    });
+                } else if let Some(o) =
+                    owner.map(|o| o as i32).filter(|o| *o > 0 && (word == 1 || word == 2))
+                {
                     if o == tid {
-                        edges.push(Edge { target: Target::Thread(p.pid, tid), why: "a mutex it already holds itself".into() });
+                        edges.push(Edge {
+                            target: Target::Thread(p.pid, tid),
+                            why: "a mutex it already holds itself".into(),
+                        });
                     } else if live(o) {
-                        edges.push(Edge { target: Target::Thread(p.pid, o), why: format!("mutex owned by thread {o}") });
-                    } else if o < 4_194_304 && !std::path::Path::new(&format!("/proc/{o}")).exists() {
-                        self.gone.insert((p.pid, tid), format!("a mutex whose owner thread {o} has exited"));
+                        edges.push(Edge {
+                            target: Target::Thread(p.pid, o),
+                            why: format!("mutex owned by thread {o}"),
+                        });
+                    } else if o < 4_194_304 && !std::path::Path::new(&format!("/proc/{o}")).exists()
+                    {
+                        self.gone.insert(
+                            (p.pid, tid),
+                            format!("a mutex whose owner thread {o} has exited"),
+                        );
                     }
                 }
             }
@@ -267,7 +305,10 @@ impl<'a> Graph<'a> {
                 if p.threads.iter().any(|t| t.state == 'R') {
                     return vec![];
                 }
-                p.blocked_threads().map(|(t, _)| (pid, t.tid)).filter(|k| *k != from || p.threads.len() == 1).collect()
+                p.blocked_threads()
+                    .map(|(t, _)| (pid, t.tid))
+                    .filter(|k| *k != from || p.threads.len() == 1)
+                    .collect()
             }
         }
     }
@@ -289,7 +330,8 @@ impl<'a> Graph<'a> {
     /// running one is not stuck. This is the OR model of wait-for graphs: a cycle alone is not
     /// a deadlock when some member can still be released from outside it.
     fn stuck(&self) -> BTreeSet<Tkey> {
-        let mut stuck: BTreeSet<Tkey> = self.edges.iter().filter(|(_, e)| !e.is_empty()).map(|(k, _)| *k).collect();
+        let mut stuck: BTreeSet<Tkey> =
+            self.edges.iter().filter(|(_, e)| !e.is_empty()).map(|(k, _)| *k).collect();
         loop {
             let mut freed = Vec::new();
             for &k in &stuck {
@@ -340,7 +382,8 @@ impl<'a> Graph<'a> {
                         if let Some(pos) = path.iter().position(|(k, _)| *k == nxt) {
                             // Close the cycle; each step states what *it* waits on.
                             let mut cyc: Vec<(Tkey, String)> = path[pos..].to_vec();
-                            let mut whys: Vec<String> = cyc.iter().skip(1).map(|(_, w)| w.clone()).collect();
+                            let mut whys: Vec<String> =
+                                cyc.iter().skip(1).map(|(_, w)| w.clone()).collect();
                             whys.push(e.why.clone());
                             for (c, w) in cyc.iter_mut().zip(whys) {
                                 c.1 = w;
@@ -369,7 +412,9 @@ impl<'a> Graph<'a> {
             let Some(e) = edges.first() else {
                 let why = self.gone.get(&cur).cloned().unwrap_or_else(|| {
                     let p = self.procs[&cur.0];
-                    wait_of(p, cur.1).map_or_else(String::new, |w| format!("{} (no releaser hangwatch can see)", w.decoded.human))
+                    wait_of(p, cur.1).map_or_else(String::new, |w| {
+                        format!("{} (no releaser hangwatch can see)", w.decoded.human)
+                    })
                 });
                 out.push(self.step(cur, &why));
                 break;
@@ -400,7 +445,10 @@ fn waits_for_input(g: &Graph, p: &Process) -> bool {
     chain.last().is_some_and(|s| {
         let Some(w) = g.procs.get(&s.pid).and_then(|q| wait_of(q, s.tid)) else { return false };
         let target = w.decoded.args.get("target").and_then(|v| v.as_str()).unwrap_or("");
-        let reads = matches!(w.decoded.syscall.as_str(), "read" | "readv" | "pread64" | "poll" | "ppoll" | "select" | "pselect6");
+        let reads = matches!(
+            w.decoded.syscall.as_str(),
+            "read" | "readv" | "pread64" | "poll" | "ppoll" | "select" | "pselect6"
+        );
         let fd0 = w.decoded.args.get("fd").and_then(|v| v.as_i64()) == Some(0)
             || w.decoded.fds.first() == Some(&0);
         reads && (fd0 || target.starts_with("/dev/pts/") || target.starts_with("/dev/tty"))
@@ -449,7 +497,8 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
                 continue;
             }
             let related = k.ppid == Some(p.pid)
-                || (k.ppid.is_none() && k.cgroup.as_deref().is_some_and(|c| c == p.cgroup && c != "/"));
+                || (k.ppid.is_none()
+                    && k.cgroup.as_deref().is_some_and(|c| c == p.cgroup && c != "/"));
             if !related {
                 continue;
             }
@@ -461,9 +510,21 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
                 continue;
             };
             explained.insert(p.pid);
-            let limit = k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default();
-            let memcg = k.cgroup.as_deref().map(|c| format!("memcg {c}")).unwrap_or_else(|| "memcg unknown".into());
-            let waits_on = format!("pid {} ({}), OOM-killed {} ago ({memcg}{limit})", k.pid, k.comm, fmt_duration_ns(cfg.now_mono_ns.saturating_sub(k.time_mono_ns)));
+            let limit = k
+                .memory_limit_bytes
+                .map(|l| format!(", limit {}", fmt_bytes(l)))
+                .unwrap_or_default();
+            let memcg = k
+                .cgroup
+                .as_deref()
+                .map(|c| format!("memcg {c}"))
+                .unwrap_or_else(|| "memcg unknown".into());
+            let waits_on = format!(
+                "pid {} ({}), OOM-killed {} ago ({memcg}{limit})",
+                k.pid,
+                k.comm,
+                fmt_duration_ns(cfg.now_mono_ns.saturating_sub(k.time_mono_ns))
+            );
             out.push(Finding {
                 kind: FindingKind::OrphanedWait,
                 severity: Severity::High,
@@ -508,7 +569,10 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             kind: FindingKind::Deadlock,
             severity: Severity::Critical,
             summary: format!("deadlock: {}", sentences.join("; ")),
-            key: format!("deadlock:{}", tids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")),
+            key: format!(
+                "deadlock:{}",
+                tids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+            ),
             pids: uniq,
             tids,
             since_mono_ns: since,
@@ -518,7 +582,11 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
 
     // Hung: did work, now every thread in an infinite wait for long, no CPU.
     for p in procs {
-        if explained.contains(&p.pid) || !p.all_blocked() || p.cpu_percent >= 0.05 || p.cpu_total_secs < HUNG_MIN_CPU_SECS {
+        if explained.contains(&p.pid)
+            || !p.all_blocked()
+            || p.cpu_percent >= 0.05
+            || p.cpu_total_secs < HUNG_MIN_CPU_SECS
+        {
             continue;
         }
         let waits: Vec<&Wait> = p.blocked_threads().map(|(_, w)| w).collect();
@@ -530,7 +598,12 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             continue; // a server waiting for clients, or a program waiting for its user
         }
         let quiet_since = waits.iter().map(|w| w.since_mono_ns).max();
-        let main = p.threads.iter().find(|t| t.tid == p.pid).and_then(|t| t.blocked.as_ref()).unwrap_or(longest);
+        let main = p
+            .threads
+            .iter()
+            .find(|t| t.tid == p.pid)
+            .and_then(|t| t.blocked.as_ref())
+            .unwrap_or(longest);
         out.push(Finding {
             kind: FindingKind::Hung,
             severity: Severity::High,
@@ -540,13 +613,20 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
                 "pid {} ({}) is hung: {} in {} for {}, zero CPU since (it had used {:.1}s)",
                 p.pid,
                 p.comm,
-                if p.threads.len() == 1 { "its only thread".to_string() } else { format!("main thread (all {} threads blocked)", p.threads.len()) },
+                if p.threads.len() == 1 {
+                    "its only thread".to_string()
+                } else {
+                    format!("main thread (all {} threads blocked)", p.threads.len())
+                },
                 main.decoded.human,
                 fmt_duration_ns(main.duration_ns),
                 p.cpu_total_secs
             ),
             since_mono_ns: quiet_since,
-            chain: g.chain_from((p.pid, if main.since_mono_ns == longest.since_mono_ns { t.tid } else { p.pid })),
+            chain: g.chain_from((
+                p.pid,
+                if main.since_mono_ns == longest.since_mono_ns { t.tid } else { p.pid },
+            )),
             key: format!("hung:{}", p.pid),
         });
     }
@@ -561,7 +641,8 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             .filter(|f| f.kind == FindingKind::OrphanedWait && f.pids.contains(&k.pid))
             .collect();
         let waiting: Vec<i32> = left.iter().map(|f| f.pids[0]).collect();
-        let limit = k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default();
+        let limit =
+            k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default();
         let mut pids = vec![k.pid];
         pids.extend(&waiting);
         out.push(Finding {
@@ -577,7 +658,10 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
                 if waiting.is_empty() {
                     String::new()
                 } else {
-                    format!("; it left pid {} waiting", waiting.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "; it left pid {} waiting",
+                        waiting.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                    )
                 }
             ),
             pids,
@@ -638,7 +722,11 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             .map(|p| p.threads.iter().filter(|t| t.state == 'R').count())
             .sum();
         if (runnable as f64) > q.cores && q.nr_throttled > 0 {
-            let pids: Vec<i32> = procs.iter().filter(|p| facts.cpu_cgroup_of.get(&p.pid) == Some(cg)).map(|p| p.pid).collect();
+            let pids: Vec<i32> = procs
+                .iter()
+                .filter(|p| facts.cpu_cgroup_of.get(&p.pid) == Some(cg))
+                .map(|p| p.pid)
+                .collect();
             out.push(Finding {
                 kind: FindingKind::CpuThrottled,
                 severity: Severity::Medium,
@@ -657,6 +745,8 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         }
     }
 
-    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.key.cmp(&b.key)));
+    out.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.key.cmp(&b.key))
+    });
     out
 }

@@ -5,7 +5,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::{
-    analysis::{self, Finding, facts::{Facts, OomFact}},
+    analysis::{
+        self, Finding,
+        facts::{Facts, OomFact},
+    },
     bpf::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
     memory::{MemHistory, MemSample, MemStatus, Thresholds},
     model::{self, Process, Wait},
@@ -41,26 +44,65 @@ pub enum Input {
     WaitEnd(WaitEndEvent),
     OomVictim(OomVictimEvent),
     /// The probes' counters and hangwatch's own resource use.
-    Health { kernel: KernelStats, own_cpu_percent: f64, own_rss_bytes: u64, now_mono_ns: u64 },
+    Health {
+        kernel: KernelStats,
+        own_cpu_percent: f64,
+        own_rss_bytes: u64,
+        now_mono_ns: u64,
+    },
 }
 
 /// What the aggregator announces (printed by the JSON stream, listed in the TUI's events pane).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A thread's wait crossed `min_blocked` (or was already past it when hangwatch started).
-    Blocked { process: ProcessInfo, tid: i32, thread_comm: String, wait: Wait },
+    Blocked {
+        process: ProcessInfo,
+        tid: i32,
+        thread_comm: String,
+        wait: Wait,
+    },
     /// A reported wait ended. `exact` when the kernel probe timed it.
-    Unblocked { process: ProcessInfo, tid: i32, thread_comm: String, wait: Wait, duration_ns: u64, exact: bool, woken_by: Option<(i32, String)> },
+    Unblocked {
+        process: ProcessInfo,
+        tid: i32,
+        thread_comm: String,
+        wait: Wait,
+        duration_ns: u64,
+        exact: bool,
+        woken_by: Option<(i32, String)>,
+    },
     /// An OOM kill.
-    OomKill { ts_mono_ns: u64, victim: OomVictimEvent, process: Option<ProcessInfo> },
-    ProcessExit { process: ProcessInfo, ts_mono_ns: u64, lifetime_cpu_secs: f64 },
+    OomKill {
+        ts_mono_ns: u64,
+        victim: OomVictimEvent,
+        process: Option<ProcessInfo>,
+    },
+    ProcessExit {
+        process: ProcessInfo,
+        ts_mono_ns: u64,
+        lifetime_cpu_secs: f64,
+    },
     /// A process's memory changed materially, or a verdict changed.
-    Memory { ts_mono_ns: u64, process: ProcessInfo, status: MemStatus },
+    Memory {
+        ts_mono_ns: u64,
+        process: ProcessInfo,
+        status: MemStatus,
+    },
     /// A finding opened.
-    Finding { ts_mono_ns: u64, finding: Finding },
+    Finding {
+        ts_mono_ns: u64,
+        finding: Finding,
+    },
     /// A finding that was open is no longer true.
-    FindingResolved { ts_mono_ns: u64, finding: Finding },
-    Stats { ts_mono_ns: u64, health: Health },
+    FindingResolved {
+        ts_mono_ns: u64,
+        finding: Finding,
+    },
+    Stats {
+        ts_mono_ns: u64,
+        health: Health,
+    },
 }
 
 /// The identity of a process, carried by events.
@@ -74,7 +116,12 @@ pub struct ProcessInfo {
 
 impl ProcessInfo {
     fn of(p: &Process) -> Self {
-        ProcessInfo { pid: p.pid, comm: p.comm.clone(), cgroup: p.cgroup.clone(), cmdline: p.cmdline.clone() }
+        ProcessInfo {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            cgroup: p.cgroup.clone(),
+            cmdline: p.cmdline.clone(),
+        }
     }
 }
 
@@ -127,12 +174,18 @@ pub enum EventKind {
 pub fn memory_changed(last: Option<&MemStatus>, now: &MemStatus) -> bool {
     let Some(l) = last else { return now.not_returned || now.growing || now.rss >= 64 << 20 };
     let moved = now.rss.abs_diff(l.rss);
-    l.not_returned != now.not_returned || l.growing != now.growing || (moved >= 16 << 20 && moved * 10 >= l.rss)
+    l.not_returned != now.not_returned
+        || l.growing != now.growing
+        || (moved >= 16 << 20 && moved * 10 >= l.rss)
 }
 
 /// How long an announced wait lasted: exactly, from the kernel's record of its end when that
 /// record is for this wait (same start), else bounded by the scan that saw it gone.
-fn ended_wait(ended: Option<WaitEndEvent>, w: &Wait, now: u64) -> (u64, bool, Option<(i32, String)>) {
+fn ended_wait(
+    ended: Option<WaitEndEvent>,
+    w: &Wait,
+    now: u64,
+) -> (u64, bool, Option<(i32, String)>) {
     match ended {
         Some(e) if e.start_ns.abs_diff(w.since_mono_ns) < 50_000_000 => {
             (e.end_ns.saturating_sub(e.start_ns), true, Some((e.waker_pid, e.waker_comm)))
@@ -285,7 +338,11 @@ impl Aggregator {
                     ProcessInfo::of(&s.process)
                 });
                 let ts = v.ts_ns;
-                let comm = v.comm.clone().or_else(|| process.as_ref().map(|p| p.comm.clone())).unwrap_or_default();
+                let comm = v
+                    .comm
+                    .clone()
+                    .or_else(|| process.as_ref().map(|p| p.comm.clone()))
+                    .unwrap_or_default();
                 let cgroup = process.as_ref().map(|p| p.cgroup.clone());
                 if self.ooms.len() >= self.cfg.max_oom {
                     self.ooms.pop_front();
@@ -307,14 +364,18 @@ impl Aggregator {
                         v.pid,
                         comm,
                         cgroup.map(|c| format!(" in {c}")).unwrap_or_default(),
-                        v.anon_rss_kb.map(|k| format!(", anon RSS {}", crate::output::fmt_bytes(k * 1024))).unwrap_or_default()
+                        v.anon_rss_kb
+                            .map(|k| format!(", anon RSS {}", crate::output::fmt_bytes(k * 1024)))
+                            .unwrap_or_default()
                     ),
                 });
                 out.push(Output::OomKill { ts_mono_ns: ts, victim: v, process });
             }
             Input::Health { kernel, own_cpu_percent, own_rss_bytes, now_mono_ns } => {
                 let rate = match self.last_health_ns {
-                    Some((t, n)) if now_mono_ns > t => (self.events_in.saturating_sub(n)) as f64 / ((now_mono_ns - t) as f64 / 1e9),
+                    Some((t, n)) if now_mono_ns > t => {
+                        (self.events_in.saturating_sub(n)) as f64 / ((now_mono_ns - t) as f64 / 1e9)
+                    }
                     _ => 0.0,
                 };
                 self.last_health_ns = Some((now_mono_ns, self.events_in));
@@ -352,7 +413,9 @@ impl Aggregator {
             uptime_secs,
         };
         for (pid, sample) in samples {
-            if sample.is_kernel_thread() || !self.cfg.filter.matches(pid, &sample.stat.comm, &sample.cgroup) {
+            if sample.is_kernel_thread()
+                || !self.cfg.filter.matches(pid, &sample.stat.comm, &sample.cgroup)
+            {
                 continue;
             }
             // pid reuse: a different start time is a different process.
@@ -390,7 +453,11 @@ impl Aggregator {
             if let Some(now_mem) = process.memory {
                 if memory_changed(state.mem_announced.as_ref(), &now_mem) {
                     state.mem_announced = Some(now_mem);
-                    out.push(Output::Memory { ts_mono_ns: now, process: ProcessInfo::of(&process), status: now_mem });
+                    out.push(Output::Memory {
+                        ts_mono_ns: now,
+                        process: ProcessInfo::of(&process),
+                        status: now_mem,
+                    });
                 }
             }
             // Events about waits that began earlier carry what the process looked like then.
@@ -410,7 +477,8 @@ impl Aggregator {
                 state.announced.remove(&tid);
                 if let Some(prev) = state.process.threads.iter().find(|t| t.tid == tid) {
                     if let Some(w) = &prev.blocked {
-                        let (duration_ns, exact, woken_by) = ended_wait(self.ended.remove(&tid), w, now);
+                        let (duration_ns, exact, woken_by) =
+                            ended_wait(self.ended.remove(&tid), w, now);
                         self.events.push_back(EventLine {
                             ts_mono_ns: now,
                             kind: EventKind::WaitEnded,
@@ -441,7 +509,12 @@ impl Aggregator {
                 if let (Some(w), Some(es)) = (&t.blocked, sample_t.exec_start_ns) {
                     if state.announced.get(&t.tid) != Some(&es) {
                         state.announced.insert(t.tid, es);
-                        out.push(Output::Blocked { process: info.clone(), tid: t.tid, thread_comm: t.comm.clone(), wait: w.clone() });
+                        out.push(Output::Blocked {
+                            process: info.clone(),
+                            tid: t.tid,
+                            thread_comm: t.comm.clone(),
+                            wait: w.clone(),
+                        });
                     }
                 }
             }
@@ -450,7 +523,9 @@ impl Aggregator {
             if quiet && !state.quiet_announced && state.process.cpu_percent >= 1.0 {
                 state.quiet_announced = true;
                 let text = match process.longest_wait() {
-                    Some((_, w)) => format!("{} {} went quiet: {}", pid, process.comm, w.decoded.human),
+                    Some((_, w)) => {
+                        format!("{} {} went quiet: {}", pid, process.comm, w.decoded.human)
+                    }
                     None => format!("{} {} went quiet", pid, process.comm),
                 };
                 let e = EventLine { ts_mono_ns: now, kind: EventKind::WentQuiet, pid, text };
@@ -481,7 +556,8 @@ impl Aggregator {
                 // Its announced waits ended with it (a fatal signal wakes every thread).
                 for t in &mut s.process.threads {
                     if let (Some(w), true) = (t.blocked.take(), s.announced.contains_key(&t.tid)) {
-                        let (duration_ns, exact, woken_by) = ended_wait(self.ended.remove(&t.tid), &w, now);
+                        let (duration_ns, exact, woken_by) =
+                            ended_wait(self.ended.remove(&t.tid), &w, now);
                         out.push(Output::Unblocked {
                             process: info.clone(),
                             tid: t.tid,
@@ -500,7 +576,11 @@ impl Aggregator {
                     pid,
                     text: format!("{} {} exited", pid, info.comm),
                 });
-                out.push(Output::ProcessExit { process: info, ts_mono_ns: now, lifetime_cpu_secs: cpu });
+                out.push(Output::ProcessExit {
+                    process: info,
+                    ts_mono_ns: now,
+                    lifetime_cpu_secs: cpu,
+                });
             }
         }
         let grace = self.cfg.exit_grace_ns;
@@ -535,7 +615,11 @@ impl Aggregator {
             })
             .collect();
         let facts = env.facts(&procs, ooms);
-        let cfg = analysis::Config { now_mono_ns: now, hung_after_ns: self.hung_after_ns, oom_recent_ns: 3600 * 1_000_000_000 };
+        let cfg = analysis::Config {
+            now_mono_ns: now,
+            hung_after_ns: self.hung_after_ns,
+            oom_recent_ns: 3600 * 1_000_000_000,
+        };
         let new = analysis::analyze(&procs, &facts, &cfg);
         for f in &new {
             if !self.findings.iter().any(|o| o.key == f.key) {
@@ -628,7 +712,13 @@ mod tests {
         let futex = SyscallState::In { nr: 202, args: [0x1000, 128, 0, 0, 0, 0] };
         ProcessSample {
             pid,
-            stat: Stat { pid, comm: format!("p{pid}"), state, starttime: start, ..Default::default() },
+            stat: Stat {
+                pid,
+                comm: format!("p{pid}"),
+                state,
+                starttime: start,
+                ..Default::default()
+            },
             cmdline: format!("prog {pid}"),
             cgroup: "/job".into(),
             mem: StatusMem::default(),
@@ -709,7 +799,9 @@ mod tests {
         );
         let out = a.handle(scan(102 * S, vec![sample(10, 1, None, 'R')]), &nomem);
         assert_eq!(kinds(&out), vec!["unblocked"]);
-        let Output::Unblocked { duration_ns, exact, woken_by, .. } = &out[0] else { unreachable!() };
+        let Output::Unblocked { duration_ns, exact, woken_by, .. } = &out[0] else {
+            unreachable!()
+        };
         assert_eq!(*duration_ns, 96 * S + S / 2);
         assert!(exact);
         assert_eq!(woken_by.as_ref().map(|w| w.0), Some(77));
@@ -736,7 +828,11 @@ mod tests {
         let mut a = agg();
         a.handle(scan(S, vec![sample(10, 1, Some(0), 'S')]), &nomem);
         let out = a.handle(scan(2 * S, vec![]), &nomem);
-        assert_eq!(kinds(&out), vec!["unblocked", "process_exit"], "its announced wait ended with it");
+        assert_eq!(
+            kinds(&out),
+            vec!["unblocked", "process_exit"],
+            "its announced wait ended with it"
+        );
         assert_eq!(a.tracked(), 1, "kept for inspection during the grace period");
         assert!(a.view().processes[0].exited);
         let out = a.handle(scan(3 * S, vec![]), &nomem);
@@ -750,7 +846,11 @@ mod tests {
         let mut a = agg();
         a.handle(scan(10 * S, vec![sample(10, 1, Some(0), 'S')]), &nomem);
         let out = a.handle(scan(11 * S, vec![sample(10, 999, Some(10 * S + S / 2), 'S')]), &nomem);
-        assert_eq!(kinds(&out), vec!["process_exit"], "old one exits; the new wait is only 0.5 s old");
+        assert_eq!(
+            kinds(&out),
+            vec!["process_exit"],
+            "old one exits; the new wait is only 0.5 s old"
+        );
         let out = a.handle(scan(12 * S, vec![sample(10, 999, Some(10 * S + S / 2), 'S')]), &nomem);
         assert_eq!(kinds(&out), vec!["blocked"]);
     }
@@ -761,7 +861,12 @@ mod tests {
         a.handle(scan(S, vec![sample(10, 1, None, 'R')]), &nomem);
         for i in 0..30 {
             let out = a.handle(
-                Input::OomVictim(OomVictimEvent { ts_ns: S + i, pid: 10, anon_rss_kb: Some(1024), ..Default::default() }),
+                Input::OomVictim(OomVictimEvent {
+                    ts_ns: S + i,
+                    pid: 10,
+                    anon_rss_kb: Some(1024),
+                    ..Default::default()
+                }),
                 &nomem,
             );
             assert_eq!(kinds(&out), vec!["oom_kill"]);
@@ -778,8 +883,9 @@ mod tests {
         // 20,000 short-lived processes seen once each over 2,000 scans.
         for round in 0..2000u64 {
             let now = (round + 1) * S;
-            let samples =
-                (0..10).map(|i| sample(100_000 + (round * 10 + i) as i32, round, Some(now), 'S')).collect();
+            let samples = (0..10)
+                .map(|i| sample(100_000 + (round * 10 + i) as i32, round, Some(now), 'S'))
+                .collect();
             a.handle(scan(now, samples), &nomem);
         }
         // Only those within the 60 s grace period remain.
@@ -834,13 +940,26 @@ mod live_analysis_tests {
         let poll = SyscallState::In { nr: 7, args: [0, 1, 0xffff_ffff, 0, 0, 0] };
         let p = ProcessSample {
             pid,
-            stat: Stat { pid, comm: "job".into(), state: 'S', utime: 100, starttime: 1, ..Default::default() },
+            stat: Stat {
+                pid,
+                comm: "job".into(),
+                state: 'S',
+                utime: 100,
+                starttime: 1,
+                ..Default::default()
+            },
             cmdline: "job".into(),
             cgroup: "/x".into(),
             mem: StatusMem::default(),
             threads: vec![ThreadSample {
                 tid: pid,
-                stat: Stat { pid, comm: "job".into(), state: 'S', utime: 100, ..Default::default() },
+                stat: Stat {
+                    pid,
+                    comm: "job".into(),
+                    state: 'S',
+                    utime: 100,
+                    ..Default::default()
+                },
                 syscall: Some(poll),
                 wchan: None,
                 exec_start_ns: Some(since),

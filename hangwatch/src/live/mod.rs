@@ -57,7 +57,10 @@ impl SelfUsage {
         let ticks = p.cpu_ticks();
         let cpu = match self.last {
             Some((t, k)) if now > t => {
-                (ticks.saturating_sub(k)) as f64 / procfs::clock_ticks() as f64 / ((now - t) as f64 / 1e9) * 100.0
+                (ticks.saturating_sub(k)) as f64
+                    / procfs::clock_ticks() as f64
+                    / ((now - t) as f64 / 1e9)
+                    * 100.0
             }
             _ => 0.0,
         };
@@ -67,7 +70,11 @@ impl SelfUsage {
 }
 
 /// Reads the ring buffer as it fills; sends health once a second.
-async fn kernel_collector(mut probes: Probes, tx: mpsc::Sender<Input>, dropped: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+async fn kernel_collector(
+    mut probes: Probes,
+    tx: mpsc::Sender<Input>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
     use std::sync::atomic::Ordering;
     let Some(ring) = probes.take_ring() else { return };
     // `AsyncFd::new` is deprecated for types that only expose a raw fd; the ring buffer owns
@@ -138,7 +145,8 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
         }
         n += 1;
         cache.begin_scan();
-        let (samples, _vanished) = snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
+        let (samples, _vanished) =
+            snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
         let now = procfs::monotonic_ns();
         // Memory moves slowly next to waits: sampled every MEM_EVERY scans.
         let mem = if n % MEM_EVERY == 1 {
@@ -167,7 +175,10 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
 /// What the kernel knew about an OOM kill when it happened: the tracepoint record merged with
 /// the kernel log lines printed just before it (constraint, memcg, the limit of the cgroup that
 /// hit it) and, failing those, the victim's cgroup and its limit read now.
-pub fn oom_context(victim: &crate::bpf::OomVictimEvent, known_cgroup: Option<&str>) -> crate::oom::OomKill {
+pub fn oom_context(
+    victim: &crate::bpf::OomVictimEvent,
+    known_cgroup: Option<&str>,
+) -> crate::oom::OomKill {
     use crate::oom;
     let live = oom::OomKill::from_tracepoint(victim);
     let log = oom::read_kmsg_history();
@@ -178,7 +189,9 @@ pub fn oom_context(victim: &crate::bpf::OomVictimEvent, known_cgroup: Option<&st
         .unwrap_or(live);
     if k.cgroup.is_none() {
         k.cgroup = known_cgroup.map(str::to_string).or_else(|| {
-            std::fs::read_to_string(format!("/proc/{}/cgroup", victim.pid)).ok().map(|s| procfs::parse_cgroup(&s))
+            std::fs::read_to_string(format!("/proc/{}/cgroup", victim.pid))
+                .ok()
+                .map(|s| procfs::parse_cgroup(&s))
         });
     }
     if k.memory_limit_bytes.is_none() {
@@ -194,13 +207,20 @@ impl aggregator::Env for ProcEnv {
     fn task_view(&self, pid: i32) -> Box<dyn TaskView> {
         Box::new(ProcTask { pid })
     }
-    fn facts(&self, procs: &[crate::model::Process], oom_kills: Vec<crate::analysis::facts::OomFact>) -> crate::analysis::facts::Facts {
+    fn facts(
+        &self,
+        procs: &[crate::model::Process],
+        oom_kills: Vec<crate::analysis::facts::OomFact>,
+    ) -> crate::analysis::facts::Facts {
         crate::analysis::facts::gather(procs, &|pid| Box::new(ProcTask { pid }), oom_kills)
     }
 }
 
 /// Starts the probes and the collectors; returns the aggregator and its input.
-fn start(opts: &Options) -> Result<(Aggregator, mpsc::Receiver<Input>, std::sync::Arc<std::sync::atomic::AtomicU64>), Error> {
+fn start(
+    opts: &Options,
+) -> Result<(Aggregator, mpsc::Receiver<Input>, std::sync::Arc<std::sync::atomic::AtomicU64>), Error>
+{
     for &pid in &opts.filter.pids {
         if !procfs::process_exists(pid) {
             return Err(Error::NoSuchPid(pid));
@@ -238,7 +258,12 @@ fn start(opts: &Options) -> Result<(Aggregator, mpsc::Receiver<Input>, std::sync
 pub async fn run_json(opts: Options) -> anyhow::Result<()> {
     let (mut agg, mut rx, dropped) = start(&opts)?;
     for p in agg.view().health.probes.iter().filter(|p| !p.attached) {
-        warn!("probe {} not attached: {} ({})", p.name, p.reason.as_deref().unwrap_or("?"), p.impact);
+        warn!(
+            "probe {} not attached: {} ({})",
+            p.name,
+            p.reason.as_deref().unwrap_or("?"),
+            p.impact
+        );
     }
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut out = io::LineWriter::new(io::stdout().lock());
@@ -260,7 +285,9 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 ..Default::default()
             };
             if let Output::Stats { ts_mono_ns, .. } = &o {
-                if !is_stats || ts_mono_ns.saturating_sub(last_stats) < opts.stats_every.as_nanos() as u64 {
+                if !is_stats
+                    || ts_mono_ns.saturating_sub(last_stats) < opts.stats_every.as_nanos() as u64
+                {
                     continue;
                 }
                 last_stats = *ts_mono_ns;
@@ -279,7 +306,11 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
         let dropped_now = dropped.load(std::sync::atomic::Ordering::Relaxed);
         if dropped_now > dropped_reported {
             let now = procfs::monotonic_ns();
-            let rec = wire::Record::Lost { time: clock.rfc3339(now), ts_ns: now, count: dropped_now - dropped_reported };
+            let rec = wire::Record::Lost {
+                time: clock.rfc3339(now),
+                ts_ns: now,
+                count: dropped_now - dropped_reported,
+            };
             serde_json::to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
             dropped_reported = dropped_now;
@@ -296,7 +327,12 @@ pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
 
     let (mut agg, mut rx, dropped) = start(&opts)?;
     for p in agg.view().health.probes.iter().filter(|p| !p.attached) {
-        warn!("probe {} not attached: {} ({})", p.name, p.reason.as_deref().unwrap_or("?"), p.impact);
+        warn!(
+            "probe {} not attached: {} ({})",
+            p.name,
+            p.reason.as_deref().unwrap_or("?"),
+            p.impact
+        );
     }
     let publish = |agg: &Aggregator| crate::tui::Update {
         view: Arc::new(agg.view()),

@@ -216,7 +216,10 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
                 .clone()
                 .or_else(|| process.as_ref().map(|p| p.comm.clone()))
                 .unwrap_or_default(),
-            cgroup: extra.oom_cgroup.clone().or_else(|| process.as_ref().map(|p: &ProcessInfo| p.cgroup.clone())),
+            cgroup: extra
+                .oom_cgroup
+                .clone()
+                .or_else(|| process.as_ref().map(|p: &ProcessInfo| p.cgroup.clone())),
             constraint: extra.oom_constraint.clone(),
             memory_limit_bytes: extra.memory_limit_bytes,
             anon_rss_bytes: victim.anon_rss_kb.map(|k| k * 1024),
@@ -269,7 +272,7 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
                 since_ns: f.since_ns,
                 chain: f.chain,
             }
-        },
+        }
         Output::FindingResolved { ts_mono_ns, finding } => {
             let f = finding_json(finding, |ns| clock.rfc3339(ns));
             Record::FindingResolved {
@@ -284,7 +287,7 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
                 since_ns: f.since_ns,
                 chain: f.chain,
             }
-        },
+        }
     }
 }
 
@@ -298,7 +301,12 @@ fn stats(h: &Health, ts: u64, clock: &Clock, extra: &Extra) -> Record {
         dropped_records: extra.dropped_records,
         map_full: h.kernel.map_full,
         read_errors: h.kernel.read_errors,
-        probes_failed: h.probes.iter().filter(|p| !p.attached).map(|p| p.name.to_string()).collect(),
+        probes_failed: h
+            .probes
+            .iter()
+            .filter(|p| !p.attached)
+            .map(|p| p.name.to_string())
+            .collect(),
         own_cpu_percent: (h.own_cpu_percent * 100.0).round() / 100.0,
         own_rss_bytes: h.own_rss_bytes,
         processes_tracked: extra.processes_tracked,

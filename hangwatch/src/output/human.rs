@@ -48,7 +48,11 @@ pub fn render(r: &Report, limit: usize) -> String {
         }
     }
     if r.processes.is_empty() {
-        let _ = writeln!(o, "\nNothing blocked for longer than {}.", fmt_duration_ns(r.min_blocked.as_nanos() as u64));
+        let _ = writeln!(
+            o,
+            "\nNothing blocked for longer than {}.",
+            fmt_duration_ns(r.min_blocked.as_nanos() as u64)
+        );
     }
     for p in r.processes.iter().take(limit) {
         o.push('\n');
@@ -74,8 +78,12 @@ pub fn render(r: &Report, limit: usize) -> String {
                 k.comm,
                 k.cgroup.as_deref().unwrap_or("?"),
                 k.constraint,
-                k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default(),
-                k.anon_rss_bytes.map(|a| format!(", victim anon RSS {}", fmt_bytes(a))).unwrap_or_default()
+                k.memory_limit_bytes
+                    .map(|l| format!(", limit {}", fmt_bytes(l)))
+                    .unwrap_or_default(),
+                k.anon_rss_bytes
+                    .map(|a| format!(", victim anon RSS {}", fmt_bytes(a)))
+                    .unwrap_or_default()
             );
         }
     }
@@ -161,7 +169,11 @@ fn render_process(o: &mut String, p: &Process) {
     let blocked = if b == 0 {
         "no thread blocked".to_string()
     } else if p.all_blocked() {
-        if n == 1 { "its thread is blocked".to_string() } else { format!("all {n} threads blocked") }
+        if n == 1 {
+            "its thread is blocked".to_string()
+        } else {
+            format!("all {n} threads blocked")
+        }
     } else {
         format!("{b} of {n} threads blocked")
     };
@@ -242,7 +254,10 @@ mod tests {
             "poll(1 fd: 7 socket:[123], timeout=infinite)".into();
         let s = render(&report(vec![p]), DEFAULT_LIMIT);
         assert!(s.contains("1 process with threads blocked ≥ 1.0s (42 scanned)"), "{s}");
-        assert!(s.contains("● 4242 python3 — its thread is blocked · CPU 0.0% now, 12.3s total"), "{s}");
+        assert!(
+            s.contains("● 4242 python3 — its thread is blocked · CPU 0.0% now, 12.3s total"),
+            "{s}"
+        );
         assert!(
             s.contains("└─ 4242    t               poll(1 fd: 7 socket:[123], timeout=infinite) for 5m12s  [poll_schedule_timeout]"),
             "{s}"
@@ -255,8 +270,9 @@ mod tests {
     fn empty_and_truncated() {
         let s = render(&report(vec![]), DEFAULT_LIMIT);
         assert!(s.contains("Nothing blocked for longer than 1.0s."), "{s}");
-        let many: Vec<_> =
-            (1..=25).map(|i| process(i, 1.0, 100.0, vec![Some(wait("futex", 5.0, true))])).collect();
+        let many: Vec<_> = (1..=25)
+            .map(|i| process(i, 1.0, 100.0, vec![Some(wait("futex", 5.0, true))]))
+            .collect();
         let s = render(&report(many), DEFAULT_LIMIT);
         assert!(s.contains("… 5 more processes"), "{s}");
     }

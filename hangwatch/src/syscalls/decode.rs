@@ -164,33 +164,23 @@ fn read_exact(task: &dyn TaskView, addr: u64, len: usize) -> Option<Vec<u8>> {
 }
 
 fn u64_at(bytes: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_ne_bytes(
-        bytes.get(off..off + 8)?.try_into().ok()?,
-    ))
+    Some(u64::from_ne_bytes(bytes.get(off..off + 8)?.try_into().ok()?))
 }
 
 fn i64_at(bytes: &[u8], off: usize) -> Option<i64> {
-    Some(i64::from_ne_bytes(
-        bytes.get(off..off + 8)?.try_into().ok()?,
-    ))
+    Some(i64::from_ne_bytes(bytes.get(off..off + 8)?.try_into().ok()?))
 }
 
 fn i32_at(bytes: &[u8], off: usize) -> Option<i32> {
-    Some(i32::from_ne_bytes(
-        bytes.get(off..off + 4)?.try_into().ok()?,
-    ))
+    Some(i32::from_ne_bytes(bytes.get(off..off + 4)?.try_into().ok()?))
 }
 
 fn u32_at(bytes: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(
-        bytes.get(off..off + 4)?.try_into().ok()?,
-    ))
+    Some(u32::from_ne_bytes(bytes.get(off..off + 4)?.try_into().ok()?))
 }
 
 fn u16_at(bytes: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(
-        bytes.get(off..off + 2)?.try_into().ok()?,
-    ))
+    Some(u16::from_ne_bytes(bytes.get(off..off + 2)?.try_into().ok()?))
 }
 
 /// `{sec, sub}` pair (struct timespec or struct timeval, 16 bytes) in ms.
@@ -368,11 +358,7 @@ fn flags(value: u64, names: &[(u64, &str)]) -> String {
     if rest != 0 {
         parts.push(hex(rest));
     }
-    if parts.is_empty() {
-        "0".to_owned()
-    } else {
-        parts.join("|")
-    }
+    if parts.is_empty() { "0".to_owned() } else { parts.join("|") }
 }
 
 fn clock_name(id: i64) -> String {
@@ -490,30 +476,13 @@ fn decode_known(nr: i64, a: &[u64; 6], t: &dyn TaskView, o: &mut Out) -> bool {
         }
         FLOCK => flock(a, t, o),
         FCNTL => fcntl(a, t, o),
-        SPLICE => two_fd(
-            a,
-            t,
-            o,
-            ("fd_in", "target_in", a[0]),
-            ("fd_out", "target_out", a[2]),
-            a[4],
-        ),
-        TEE => two_fd(
-            a,
-            t,
-            o,
-            ("fd_in", "target_in", a[0]),
-            ("fd_out", "target_out", a[1]),
-            a[2],
-        ),
-        SENDFILE => two_fd(
-            a,
-            t,
-            o,
-            ("in_fd", "in_target", a[1]),
-            ("out_fd", "out_target", a[0]),
-            a[3],
-        ),
+        SPLICE => {
+            two_fd(a, t, o, ("fd_in", "target_in", a[0]), ("fd_out", "target_out", a[2]), a[4])
+        }
+        TEE => two_fd(a, t, o, ("fd_in", "target_in", a[0]), ("fd_out", "target_out", a[1]), a[2]),
+        SENDFILE => {
+            two_fd(a, t, o, ("in_fd", "in_target", a[1]), ("out_fd", "out_target", a[0]), a[3])
+        }
         IO_URING_ENTER => io_uring_enter(a, t, o),
         MQ_TIMEDSEND | MQ_TIMEDRECEIVE => {
             let fd = Fd::arg(t, a[0]);
@@ -635,9 +604,7 @@ fn futex(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     }
     if cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2 {
         // The futex word of a PI lock holds the owner's TID.
-        let owner = read_exact(t, a[0], 4)
-            .and_then(|b| u32_at(&b, 0))
-            .map(|w| w & FUTEX_TID_MASK);
+        let owner = read_exact(t, a[0], 4).and_then(|b| u32_at(&b, 0)).map(|w| w & FUTEX_TID_MASK);
         match owner {
             Some(tid) if tid != 0 => {
                 o.set("owner_tid", tid);
@@ -675,9 +642,7 @@ fn futex_waitv(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
         .ok()
         .and_then(|n| read_exact(t, a[0], n * 24))
         .and_then(|b| {
-            (0..b.len() / 24)
-                .map(|i| u64_at(&b, i * 24 + 8).map(hex))
-                .collect::<Option<Vec<_>>>()
+            (0..b.len() / 24).map(|i| u64_at(&b, i * 24 + 8).map(hex)).collect::<Option<Vec<_>>>()
         });
     o.set("uaddrs", uaddrs);
     let timeout = Timeout::timespec(t, a[3]);
@@ -747,10 +712,7 @@ fn poll(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
                 let fd = Fd::new(t, fd);
                 let mut obj = fd.json();
                 if let Value::Object(m) = &mut obj {
-                    m.insert(
-                        "events".to_owned(),
-                        flags(u64::from(events), &POLL_EVENTS).into(),
-                    );
+                    m.insert("events".to_owned(), flags(u64::from(events), &POLL_EVENTS).into());
                 }
                 list.push(obj);
                 // The kernel ignores negative fds.
@@ -763,10 +725,7 @@ fn poll(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
             if nfds == 0 {
                 o.part("0 fds");
             } else {
-                o.part(format!(
-                    "{nfds} {noun}: {}",
-                    fd_list(fds.iter(), nfds - want)
-                ));
+                o.part(format!("{nfds} {noun}: {}", fd_list(fds.iter(), nfds - want)));
             }
         }
         None => {
@@ -807,11 +766,9 @@ fn select(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
     o.set("nfds", nfds);
     let bits = usize::try_from(nfds.clamp(0, MAX_SELECT_BITS)).unwrap_or(0);
     let mut parts = Vec::new();
-    for (key, label, addr) in [
-        ("read_fds", "read", a[1]),
-        ("write_fds", "write", a[2]),
-        ("except_fds", "except", a[3]),
-    ] {
+    for (key, label, addr) in
+        [("read_fds", "read", a[1]), ("write_fds", "write", a[2]), ("except_fds", "except", a[3])]
+    {
         match read_fd_set(t, addr, bits) {
             Some(set) => {
                 if set.len() > MAX_FDS {
@@ -953,14 +910,10 @@ fn vector_io(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, write: bool) {
     o.set("iovcnt", iovcnt);
     // struct iovec { void *iov_base; size_t iov_len; }
     let total = if iovcnt <= MAX_IOV {
-        usize::try_from(iovcnt)
-            .ok()
-            .and_then(|n| read_exact(t, a[1], n * 16))
-            .and_then(|b| {
-                (0..b.len() / 16).try_fold(0u64, |sum, i| {
-                    Some(sum.saturating_add(u64_at(&b, i * 16 + 8)?))
-                })
-            })
+        usize::try_from(iovcnt).ok().and_then(|n| read_exact(t, a[1], n * 16)).and_then(|b| {
+            (0..b.len() / 16)
+                .try_fold(0u64, |sum, i| Some(sum.saturating_add(u64_at(&b, i * 16 + 8)?)))
+        })
     } else {
         None
     };
@@ -975,15 +928,7 @@ fn vector_io(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, write: bool) {
 fn flock(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     const LOCK_NB: u64 = 4;
     let op = u64::from(a[1] as u32);
-    let name = flags(
-        op,
-        &[
-            (1, "LOCK_SH"),
-            (2, "LOCK_EX"),
-            (LOCK_NB, "LOCK_NB"),
-            (8, "LOCK_UN"),
-        ],
-    );
+    let name = flags(op, &[(1, "LOCK_SH"), (2, "LOCK_EX"), (LOCK_NB, "LOCK_NB"), (8, "LOCK_UN")]);
     fd_io(a, t, o, None, false);
     o.set("operation", name.clone());
     o.part(name);
@@ -1129,11 +1074,7 @@ fn clock_nanosleep(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     }
     o.part(clock);
     let when = ms.map_or_else(|| "?".to_owned(), fmt_ms);
-    o.part(if absolute {
-        format!("until {when}")
-    } else {
-        when
-    });
+    o.part(if absolute { format!("until {when}") } else { when });
     o.waits_forever(false);
 }
 
@@ -1279,10 +1220,7 @@ mod x86_64_tests {
         assert_eq!(d.args["timeout_ms"], Value::Null);
         assert_eq!(d.args["infinite"], true);
         assert!(d.infinite);
-        assert_eq!(
-            d.human,
-            "futex(WAIT private 0x7f1234567000 timeout=infinite)"
-        );
+        assert_eq!(d.human, "futex(WAIT private 0x7f1234567000 timeout=infinite)");
         assert!(d.fds.is_empty());
         assert_eq!(d.wait_pid, None);
     }
@@ -1310,10 +1248,7 @@ mod x86_64_tests {
         assert_eq!(d.args["timeout_absolute"], true);
         assert_eq!(d.args["infinite"], false);
         assert!(!d.infinite);
-        assert_eq!(
-            d.human,
-            "futex(WAIT_BITSET private 0x7f1234567000 timeout=abs:1m30s)"
-        );
+        assert_eq!(d.human, "futex(WAIT_BITSET private 0x7f1234567000 timeout=abs:1m30s)");
     }
 
     #[test]
@@ -1326,10 +1261,7 @@ mod x86_64_tests {
         assert_eq!(d.args["clock"], "REALTIME");
         assert_eq!(d.args["owner_tid"], 4242);
         assert!(d.infinite);
-        assert_eq!(
-            d.human,
-            "futex(LOCK_PI private 0x7f1234567000 owner=4242 timeout=infinite)"
-        );
+        assert_eq!(d.human, "futex(LOCK_PI private 0x7f1234567000 owner=4242 timeout=infinite)");
     }
 
     #[test]
@@ -1373,16 +1305,11 @@ mod x86_64_tests {
 
     #[test]
     fn poll_one_socket_infinite() {
-        let fake = Fake::new()
-            .mem(FDS, pollfds(&[(7, 1)]))
-            .fd(7, "socket:[123]");
+        let fake = Fake::new().mem(FDS, pollfds(&[(7, 1)])).fd(7, "socket:[123]");
         let d = decode(7, [FDS, 1, u64::from(u32::MAX), 0, 0, 0], &fake);
         assert_eq!(d.syscall, "poll");
         assert_eq!(d.args["nfds"], 1);
-        assert_eq!(
-            d.args["fds"],
-            json!([{"fd": 7, "target": "socket:[123]", "events": "IN"}])
-        );
+        assert_eq!(d.args["fds"], json!([{"fd": 7, "target": "socket:[123]", "events": "IN"}]));
         assert_eq!(d.args["timeout_ms"], Value::Null);
         assert_eq!(d.args["infinite"], true);
         assert!(d.infinite);
@@ -1400,17 +1327,11 @@ mod x86_64_tests {
         let d = decode(7, [FDS, 3, 5000, 0, 0, 0], &fake);
         assert_eq!(d.args["timeout_ms"], 5000);
         assert_eq!(d.args["infinite"], false);
-        assert_eq!(
-            d.args["fds"][1],
-            json!({"fd": 5, "target": "socket:[10]", "events": "IN|OUT"})
-        );
+        assert_eq!(d.args["fds"][1], json!({"fd": 5, "target": "socket:[10]", "events": "IN|OUT"}));
         assert_eq!(d.args["fds"][2]["events"], "RDHUP");
         assert!(!d.infinite);
         assert_eq!(d.fds, vec![4, 5, 6]);
-        assert_eq!(
-            d.human,
-            "poll(3 fds: 4 pipe:[9], 5 socket:[10], 6 /dev/null, timeout=5s)"
-        );
+        assert_eq!(d.human, "poll(3 fds: 4 pipe:[9], 5 socket:[10], 6 /dev/null, timeout=5s)");
     }
 
     #[test]
@@ -1424,22 +1345,14 @@ mod x86_64_tests {
         assert_eq!(d.args["fds"][0]["target"], long.as_str());
         assert_eq!(d.fds.len(), 64);
         let tail: String = long.chars().skip(long.chars().count() - 39).collect();
-        assert_eq!(
-            d.human,
-            format!("poll(70 fds: 10 …{tail}, 11, 12, 13, +66 more, timeout=0ms)")
-        );
+        assert_eq!(d.human, format!("poll(70 fds: 10 …{tail}, 11, 12, 13, +66 more, timeout=0ms)"));
     }
 
     #[test]
     fn poll_negative_fd_ignored() {
-        let fake = Fake::new()
-            .mem(FDS, pollfds(&[(-1, 1), (3, 1)]))
-            .fd(3, "pipe:[1]");
+        let fake = Fake::new().mem(FDS, pollfds(&[(-1, 1), (3, 1)])).fd(3, "pipe:[1]");
         let d = decode(7, [FDS, 2, 100, 0, 0, 0], &fake);
-        assert_eq!(
-            d.args["fds"][0],
-            json!({"fd": -1, "target": null, "events": "IN"})
-        );
+        assert_eq!(d.args["fds"][0], json!({"fd": -1, "target": null, "events": "IN"}));
         assert_eq!(d.fds, vec![3]);
         assert_eq!(d.human, "poll(2 fds: 3 pipe:[1], timeout=100ms)");
     }
@@ -1483,10 +1396,7 @@ mod x86_64_tests {
         assert_eq!(d.args["timeout_ms"], 2500);
         assert_eq!(d.fds, vec![3, 9]);
         assert!(!d.infinite);
-        assert_eq!(
-            d.human,
-            "select(read: 3 socket:[77], 9 pipe:[5], timeout=2.5s)"
-        );
+        assert_eq!(d.human, "select(read: 3 socket:[77], 9 pipe:[5], timeout=2.5s)");
     }
 
     #[test]
@@ -1511,32 +1421,21 @@ mod x86_64_tests {
         assert_eq!(d.args["timeout_ms"], Value::Null);
         assert!(d.infinite);
         assert_eq!(d.fds, vec![5]);
-        assert_eq!(
-            d.human,
-            "epoll_wait(epfd 5 anon_inode:[eventpoll], timeout=infinite)"
-        );
+        assert_eq!(d.human, "epoll_wait(epfd 5 anon_inode:[eventpoll], timeout=infinite)");
 
         let d = decode(281, [5, FDS, 128, 1000, 0, 8], &fake);
         assert_eq!(d.args["timeout_ms"], 1000);
         assert!(!d.infinite);
-        assert_eq!(
-            d.human,
-            "epoll_pwait(epfd 5 anon_inode:[eventpoll], timeout=1s)"
-        );
+        assert_eq!(d.human, "epoll_pwait(epfd 5 anon_inode:[eventpoll], timeout=1s)");
     }
 
     #[test]
     fn epoll_pwait2_timespec() {
-        let fake = Fake::new()
-            .fd(5, "anon_inode:[eventpoll]")
-            .mem(TS, timespec(30, 0));
+        let fake = Fake::new().fd(5, "anon_inode:[eventpoll]").mem(TS, timespec(30, 0));
         let d = decode(441, [5, FDS, 16, TS, 0, 8], &fake);
         assert_eq!(d.args["timeout_ms"], 30_000);
         assert!(!d.infinite);
-        assert_eq!(
-            d.human,
-            "epoll_pwait2(epfd 5 anon_inode:[eventpoll], timeout=30s)"
-        );
+        assert_eq!(d.human, "epoll_pwait2(epfd 5 anon_inode:[eventpoll], timeout=30s)");
         let d = decode(441, [5, FDS, 16, 0, 0, 8], &fake);
         assert!(d.infinite);
     }
@@ -1551,11 +1450,7 @@ mod x86_64_tests {
         assert!(d.infinite);
         assert_eq!(d.human, "wait4(pid 1234)");
 
-        let d = decode(
-            61,
-            [u64::from(u32::MAX), 0, 0x4000_0000, 0, 0, 0],
-            &Fake::new(),
-        );
+        let d = decode(61, [u64::from(u32::MAX), 0, 0x4000_0000, 0, 0, 0], &Fake::new());
         assert_eq!(d.args["pid"], -1);
         assert_eq!(d.args["which"], "any");
         assert_eq!(d.args["options"], "__WALL");
@@ -1591,10 +1486,7 @@ mod x86_64_tests {
         assert_eq!(d.fds, vec![6]);
         assert_eq!(d.wait_pid, None);
         assert!(!d.infinite);
-        assert_eq!(
-            d.human,
-            "waitid(pidfd 6 anon_inode:[pidfd], WNOHANG|WEXITED)"
-        );
+        assert_eq!(d.human, "waitid(pidfd 6 anon_inode:[pidfd], WNOHANG|WEXITED)");
     }
 
     #[test]
@@ -1664,44 +1556,27 @@ mod x86_64_tests {
         assert_eq!(d.args["target_out"], "socket:[2]");
         assert_eq!(d.args["fd"], 3);
         assert_eq!(d.fds, vec![3, 4]);
-        assert_eq!(
-            d.human,
-            "splice(fd 3 pipe:[1] -> fd 4 socket:[2], 4096 bytes)"
-        );
+        assert_eq!(d.human, "splice(fd 3 pipe:[1] -> fd 4 socket:[2], 4096 bytes)");
         // sendfile(out_fd, in_fd, offset, count)
         let d = decode(40, [4, 3, 0, 100, 0, 0], &fake);
         assert_eq!(d.args["out_fd"], 4);
         assert_eq!(d.args["in_fd"], 3);
-        assert_eq!(
-            d.human,
-            "sendfile(fd 3 pipe:[1] -> fd 4 socket:[2], 100 bytes)"
-        );
+        assert_eq!(d.human, "sendfile(fd 3 pipe:[1] -> fd 4 socket:[2], 100 bytes)");
     }
 
     #[test]
     fn accept_ioctl_io_uring() {
-        let fake = Fake::new()
-            .fd(3, "socket:[9]")
-            .fd(0, "/dev/pts/0")
-            .fd(5, "anon_inode:[io_uring]");
-        assert_eq!(
-            decode(43, [3, 0, 0, 0, 0, 0], &fake).human,
-            "accept(fd 3 socket:[9])"
-        );
-        assert_eq!(
-            decode(288, [3, 0, 0, 0x80000, 0, 0], &fake).human,
-            "accept4(fd 3 socket:[9])"
-        );
+        let fake =
+            Fake::new().fd(3, "socket:[9]").fd(0, "/dev/pts/0").fd(5, "anon_inode:[io_uring]");
+        assert_eq!(decode(43, [3, 0, 0, 0, 0, 0], &fake).human, "accept(fd 3 socket:[9])");
+        assert_eq!(decode(288, [3, 0, 0, 0x80000, 0, 0], &fake).human, "accept4(fd 3 socket:[9])");
         let d = decode(16, [0, 0x5401, FDS, 0, 0, 0], &fake);
         assert_eq!(d.args["request"], "0x5401");
         assert_eq!(d.human, "ioctl(fd 0 /dev/pts/0, 0x5401)");
         let d = decode(426, [5, 0, 1, 1, 0, 0], &fake);
         assert_eq!(d.args["min_complete"], 1);
         assert!(d.infinite);
-        assert_eq!(
-            d.human,
-            "io_uring_enter(fd 5 anon_inode:[io_uring], min_complete=1)"
-        );
+        assert_eq!(d.human, "io_uring_enter(fd 5 anon_inode:[io_uring], min_complete=1)");
     }
 
     #[test]
@@ -1771,19 +1646,13 @@ mod x86_64_tests {
         assert_eq!(d.args["mqdes"], 4);
         assert_eq!(d.args["target"], "/test_queue");
         assert!(d.infinite);
-        assert_eq!(
-            d.human,
-            "mq_timedreceive(mqdes 4 /test_queue, timeout=infinite)"
-        );
+        assert_eq!(d.human, "mq_timedreceive(mqdes 4 /test_queue, timeout=infinite)");
 
         let d = decode(208, [0x7f00_0000_0000, 1, 32, FDS, 0, 0], &Fake::new());
         assert_eq!(d.args["ctx_id"], "0x7f0000000000");
         assert_eq!(d.args["min_nr"], 1);
         assert!(d.infinite);
-        assert_eq!(
-            d.human,
-            "io_getevents(ctx 0x7f0000000000, min_nr 1, timeout=infinite)"
-        );
+        assert_eq!(d.human, "io_getevents(ctx 0x7f0000000000, min_nr 1, timeout=infinite)");
     }
 
     #[test]
@@ -1814,10 +1683,7 @@ mod x86_64_tests {
     fn unknown_syscall_raw() {
         let d = decode(9999, [1, 0xff, 0, 3, 0, 0], &Fake::new());
         assert_eq!(d.syscall, "syscall_9999");
-        assert_eq!(
-            d.args["raw"],
-            json!(["0x1", "0xff", "0x0", "0x3", "0x0", "0x0"])
-        );
+        assert_eq!(d.args["raw"], json!(["0x1", "0xff", "0x0", "0x3", "0x0", "0x0"]));
         assert_eq!(d.human, "syscall_9999(0x1, 0xff, 0x0, 0x3)");
         assert!(!d.infinite);
         let d = decode(39, [0; 6], &Fake::new());
@@ -1832,14 +1698,7 @@ mod x86_64_tests {
             [0; 6],
             [u64::MAX; 6],
             [0x1000, 3, 0x2000, 0x3000, 0x4000, 0x5000],
-            [
-                u64::MAX - 4,
-                1 << 40,
-                u64::MAX - 8,
-                u64::MAX - 15,
-                u64::MAX - 1,
-                9,
-            ],
+            [u64::MAX - 4, 1 << 40, u64::MAX - 8, u64::MAX - 15, u64::MAX - 1, 9],
             [i32::MAX as u64, 64, 0xfff, 0xfff, 0xfff, 0xfff],
         ];
         for nr in -2..=500 {

@@ -76,14 +76,8 @@ impl TaskView for ProcTask {
         }
         let remote_addr = usize::try_from(addr).ok()?;
         let mut buf = vec![0u8; len];
-        let local = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: len,
-        };
-        let remote = libc::iovec {
-            iov_base: remote_addr as *mut libc::c_void,
-            iov_len: len,
-        };
+        let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
+        let remote = libc::iovec { iov_base: remote_addr as *mut libc::c_void, iov_len: len };
         // SAFETY: `local` describes `len` writable bytes owned by `buf`, which
         // outlives the call; `remote` is an address in the other process that
         // the kernel checks and copies from, it is never dereferenced here.
@@ -159,9 +153,7 @@ mod tests {
     fn proc_task_reads_own_memory() {
         let value: [u8; 8] = *b"hangwtch";
         // SAFETY: getpid has no preconditions.
-        let me = ProcTask {
-            pid: unsafe { libc::getpid() },
-        };
+        let me = ProcTask { pid: unsafe { libc::getpid() } };
         let got = me.read_mem(value.as_ptr() as u64, value.len());
         assert_eq!(got.as_deref(), Some(&value[..]));
         assert_eq!(me.read_mem(0, 8), None);
@@ -173,9 +165,7 @@ mod tests {
     fn proc_task_caps_reads() {
         let big = vec![7u8; MAX_READ + 100];
         // SAFETY: getpid has no preconditions.
-        let me = ProcTask {
-            pid: unsafe { libc::getpid() },
-        };
+        let me = ProcTask { pid: unsafe { libc::getpid() } };
         let got = me.read_mem(big.as_ptr() as u64, big.len()).unwrap();
         assert_eq!(got.len(), MAX_READ);
     }
@@ -186,9 +176,7 @@ mod tests {
         // SAFETY: `fds` has room for the two descriptors pipe() writes.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
         // SAFETY: getpid has no preconditions.
-        let me = ProcTask {
-            pid: unsafe { libc::getpid() },
-        };
+        let me = ProcTask { pid: unsafe { libc::getpid() } };
         let target = me.fd_target(fds[0]).unwrap();
         assert!(target.starts_with("pipe:["), "{target}");
         // SAFETY: both fds came from pipe() above and are closed once.

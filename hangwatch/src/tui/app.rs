@@ -42,8 +42,13 @@ pub struct HostInfo {
 impl HostInfo {
     /// Reads the host name and kernel release from /proc.
     pub fn read() -> Self {
-        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into());
-        HostInfo { hostname: read("/proc/sys/kernel/hostname"), kernel: read("/proc/sys/kernel/osrelease") }
+        let read = |p: &str| {
+            std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into())
+        };
+        HostInfo {
+            hostname: read("/proc/sys/kernel/hostname"),
+            kernel: read("/proc/sys/kernel/osrelease"),
+        }
     }
 }
 
@@ -57,7 +62,8 @@ pub enum SortKey {
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 5] = [SortKey::Suspicion, SortKey::LongestWait, SortKey::Cpu, SortKey::Rss, SortKey::Pid];
+    pub const ALL: [SortKey; 5] =
+        [SortKey::Suspicion, SortKey::LongestWait, SortKey::Cpu, SortKey::Rss, SortKey::Pid];
 
     pub fn next(self) -> Self {
         let i = Self::ALL.iter().position(|&k| k == self).unwrap_or(0);
@@ -79,7 +85,9 @@ impl SortKey {
         let p = &row.process;
         match self {
             SortKey::Suspicion => p.suspicion(),
-            SortKey::LongestWait => p.longest_wait().map_or(0.0, |(_, w)| w.duration_ns as f64 / 1e9),
+            SortKey::LongestWait => {
+                p.longest_wait().map_or(0.0, |(_, w)| w.duration_ns as f64 / 1e9)
+            }
             SortKey::Cpu => p.cpu_percent,
             SortKey::Rss => (p.rss_bytes.max(1) as f64).ln(),
             SortKey::Pid => -f64::from(p.pid),
@@ -289,7 +297,8 @@ impl App {
             // Ties keep the aggregator's rank.
             order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
         } else {
-            let index: HashMap<i32, usize> = procs.iter().enumerate().map(|(i, r)| (r.process.pid, i)).collect();
+            let index: HashMap<i32, usize> =
+                procs.iter().enumerate().map(|(i, r)| (r.process.pid, i)).collect();
             let old_pids = std::mem::take(&mut self.order_pids);
             let mut placed = vec![false; procs.len()];
             order = Vec::with_capacity(procs.len());
@@ -319,9 +328,15 @@ impl App {
     fn refilter(&mut self) {
         let procs = &self.shown.view.processes;
         let f = self.filter.as_deref().map(Matcher::new);
-        self.rows = self.order.iter().copied().filter(|&i| f.as_ref().is_none_or(|f| f.matches(&procs[i]))).collect();
+        self.rows = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| f.as_ref().is_none_or(|f| f.matches(&procs[i])))
+            .collect();
         let found = if self.follow {
-            self.selected.and_then(|pid| self.rows.iter().position(|&i| procs[i].process.pid == pid))
+            self.selected
+                .and_then(|pid| self.rows.iter().position(|&i| procs[i].process.pid == pid))
         } else {
             None
         };
@@ -456,8 +471,12 @@ impl App {
     fn detail_key(&mut self, code: KeyCode) {
         let page = self.detail_page;
         match code {
-            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h') => self.mode = Mode::Table,
-            KeyCode::Up | KeyCode::Char('k') => self.detail_scroll = self.detail_scroll.saturating_sub(1),
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left | KeyCode::Char('h') => {
+                self.mode = Mode::Table
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.detail_scroll = self.detail_scroll.saturating_sub(1)
+            }
             KeyCode::Down | KeyCode::Char('j') => self.detail_scroll += 1,
             KeyCode::PageUp => self.detail_scroll = self.detail_scroll.saturating_sub(page),
             KeyCode::PageDown => self.detail_scroll += page,

@@ -27,20 +27,24 @@ struct Parts {
 
 fn split(area: Rect) -> Parts {
     if area.width >= 100 {
-        let [info, threads, bottom] =
-            Layout::vertical([Constraint::Length(4), Constraint::Min(3), Constraint::Length((area.height * 3 / 10).max(8))])
-                .areas(area);
-        let [chart, misc] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
+        let [info, threads, bottom] = Layout::vertical([
+            Constraint::Length(4),
+            Constraint::Min(3),
+            Constraint::Length((area.height * 3 / 10).max(8)),
+        ])
+        .areas(area);
+        let [chart, misc] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(bottom);
         Parts { info, threads, chart, misc }
     } else {
-        let [info, threads, chart, misc] =
-            Layout::vertical([
-                Constraint::Length(4),
-                Constraint::Min(3),
-                Constraint::Length((area.height / 4).max(6)),
-                Constraint::Length(4),
-            ])
-            .areas(area);
+        let [info, threads, chart, misc] = Layout::vertical([
+            Constraint::Length(4),
+            Constraint::Min(3),
+            Constraint::Length((area.height / 4).max(6)),
+            Constraint::Length(4),
+        ])
+        .areas(area);
         Parts { info, threads, chart, misc }
     }
 }
@@ -86,7 +90,9 @@ fn thread_lines(row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
                     Span::raw(head),
                     Span::styled(
                         table::wait_label(w, 40),
-                        Style::new().fg(if w.decoded.infinite { Color::Yellow } else { Color::Reset }).add_modifier(Modifier::BOLD),
+                        Style::new()
+                            .fg(if w.decoded.infinite { Color::Yellow } else { Color::Reset })
+                            .add_modifier(Modifier::BOLD),
                     ),
                 ];
                 if let Some(wchan) = &w.wchan {
@@ -95,7 +101,10 @@ fn thread_lines(row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
                 }
                 lines.push(Line::from(spans));
                 for piece in wrap(&w.decoded.human, (width as usize).saturating_sub(INDENT)) {
-                    lines.push(Line::from(format!("{}{piece}", " ".repeat(INDENT))).style(Style::new().fg(Color::Cyan)));
+                    lines.push(
+                        Line::from(format!("{}{piece}", " ".repeat(INDENT)))
+                            .style(Style::new().fg(Color::Cyan)),
+                    );
                 }
             }
             None => {
@@ -138,7 +147,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, pid: i32) {
         title.push(Span::styled("[exited] ", STYLE_DIM));
     }
     if row.oom_killed {
-        title.push(Span::styled("[OOM killed] ", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)));
+        title.push(Span::styled(
+            "[OOM killed] ",
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
     }
     let w = parts.info.width as usize;
     let info = vec![
@@ -152,8 +164,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, pid: i32) {
             fmt_bytes(p.rss_bytes),
             fmt_duration_ns((p.age_secs * 1e9) as u64),
         )),
-        Line::from(vec![Span::styled(" cgroup ", STYLE_DIM), Span::raw(table::shorten_tail(&p.cgroup, w.saturating_sub(8)))]),
-        Line::from(vec![Span::styled(" cmd    ", STYLE_DIM), Span::raw(crate::output::shorten(&p.cmdline, w.saturating_sub(8)))]),
+        Line::from(vec![
+            Span::styled(" cgroup ", STYLE_DIM),
+            Span::raw(table::shorten_tail(&p.cgroup, w.saturating_sub(8))),
+        ]),
+        Line::from(vec![
+            Span::styled(" cmd    ", STYLE_DIM),
+            Span::raw(crate::output::shorten(&p.cmdline, w.saturating_sub(8))),
+        ]),
     ];
     let block = Block::new().borders(Borders::TOP).title(Line::from(title)).border_style(STYLE_DIM);
     frame.render_widget(Paragraph::new(info).block(block), parts.info);
@@ -165,7 +183,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, pid: i32) {
     let mut t = format!(" Threads ({}) ", p.threads.len());
     if lines.len() > page {
         let last = (scroll + page).min(lines.len());
-        t.push_str(&format!("lines {}-{last} of {} {}", scroll + 1, lines.len(), if last < lines.len() { "▼ " } else { "" }));
+        t.push_str(&format!(
+            "lines {}-{last} of {} {}",
+            scroll + 1,
+            lines.len(),
+            if last < lines.len() { "▼ " } else { "" }
+        ));
     }
     let visible: Vec<Line> = lines.into_iter().skip(scroll).take(page).collect();
     frame.render_widget(Paragraph::new(visible).block(pane(t)), parts.threads);
@@ -182,9 +205,18 @@ fn render_memory(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
         .map(|(t, b)| (-((now.saturating_sub(t)) as f64 / 1e9), b as f64))
         .collect();
     let span_secs = points.first().map_or(0.0, |p| -p.0);
-    let title = format!(" Memory: RSS {} (last {}) ", fmt_bytes(row.process.rss_bytes), fmt_duration_ns((span_secs * 1e9) as u64));
+    let title = format!(
+        " Memory: RSS {} (last {}) ",
+        fmt_bytes(row.process.rss_bytes),
+        fmt_duration_ns((span_secs * 1e9) as u64)
+    );
     if points.len() < 2 {
-        frame.render_widget(Paragraph::new(" collecting (one point a refresh)…").style(STYLE_DIM).block(pane(title)), area);
+        frame.render_widget(
+            Paragraph::new(" collecting (one point a refresh)…")
+                .style(STYLE_DIM)
+                .block(pane(title)),
+            area,
+        );
         return;
     }
     let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
@@ -220,17 +252,20 @@ fn render_misc(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
     let mut lines = Vec::new();
     let ooms: Vec<_> = v.oom_kills.iter().filter(|o| o.pid == pid).collect();
     if ooms.is_empty() {
-        lines.push(Line::from(if row.oom_killed { " OOM killed" } else { " no OOM kill" }).style(if row.oom_killed {
-            Style::new().fg(Color::Red)
-        } else {
-            STYLE_DIM
-        }));
+        lines.push(
+            Line::from(if row.oom_killed { " OOM killed" } else { " no OOM kill" })
+                .style(if row.oom_killed { Style::new().fg(Color::Red) } else { STYLE_DIM }),
+        );
     }
     for o in ooms.iter().rev() {
-        let rss = o.anon_rss_bytes.map(|b| format!(", anon RSS {}", fmt_bytes(b))).unwrap_or_default();
+        let rss =
+            o.anon_rss_bytes.map(|b| format!(", anon RSS {}", fmt_bytes(b))).unwrap_or_default();
         lines.push(
-            Line::from(format!(" OOM killed {} ago{rss}", fmt_duration_ns(v.now_mono_ns.saturating_sub(o.ts_mono_ns))))
-                .style(Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
+            Line::from(format!(
+                " OOM killed {} ago{rss}",
+                fmt_duration_ns(v.now_mono_ns.saturating_sub(o.ts_mono_ns))
+            ))
+            .style(Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
         );
     }
     let children = if row.children.is_empty() {
@@ -245,9 +280,14 @@ fn render_misc(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    lines.push(Line::from(vec![Span::styled(format!(" children ({}) ", row.children.len()), STYLE_DIM), Span::raw(children)]));
+    lines.push(Line::from(vec![
+        Span::styled(format!(" children ({}) ", row.children.len()), STYLE_DIM),
+        Span::raw(children),
+    ]));
     frame.render_widget(
-        Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }).block(pane(" OOM kills · children ".into())),
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(pane(" OOM kills · children ".into())),
         area,
     );
 }
@@ -260,7 +300,13 @@ mod tests {
 
     /// A server with 3 threads: main in epoll_wait ∞ 10m, a worker in futex ∞ 5m12s, one running.
     fn server(pid: i32) -> crate::live::aggregator::ProcessRow {
-        let main = wait("epoll_wait", "epoll_wait(epfd=4 eventpoll, maxevents=64, timeout=infinite)", 600, true, "ep_poll");
+        let main = wait(
+            "epoll_wait",
+            "epoll_wait(epfd=4 eventpoll, maxevents=64, timeout=infinite)",
+            600,
+            true,
+            "ep_poll",
+        );
         let worker = wait(
             "futex",
             "futex(uaddr=0x7f3a12345678, FUTEX_WAIT_PRIVATE, val=0, timeout=infinite)",
@@ -271,7 +317,11 @@ mod tests {
         let mut p = process(
             pid,
             "api-server",
-            vec![thread(pid, "api-server", Some(main)), thread(pid + 1, "worker-1", Some(worker)), thread(pid + 2, "gc", None)],
+            vec![
+                thread(pid, "api-server", Some(main)),
+                thread(pid + 1, "worker-1", Some(worker)),
+                thread(pid + 2, "gc", None),
+            ],
         );
         p.cpu_total_secs = 40.0;
         p.rss_bytes = 300 << 20;
@@ -310,12 +360,27 @@ mod tests {
         assert!(all.contains("/system.slice/api-server.service"), "{all}");
         assert!(all.contains("/usr/bin/api-server --serve"), "{all}");
         // Longest wait first, each with its decoded call and wchan.
-        let main = s.iter().position(|l| l.contains("    500 api-server")).unwrap_or_else(|| panic!("{all}"));
-        assert!(s[main].contains("epoll_wait ∞ 10m00s") && s[main].contains("wchan ep_poll"), "{all}");
-        assert!(s[main + 1].contains("epoll_wait(epfd=4 eventpoll, maxevents=64, timeout=infinite)"), "{all}");
-        let worker = s.iter().position(|l| l.contains("    501 worker-1")).unwrap_or_else(|| panic!("{all}"));
+        let main = s
+            .iter()
+            .position(|l| l.contains("    500 api-server"))
+            .unwrap_or_else(|| panic!("{all}"));
+        assert!(
+            s[main].contains("epoll_wait ∞ 10m00s") && s[main].contains("wchan ep_poll"),
+            "{all}"
+        );
+        assert!(
+            s[main + 1].contains("epoll_wait(epfd=4 eventpoll, maxevents=64, timeout=infinite)"),
+            "{all}"
+        );
+        let worker = s
+            .iter()
+            .position(|l| l.contains("    501 worker-1"))
+            .unwrap_or_else(|| panic!("{all}"));
         assert!(worker > main, "{all}");
-        assert!(s[worker].contains("futex ∞ 5m12s") && s[worker].contains("wchan futex_wait_queue"), "{all}");
+        assert!(
+            s[worker].contains("futex ∞ 5m12s") && s[worker].contains("wchan futex_wait_queue"),
+            "{all}"
+        );
         assert!(s[worker + 1].contains("futex(uaddr=0x7f3a12345678, FUTEX_WAIT_PRIVATE"), "{all}");
         let gc = s.iter().find(|l| l.contains("    502 gc")).unwrap_or_else(|| panic!("{all}"));
         assert!(gc.contains("running"), "{gc}");

@@ -26,7 +26,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let v = app.view();
     let block = Block::new()
         .borders(Borders::TOP)
-        .title(Line::from(format!(" Events ({}, newest first) ", v.events.len())).style(Style::new().add_modifier(Modifier::BOLD)))
+        .title(
+            Line::from(format!(" Events ({}, newest first) ", v.events.len()))
+                .style(Style::new().add_modifier(Modifier::BOLD)),
+        )
         .border_style(Style::new().fg(Color::DarkGray));
     let rows = area.height.saturating_sub(1) as usize;
     let lines: Vec<Line> = if v.events.is_empty() {
@@ -38,7 +41,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .take(rows)
             .map(|e| {
                 let age_ns = v.now_mono_ns.saturating_sub(e.ts_mono_ns);
-                let age = if age_ns < 1_000_000_000 { "now".to_string() } else { format!("{} ago", fmt_duration_ns(age_ns)) };
+                let age = if age_ns < 1_000_000_000 {
+                    "now".to_string()
+                } else {
+                    format!("{} ago", fmt_duration_ns(age_ns))
+                };
                 Line::from(vec![
                     Span::styled(format!("{age:>10} "), Style::new().fg(Color::DarkGray)),
                     tag(e.kind),
@@ -61,7 +68,12 @@ mod tests {
     #[test]
     fn newest_first_with_age() {
         let mut v = view(vec![hung_job(4242)]);
-        let ev = |secs: u64, kind, text: &str| EventLine { ts_mono_ns: NOW - secs * SEC, kind, pid: 4242, text: text.into() };
+        let ev = |secs: u64, kind, text: &str| EventLine {
+            ts_mono_ns: NOW - secs * SEC,
+            kind,
+            pid: 4242,
+            text: text.into(),
+        };
         v.events = vec![
             ev(300, EventKind::ProcessExit, "77 old exited"),
             ev(90, EventKind::WaitEnded, "4242 4243 (batch-job): futex ended after 1m30s"),
@@ -71,9 +83,18 @@ mod tests {
         let s = render(&mut app, 80, 24);
         let all = screen(&s);
         assert!(all.contains("Events (3, newest first)"), "{all}");
-        let quiet = s.iter().position(|l| l.contains("quiet 4242 batch-job went quiet")).unwrap_or_else(|| panic!("{all}"));
-        let ended = s.iter().position(|l| l.contains("ended 4242 4243 (batch-job): futex ended after 1m30s")).unwrap_or_else(|| panic!("{all}"));
-        let exit = s.iter().position(|l| l.contains("exit  77 old exited")).unwrap_or_else(|| panic!("{all}"));
+        let quiet = s
+            .iter()
+            .position(|l| l.contains("quiet 4242 batch-job went quiet"))
+            .unwrap_or_else(|| panic!("{all}"));
+        let ended = s
+            .iter()
+            .position(|l| l.contains("ended 4242 4243 (batch-job): futex ended after 1m30s"))
+            .unwrap_or_else(|| panic!("{all}"));
+        let exit = s
+            .iter()
+            .position(|l| l.contains("exit  77 old exited"))
+            .unwrap_or_else(|| panic!("{all}"));
         assert!(quiet < ended && ended < exit, "{all}");
         assert!(s[quiet].contains("5.0s ago"), "{all}");
         assert!(s[exit].contains("5m00s ago"), "{all}");
@@ -82,7 +103,10 @@ mod tests {
         v.events.push(ev(0, EventKind::OomKill, "OOM kill: 4242 batch-job"));
         app.update(crate::tui::Update { view: std::sync::Arc::new(v), dropped_records: 0 });
         let s = render(&mut app, 80, 24);
-        let oom = s.iter().find(|l| l.contains("OOM kill: 4242")).unwrap_or_else(|| panic!("{}", screen(&s)));
+        let oom = s
+            .iter()
+            .find(|l| l.contains("OOM kill: 4242"))
+            .unwrap_or_else(|| panic!("{}", screen(&s)));
         assert!(oom.trim_start().starts_with("now OOM "), "{oom}");
     }
 }

@@ -38,7 +38,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let sep = || Span::styled("  ", dim);
 
     let mut first = vec![
-        Span::styled(" hangwatch ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)),
+        Span::styled(
+            " hangwatch ",
+            Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD),
+        ),
         Span::raw(" "),
         Span::styled(app.host.hostname.clone(), Style::new().add_modifier(Modifier::BOLD)),
         sep(),
@@ -50,23 +53,43 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     ];
     if app.paused() {
         first.push(sep());
-        first.push(Span::styled(" PAUSED ", Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD)));
+        first.push(Span::styled(
+            " PAUSED ",
+            Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
     }
 
-    let blocked_style =
-        if v.blocked_threads > 0 { Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD) } else { Style::new() };
+    let blocked_style = if v.blocked_threads > 0 {
+        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
     let ooms = v.oom_kills.len();
     let oom_text = match v.oom_kills.iter().map(|o| o.ts_mono_ns).max() {
-        Some(last) => format!("{ooms} ({} ago)", fmt_duration_ns(v.now_mono_ns.saturating_sub(last))),
+        Some(last) => {
+            format!("{ooms} ({} ago)", fmt_duration_ns(v.now_mono_ns.saturating_sub(last)))
+        }
         None => "0".to_string(),
     };
-    let oom_style = if ooms > 0 { Style::new().fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::new() };
+    let oom_style = if ooms > 0 {
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
     let lost = h.kernel.lost_events + h.kernel.map_full + app.dropped_records();
-    let lost_style = if lost > 0 { Style::new().fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::new() };
+    let lost_style = if lost > 0 {
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
     let second = vec![
         Span::styled(" blocked: ", dim),
         Span::styled(
-            format!("{} in {}", plural(v.blocked_threads, "thread", "threads"), plural(v.blocked_processes, "proc", "procs")),
+            format!(
+                "{} in {}",
+                plural(v.blocked_threads, "thread", "threads"),
+                plural(v.blocked_processes, "proc", "procs")
+            ),
             blocked_style,
         ),
         sep(),
@@ -84,14 +107,24 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let failed: Vec<_> = h.probes.iter().filter(|p| !p.attached).collect();
     let shown = if failed.len() > MAX_PROBE_LINES { MAX_PROBE_LINES } else { failed.len() };
     for p in &failed[..shown] {
-        let mut text = format!("⚠ probe {} not attached: {}", p.name, p.reason.as_deref().unwrap_or("unknown reason"));
+        let mut text = format!(
+            "⚠ probe {} not attached: {}",
+            p.name,
+            p.reason.as_deref().unwrap_or("unknown reason")
+        );
         if !p.impact.is_empty() {
             text.push_str(&format!(" ({})", p.impact));
         }
         lines.push(Line::from(text).yellow());
     }
     if failed.len() > shown {
-        lines.push(Line::from(format!("⚠ … and {} more probes not attached (see the log)", failed.len() - shown)).yellow());
+        lines.push(
+            Line::from(format!(
+                "⚠ … and {} more probes not attached (see the log)",
+                failed.len() - shown
+            ))
+            .yellow(),
+        );
     }
     frame.render_widget(Paragraph::new(lines), area);
 }
@@ -100,16 +133,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 mod tests {
     use ratatui::style::Color;
 
-    use crate::{
-        bpf::ProbeStatus,
-        tui::testing::*,
-    };
+    use crate::{bpf::ProbeStatus, tui::testing::*};
 
     #[test]
     fn empty_view() {
         let mut app = app_with(view(vec![]));
         let s = render(&mut app, 80, 24);
-        assert!(s[0].contains("hangwatch") && s[0].contains("node-7") && s[0].contains("6.8.0-51-generic"), "{}", screen(&s));
+        assert!(
+            s[0].contains("hangwatch")
+                && s[0].contains("node-7")
+                && s[0].contains("6.8.0-51-generic"),
+            "{}",
+            screen(&s)
+        );
         assert!(s[0].contains("up 2m05s"), "{}", screen(&s));
         assert!(s[1].contains("blocked: 0 threads in 0 procs"), "{}", screen(&s));
         assert!(s[1].contains("OOM: 0") && s[1].contains("lost: 0"), "{}", screen(&s));
@@ -129,11 +165,20 @@ mod tests {
             impact: "no OOM kills",
         });
         let mut app = app_with(v);
-        app.update(crate::tui::Update { view: std::sync::Arc::new(app.view().clone()), dropped_records: 2 });
+        app.update(crate::tui::Update {
+            view: std::sync::Arc::new(app.view().clone()),
+            dropped_records: 2,
+        });
         let s = render(&mut app, 100, 24);
         assert!(s[1].contains("lost: 5"), "{}", screen(&s));
         assert_eq!(style_of(&mut app, 100, 24, "lost: 5", 6).fg, Some(Color::Red));
-        assert!(s[2].contains("probe oom_mark_victim not attached: tracepoint oom:mark_victim not found"), "{}", screen(&s));
+        assert!(
+            s[2].contains(
+                "probe oom_mark_victim not attached: tracepoint oom:mark_victim not found"
+            ),
+            "{}",
+            screen(&s)
+        );
         assert_eq!(style_of(&mut app, 100, 24, "⚠ probe", 0).fg, Some(Color::Yellow));
     }
 

@@ -38,8 +38,18 @@ pub fn render_footer(frame: &mut Frame, area: Rect, app: &App) {
         ])
     } else {
         let pairs: &[(&str, &str)] = match app.mode {
-            Mode::Table => &[("q", "quit"), ("?", "help"), ("↑↓", "move"), ("Enter", "detail"), ("/", "filter"), ("s", "sort"), ("p", "pause")],
-            Mode::Detail(_) => &[("q", "quit"), ("?", "help"), ("Esc", "back"), ("↑↓", "scroll"), ("p", "pause")],
+            Mode::Table => &[
+                ("q", "quit"),
+                ("?", "help"),
+                ("↑↓", "move"),
+                ("Enter", "detail"),
+                ("/", "filter"),
+                ("s", "sort"),
+                ("p", "pause"),
+            ],
+            Mode::Detail(_) => {
+                &[("q", "quit"), ("?", "help"), ("Esc", "back"), ("↑↓", "scroll"), ("p", "pause")]
+            }
         };
         let mut spans = Vec::new();
         for (k, what) in pairs {
@@ -57,7 +67,10 @@ pub fn render_overlay(frame: &mut Frame, area: Rect, app: &App) {
         .iter()
         .map(|(k, what)| {
             Line::from(vec![
-                Span::styled(format!(" {k:<15}"), Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
+                Span::styled(
+                    format!(" {k:<15}"),
+                    Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+                ),
                 Span::raw(*what),
             ])
         })
@@ -66,7 +79,9 @@ pub fn render_overlay(frame: &mut Frame, area: Rect, app: &App) {
     lines.push(Line::from(" Rows reorder only when a score beats the row above by a margin"));
     lines.push(Line::from(" (0.5 suspicion points): see docs/tui.md."));
     if let Some(p) = &app.log_path {
-        lines.push(Line::from(format!(" Log: {}", p.display())).style(Style::new().fg(Color::DarkGray)));
+        lines.push(
+            Line::from(format!(" Log: {}", p.display())).style(Style::new().fg(Color::DarkGray)),
+        );
     }
     let h = (lines.len() as u16 + 2).min(area.height);
     let w = 76.min(area.width);
@@ -75,7 +90,9 @@ pub fn render_overlay(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Clear, r);
     let block = Block::new()
         .borders(Borders::ALL)
-        .title(Line::from(" Keys (Esc or ? closes) ").style(Style::new().add_modifier(Modifier::BOLD)))
+        .title(
+            Line::from(" Keys (Esc or ? closes) ").style(Style::new().add_modifier(Modifier::BOLD)),
+        )
         .border_style(Style::new().fg(Color::Cyan));
     frame.render_widget(Paragraph::new(lines).block(block), r);
 }

@@ -58,13 +58,15 @@ pub struct Areas {
 pub fn layout(area: Rect, app: &App) -> Areas {
     let header_h = header::height(app).min(area.height.saturating_sub(4));
     let [header, body, footer] =
-        Layout::vertical([Constraint::Length(header_h), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        Layout::vertical([Constraint::Length(header_h), Constraint::Min(0), Constraint::Length(1)])
+            .areas(area);
     match app.mode {
         Mode::Table => {
             // The events pane: its events, at least 3 lines and at most about 30 % of the body.
             let wanted = app.view().events.len() as u16 + 1;
             let events_h = wanted.clamp(4, (body.height * 3 / 10).max(4)).min(body.height / 2);
-            let [main, events] = Layout::vertical([Constraint::Min(0), Constraint::Length(events_h)]).areas(body);
+            let [main, events] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(events_h)]).areas(body);
             Areas { header, main, events, footer }
         }
         Mode::Detail(_) => Areas { header, main: body, events: Rect::default(), footer },
@@ -103,7 +105,11 @@ pub fn frame(frame: &mut Frame, app: &mut App) {
 }
 
 /// Runs the UI until `q`, Ctrl-C, SIGINT or SIGTERM, or until the publisher goes away.
-pub async fn run(mut updates: watch::Receiver<Update>, host: HostInfo, log_path: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    mut updates: watch::Receiver<Update>,
+    host: HostInfo,
+    log_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut guard = terminal::TerminalGuard::enter()?;
@@ -217,7 +223,13 @@ pub(crate) mod testing {
     }
 
     pub fn thread(tid: i32, comm: &str, blocked: Option<Wait>) -> Thread {
-        Thread { tid, comm: comm.into(), state: if blocked.is_some() { 'S' } else { 'R' }, cpu_ticks_window: 0, blocked }
+        Thread {
+            tid,
+            comm: comm.into(),
+            state: if blocked.is_some() { 'S' } else { 'R' },
+            cpu_ticks_window: 0,
+            blocked,
+        }
     }
 
     pub fn process(pid: i32, comm: &str, threads: Vec<Thread>) -> Process {
@@ -249,7 +261,8 @@ pub(crate) mod testing {
 
     /// A job that computed for 12 s, then hung in poll(-1) for 5m12s: 1 of its 1 threads blocked.
     pub fn hung_job(pid: i32) -> ProcessRow {
-        let w = wait("poll", "poll(1 fd: 7 socket:[123], timeout=infinite)", 312, true, "do_sys_poll");
+        let w =
+            wait("poll", "poll(1 fd: 7 socket:[123], timeout=infinite)", 312, true, "do_sys_poll");
         let mut p = process(pid, "batch-job", vec![thread(pid, "batch-job", Some(w))]);
         p.cpu_total_secs = 12.0;
         p.age_secs = 330.0;
@@ -262,7 +275,12 @@ pub(crate) mod testing {
         Health {
             own_cpu_percent: 0.4,
             own_rss_bytes: 12 << 20,
-            probes: vec![ProbeStatus { name: "sched_switch", attached: true, reason: None, impact: "" }],
+            probes: vec![ProbeStatus {
+                name: "sched_switch",
+                attached: true,
+                reason: None,
+                impact: "",
+            }],
             scans: 10,
             ..Default::default()
         }
@@ -293,7 +311,9 @@ pub(crate) mod testing {
             ts_mono_ns: NOW - 30 * SEC,
             kind: EventKind::OomKill,
             pid,
-            text: format!("OOM kill: {pid} {comm} in /system.slice/leaky.service, anon RSS 1.0 GiB"),
+            text: format!(
+                "OOM kill: {pid} {comm} in /system.slice/leaky.service, anon RSS 1.0 GiB"
+            ),
         });
         for r in &mut v.processes {
             if r.process.pid == pid {
@@ -319,13 +339,17 @@ pub(crate) mod testing {
         let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
         term.draw(|f| frame(f, app)).expect("draw");
         let buf = term.backend().buffer();
-        (0..h)
-            .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
-            .collect()
+        (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>()).collect()
     }
 
     /// The style of the cell `skip` characters into the first `needle` on screen.
-    pub fn style_of(app: &mut App, w: u16, h: u16, needle: &str, skip: usize) -> ratatui::style::Style {
+    pub fn style_of(
+        app: &mut App,
+        w: u16,
+        h: u16,
+        needle: &str,
+        skip: usize,
+    ) -> ratatui::style::Style {
         let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
         term.draw(|f| frame(f, app)).expect("draw");
         let buf = term.backend().buffer().clone();

@@ -33,14 +33,39 @@ const MIN_CGROUP: u16 = 6;
 /// Columns in order. Memory columns go between RSS and OOM: see [`MEMORY_COLUMNS`].
 const COLUMNS: &[&[Column]] = &[
     &[
-        Column { title: "PID", width: 7, right: true, cell: |r, _| Line::from(r.process.pid.to_string()) },
-        Column { title: "COMM", width: 15, right: false, cell: |r, w| Line::from(shorten(&r.process.comm, w)) },
-        Column { title: "CGROUP", width: 0, right: false, cell: |r, w| Line::from(cgroup_label(&r.process.cgroup, w)) },
+        Column {
+            title: "PID",
+            width: 7,
+            right: true,
+            cell: |r, _| Line::from(r.process.pid.to_string()),
+        },
+        Column {
+            title: "COMM",
+            width: 15,
+            right: false,
+            cell: |r, w| Line::from(shorten(&r.process.comm, w)),
+        },
+        Column {
+            title: "CGROUP",
+            width: 0,
+            right: false,
+            cell: |r, w| Line::from(cgroup_label(&r.process.cgroup, w)),
+        },
         Column { title: "BLK", width: 5, right: true, cell: blocked_cell },
         // "epoll_wait ∞ 2h05m" fits.
         Column { title: "LONGEST WAIT", width: 18, right: false, cell: wait_cell },
-        Column { title: "CPU%", width: 6, right: true, cell: |r, _| Line::from(format!("{:.1}", r.process.cpu_percent)) },
-        Column { title: "RSS", width: 10, right: true, cell: |r, _| Line::from(fmt_bytes(r.process.rss_bytes)) },
+        Column {
+            title: "CPU%",
+            width: 6,
+            right: true,
+            cell: |r, _| Line::from(format!("{:.1}", r.process.cpu_percent)),
+        },
+        Column {
+            title: "RSS",
+            width: 10,
+            right: true,
+            cell: |r, _| Line::from(fmt_bytes(r.process.rss_bytes)),
+        },
     ],
     MEMORY_COLUMNS,
     &[Column { title: "OOM", width: 3, right: false, cell: oom_cell }],
@@ -70,7 +95,9 @@ fn wait_cell(r: &ProcessRow, width: usize) -> Line<'static> {
         return Line::from("exited");
     }
     match r.process.longest_wait() {
-        Some((_, w)) if w.decoded.infinite => Line::from(wait_label(w, width)).style(Style::new().fg(Color::Yellow)),
+        Some((_, w)) if w.decoded.infinite => {
+            Line::from(wait_label(w, width)).style(Style::new().fg(Color::Yellow))
+        }
         Some((_, w)) => Line::from(wait_label(w, width)),
         None => Line::from("-"),
     }
@@ -105,7 +132,8 @@ pub fn cgroup_label(path: &str, width: usize) -> String {
         return path.to_string();
     }
     let last = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or(path);
-    let last = [".scope", ".service", ".slice"].iter().find_map(|s| last.strip_suffix(s)).unwrap_or(last);
+    let last =
+        [".scope", ".service", ".slice"].iter().find_map(|s| last.strip_suffix(s)).unwrap_or(last);
     shorten_tail(last, width)
 }
 
@@ -159,7 +187,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
 
     let columns: Vec<&Column> = COLUMNS.iter().flat_map(|c| c.iter()).collect();
-    let fixed: u16 = columns.iter().map(|c| c.width).sum::<u16>() + COLUMN_SPACING * (columns.len() as u16 - 1);
+    let fixed: u16 =
+        columns.iter().map(|c| c.width).sum::<u16>() + COLUMN_SPACING * (columns.len() as u16 - 1);
     let flex = area.width.saturating_sub(fixed).max(MIN_CGROUP);
     let width = |c: &Column| if c.width == 0 { flex } else { c.width };
 
@@ -192,7 +221,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(table, area);
 }
 
-
 #[cfg(test)]
 mod tests {
     use ratatui::style::{Color, Modifier};
@@ -219,7 +247,10 @@ mod tests {
         let s = render(&mut app, 80, 24);
         let all = screen(&s);
         assert!(s[1].contains("blocked: 1 thread in 1 proc"), "{all}");
-        let row = s.iter().find(|l| l.contains("4242")).unwrap_or_else(|| panic!("no row for 4242:\n{all}"));
+        let row = s
+            .iter()
+            .find(|l| l.contains("4242"))
+            .unwrap_or_else(|| panic!("no row for 4242:\n{all}"));
         assert!(row.contains("batch-job"), "{row}");
         assert!(row.contains("1/1"), "{row}");
         assert!(row.contains("poll ∞ 5m12s"), "{row}");
@@ -227,7 +258,8 @@ mod tests {
         // The cgroup keeps its tail: the end of the container id.
         assert!(row.contains(" …89abcdef "), "{row}");
         // Most suspicious first, and selected.
-        let header_row = s.iter().position(|l| l.contains("PID") && l.contains("COMM")).expect("column header");
+        let header_row =
+            s.iter().position(|l| l.contains("PID") && l.contains("COMM")).expect("column header");
         assert!(s[header_row + 1].contains("4242"), "{all}");
         assert!(style_of(&mut app, 80, 24, "4242", 0).add_modifier.contains(Modifier::REVERSED));
         assert!(all.contains("Processes 1-3 of 3"), "{all}");
@@ -247,9 +279,13 @@ mod tests {
         let all = screen(&s);
         assert!(s[1].contains("OOM: 1 (30s ago)"), "{all}");
         assert_eq!(style_of(&mut app, 80, 24, "OOM: 1", 5).fg, Some(Color::Red));
-        let row = s.iter().find(|l| l.contains(" 666 ")).unwrap_or_else(|| panic!("no row:\n{all}"));
+        let row =
+            s.iter().find(|l| l.contains(" 666 ")).unwrap_or_else(|| panic!("no row:\n{all}"));
         assert!(row.trim_end().ends_with("OOM"), "{row}");
-        let ev = s.iter().find(|l| l.contains("OOM kill: 666 leaky")).unwrap_or_else(|| panic!("no event:\n{all}"));
+        let ev = s
+            .iter()
+            .find(|l| l.contains("OOM kill: 666 leaky"))
+            .unwrap_or_else(|| panic!("no event:\n{all}"));
         assert!(ev.contains("30s ago"), "{ev}");
         // The exited, OOM-killed process is grey.
         let mut v = app.view().clone();
@@ -294,7 +330,10 @@ mod tests {
         assert_eq!(shorten_tail("/", 10), "/");
         assert_eq!(cgroup_label("/system.slice/nginx.service", 40), "/system.slice/nginx.service");
         assert_eq!(cgroup_label("/system.slice/nginx.service", 9), "nginx");
-        assert_eq!(cgroup_label("/kubepods/pod1/cri-containerd-0123456789abcdef.scope", 9), "…89abcdef");
+        assert_eq!(
+            cgroup_label("/kubepods/pod1/cri-containerd-0123456789abcdef.scope", 9),
+            "…89abcdef"
+        );
         assert_eq!(cgroup_label("/user.slice/user-0.slice/session-3.scope", 12), "session-3");
     }
 

@@ -757,8 +757,11 @@ impl MemCgroup {
     /// `None` (after saying why) when no memory controller can be used.
     pub fn create(limit: u64) -> Option<MemCgroup> {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name =
-            format!("hangwatch-test-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let name = format!(
+            "hangwatch-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let v1_root = Path::new("/sys/fs/cgroup/memory");
         let v2_root = Path::new("/sys/fs/cgroup");
         let v1 = v1_root.join("memory.limit_in_bytes").exists();
@@ -785,7 +788,8 @@ impl MemCgroup {
         std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let cg = MemCgroup { dir, path: format!("/{name}"), v1 };
         let lf = cg.dir.join(limit_file);
-        std::fs::write(&lf, limit.to_string()).unwrap_or_else(|e| panic!("write {}: {e}", lf.display()));
+        std::fs::write(&lf, limit.to_string())
+            .unwrap_or_else(|e| panic!("write {}: {e}", lf.display()));
         Some(cg)
     }
 
@@ -823,4 +827,3 @@ impl Drop for MemCgroup {
         eprintln!("warning: could not remove {} (v1: {})", self.dir.display(), self.v1);
     }
 }
-

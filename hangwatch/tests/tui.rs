@@ -1,0 +1,255 @@
+//! The terminal UI for real, in tmux: it shows a process that really blocks, takes keys, and
+//! hands the terminal back (normal screen, cooked mode) on `q` and on SIGTERM.
+//!
+//! Needs root (hangwatch loads eBPF programs) and tmux; without either each test says SKIPPED.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How long the UI may take to show what the test waits for.
+const SHOW_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn have_tmux() -> bool {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: tmux is not installed");
+    }
+    ok
+}
+
+/// A tmux server of our own (its own socket), killed on Drop, also when the test panics.
+struct Tmux {
+    socket: String,
+    target: String,
+}
+
+impl Tmux {
+    /// Starts `script` in a detached session of `w`x`h`, with diagnostics logged to `state`.
+    fn start(name: &str, script: &Path, state: &Path, w: u16, h: u16) -> Tmux {
+        let socket = format!("hw-test-{}-{name}", std::process::id());
+        let tmux = Tmux { socket, target: format!("hw-test-{}", std::process::id()) };
+        let out = Command::new("tmux")
+            .args(["-u", "-L", &tmux.socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-s", &tmux.target, "-x", &w.to_string(), "-y", &h.to_string()])
+            .arg(script)
+            .env("XDG_STATE_HOME", state)
+            .env_remove("RUST_LOG")
+            .env_remove("TMUX")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux: {e}"));
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-u", "-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux {args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn capture(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", &self.target])
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        self.cmd(&["send-keys", "-t", &self.target, "-l", text]);
+    }
+
+    /// Sends a key by tmux name (`Enter`, `q`, `C-c`).
+    fn key(&self, key: &str) {
+        self.cmd(&["send-keys", "-t", &self.target, key]);
+    }
+
+    fn resize(&self, w: u16, h: u16) {
+        self.cmd(&[
+            "resize-window",
+            "-t",
+            &self.target,
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+        ]);
+    }
+
+    fn pane_pid(&self) -> i32 {
+        let s = self.cmd(&["display-message", "-p", "-t", &self.target, "#{pane_pid}"]);
+        s.trim().parse().unwrap_or_else(|e| panic!("pane pid {s:?}: {e}"))
+    }
+
+    /// Polls the screen until `pred` holds; panics with the last screen after `timeout`.
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let t0 = Instant::now();
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return screen;
+            }
+            if t0.elapsed() > timeout {
+                panic!("the screen did not show {what} within {timeout:?}; last screen:\n{screen}");
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A script that runs hangwatch, then reports its exit status and the terminal's mode, then
+/// stays so that the pane can be read.
+fn script(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = work_dir().join(format!("tui-{name}.sh"));
+    let bin = hangwatch_bin();
+    let text = format!(
+        "#!/bin/sh\n'{}' --min-blocked 500ms\necho \"EXITED $?\"\nstty -a | tr ' ;' '\\n\\n' | grep -x -E -e '-?icanon' -e '-?echo' | sed 's/^/MODE /'\nsleep 60\n",
+        bin.display()
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+    path
+}
+
+/// The table row of `pid` on `screen`, if shown.
+fn row_of(screen: &str, pid: i32) -> Option<&str> {
+    let p = pid.to_string();
+    screen.lines().find(|l| l.split_whitespace().next() == Some(p.as_str()))
+}
+
+/// After hangwatch exited: status 0, normal screen back (no UI left over), cooked mode.
+fn assert_restored(tmux: &Tmux) {
+    let screen = tmux.wait_for("EXITED", Duration::from_secs(10), |s| s.contains("EXITED"));
+    assert!(screen.contains("EXITED 0"), "hangwatch should exit 0:\n{screen}");
+    for ui in ["Processes", "PID COMM", "q quit", "blocked:"] {
+        assert!(
+            !screen.contains(ui),
+            "the UI ({ui:?}) is still on the screen after exit:\n{screen}"
+        );
+    }
+    let screen =
+        tmux.wait_for("the terminal mode", Duration::from_secs(5), |s| s.contains("MODE echo"));
+    assert!(
+        screen.lines().any(|l| l.trim() == "MODE icanon")
+            && screen.lines().any(|l| l.trim() == "MODE echo"),
+        "the terminal should be back in cooked mode with echo:\n{screen}"
+    );
+}
+
+#[test]
+fn shows_a_blocked_process_and_quits_on_q() {
+    if !require_root() || !have_tmux() {
+        return;
+    }
+    let _serial = serial();
+    let child = Child::spawn("futex_wait");
+    let tmux = Tmux::start("q", &script("q"), work_dir(), 120, 35);
+    tmux.wait_for("the process table", SHOW_TIMEOUT, |s| {
+        s.contains("Processes") && s.contains("PID")
+    });
+
+    // Narrow the table to the test program with the filter.
+    tmux.type_text("/futex_wait");
+    tmux.key("Enter");
+    // Blocked threads appear once their waits pass --min-blocked.
+    let screen =
+        tmux.wait_for(&format!("pid {} with 2 blocked threads", child.pid), SHOW_TIMEOUT, |s| {
+            row_of(s, child.pid).is_some_and(|r| r.contains("2/2"))
+        });
+    eprintln!("120x35:\n{screen}");
+    let row = row_of(&screen, child.pid).expect("row");
+    assert!(row.contains("futex_wait"), "comm in {row:?}");
+    assert!(row.contains("2/2"), "both threads blocked in {row:?}");
+    assert!(row.contains("futex ∞"), "longest wait in {row:?}");
+    assert!(screen.contains("filter: futex_wait"), "{screen}");
+    assert!(
+        screen.lines().any(|l| l.contains("hangwatch") && l.contains("up ")),
+        "header:\n{screen}"
+    );
+
+    // The detail view shows both threads with their decoded call. Other futex_wait programs
+    // (other tests) may be listed too: move the selection to ours first.
+    let lines: Vec<&str> = screen.lines().collect();
+    let header =
+        lines.iter().position(|l| l.contains("PID") && l.contains("COMM")).expect("column header");
+    let ours = lines.iter().position(|l| row_of(l, child.pid).is_some()).expect("our row");
+    for _ in 0..ours.saturating_sub(header + 1) {
+        tmux.key("j");
+    }
+    tmux.key("Enter");
+    let screen = tmux.wait_for("the detail view", SHOW_TIMEOUT, |s| s.contains("Threads (2)"));
+    let tid = child.fact_i64("tid");
+    assert!(screen.contains(&format!("pid {} · futex_wait", child.pid)), "{screen}");
+    assert!(
+        screen.lines().any(|l| l.split_whitespace().next() == Some(&tid.to_string())),
+        "worker {tid}:\n{screen}"
+    );
+    assert!(screen.contains("futex(") && screen.contains("timeout=infinite"), "{screen}");
+    tmux.key("Escape");
+
+    // 80x24 still shows it.
+    tmux.resize(80, 24);
+    let screen = tmux.wait_for("the row at 80x24", SHOW_TIMEOUT, |s| {
+        s.lines().all(|l| l.chars().count() <= 80) && row_of(s, child.pid).is_some()
+    });
+    eprintln!("80x24:\n{screen}");
+
+    tmux.key("q");
+    assert_restored(&tmux);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    if !require_root() || !have_tmux() {
+        return;
+    }
+    let _serial = serial();
+    let tmux = Tmux::start("term", &script("term"), work_dir(), 100, 30);
+    tmux.wait_for("the process table", SHOW_TIMEOUT, |s| s.contains("Processes"));
+    // The script's shell is the pane's process; hangwatch is its child.
+    let sh = tmux.pane_pid();
+    let children = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children"))
+        .expect("children of the pane's shell");
+    let pid: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no child of the pane's shell: {children:?}"));
+    assert_eq!(read_proc(&format!("/proc/{pid}/comm")), "hangwatch");
+    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our script's child.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill -TERM {pid}");
+    assert_restored(&tmux);
+}
