@@ -46,11 +46,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(io) = e.downcast_ref::<io::Error>() {
-                if io.kind() == io::ErrorKind::BrokenPipe {
+            if let Some(io) = e.downcast_ref::<io::Error>()
+                && io.kind() == io::ErrorKind::BrokenPipe {
                     return ExitCode::SUCCESS;
                 }
-            }
             if let Some(err) = e.downcast_ref::<Error>() {
                 eprintln!("hangwatch: {err}");
                 return ExitCode::from(err.exit_code());

@@ -288,13 +288,12 @@ impl ThreadCache {
     fn get(&mut self, pid: i32, tid: i32) -> Option<ThreadSample> {
         let ss = read_string(Path::new(&format!("/proc/{pid}/task/{tid}/schedstat")))
             .and_then(|s| parse_schedstat(&s));
-        if let (Some((run, slices)), Some(e)) = (ss, self.map.get_mut(&tid)) {
-            if e.0 == run && e.1 == slices && e.3.is_sleeping() {
+        if let (Some((run, slices)), Some(e)) = (ss, self.map.get_mut(&tid))
+            && e.0 == run && e.1 == slices && e.3.is_sleeping() {
                 e.2 = self.generation;
                 self.hits += 1;
                 return Some(e.3.clone());
             }
-        }
         let t = read_thread(pid, tid, Detail::Full)?;
         match ss {
             Some((run, slices)) if t.is_sleeping() => {

@@ -178,16 +178,14 @@ pub fn selected(p: &Process, opts: &Options) -> bool {
     if !opts.pids.is_empty() {
         return opts.pids.contains(&p.pid);
     }
-    if let Some(c) = &opts.comm {
-        if !p.comm.contains(c.as_str()) {
+    if let Some(c) = &opts.comm
+        && !p.comm.contains(c.as_str()) {
             return false;
         }
-    }
-    if let Some(c) = &opts.cgroup {
-        if !p.cgroup.contains(c.as_str()) {
+    if let Some(c) = &opts.cgroup
+        && !p.cgroup.contains(c.as_str()) {
             return false;
         }
-    }
     opts.all || p.blocked_count() > 0
 }
 

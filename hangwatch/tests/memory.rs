@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-fn memory_of<'a>(snap: &'a Value, pid: i32) -> &'a Value {
+fn memory_of(snap: &Value, pid: i32) -> &Value {
     let p = processes(snap)
         .iter()
         .find(|p| p["pid"].as_i64() == Some(pid as i64))

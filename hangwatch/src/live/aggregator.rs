@@ -419,14 +419,13 @@ impl Aggregator {
                 continue;
             }
             // pid reuse: a different start time is a different process.
-            if let Some(old) = self.procs.get(&pid) {
-                if old.last_sample.stat.starttime != sample.stat.starttime {
+            if let Some(old) = self.procs.get(&pid)
+                && old.last_sample.stat.starttime != sample.stat.starttime {
                     let old = self.procs.remove(&pid);
                     if let Some(old) = old {
                         self.exit(old, now, out);
                     }
                 }
-            }
             let before = self.procs.get(&pid).map(|s| &s.last_sample);
             let view = env.task_view(pid);
             let mut process = snapshot::build_process(before, &sample, &ctx, view.as_ref());
@@ -450,8 +449,8 @@ impl Aggregator {
                 state.mem.push(m);
             }
             process.memory = state.mem.status(&self.mem_cfg, process.cpu_percent);
-            if let Some(now_mem) = process.memory {
-                if memory_changed(state.mem_announced.as_ref(), &now_mem) {
+            if let Some(now_mem) = process.memory
+                && memory_changed(state.mem_announced.as_ref(), &now_mem) {
                     state.mem_announced = Some(now_mem);
                     out.push(Output::Memory {
                         ts_mono_ns: now,
@@ -459,7 +458,6 @@ impl Aggregator {
                         status: now_mem,
                     });
                 }
-            }
             // Events about waits that began earlier carry what the process looked like then.
             let info = ProcessInfo::of(&state.process);
             // Waits that ended since the last scan.
@@ -475,8 +473,8 @@ impl Aggregator {
             }
             for tid in gone {
                 state.announced.remove(&tid);
-                if let Some(prev) = state.process.threads.iter().find(|t| t.tid == tid) {
-                    if let Some(w) = &prev.blocked {
+                if let Some(prev) = state.process.threads.iter().find(|t| t.tid == tid)
+                    && let Some(w) = &prev.blocked {
                         let (duration_ns, exact, woken_by) =
                             ended_wait(self.ended.remove(&tid), w, now);
                         self.events.push_back(EventLine {
@@ -502,12 +500,11 @@ impl Aggregator {
                             woken_by,
                         });
                     }
-                }
             }
             // New long waits.
             for (t, sample_t) in process.threads.iter().zip(sample.threads.iter()) {
-                if let (Some(w), Some(es)) = (&t.blocked, sample_t.exec_start_ns) {
-                    if state.announced.get(&t.tid) != Some(&es) {
+                if let (Some(w), Some(es)) = (&t.blocked, sample_t.exec_start_ns)
+                    && state.announced.get(&t.tid) != Some(&es) {
                         state.announced.insert(t.tid, es);
                         out.push(Output::Blocked {
                             process: info.clone(),
@@ -516,7 +513,6 @@ impl Aggregator {
                             wait: w.clone(),
                         });
                     }
-                }
             }
             // A process that was working and now has every thread blocked "went quiet".
             let quiet = process.all_blocked() && process.cpu_percent < 0.05;

@@ -113,7 +113,7 @@ async fn kernel_collector(
             }
             _ = tick.tick() => {
                 ticks += 1;
-                if ticks % 30 == 0 {
+                if ticks.is_multiple_of(30) {
                     let _ = probes.recalibrate();
                 }
                 let (own_cpu_percent, own_rss_bytes) = usage.sample();
@@ -138,11 +138,10 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
     let mut cache = procfs::ThreadCache::default();
     loop {
         let start = std::time::Instant::now();
-        if n % 30 == 29 {
-            if let Ok(o) = procfs::task_clock_offsets() {
+        if n % 30 == 29
+            && let Ok(o) = procfs::task_clock_offsets() {
                 offsets = o;
             }
-        }
         n += 1;
         cache.begin_scan();
         let (samples, _vanished) =
