@@ -28,19 +28,23 @@ fn have_tmux() -> bool {
     ok
 }
 
-/// A tmux server of our own (its own socket), killed on Drop, also when the test panics.
+/// A tmux server of our own (its own socket in the test's directory), killed on Drop, also
+/// when the test panics.
 struct Tmux {
-    socket: String,
+    socket: PathBuf,
     target: String,
 }
 
 impl Tmux {
     /// Starts `script` in a detached session of `w`x`h`, with diagnostics logged to `state`.
     fn start(name: &str, script: &Path, state: &Path, w: u16, h: u16) -> Tmux {
-        let socket = format!("hw-test-{}-{name}", std::process::id());
+        let socket = work_dir().join(format!("tmux-{name}.sock"));
         let tmux = Tmux { socket, target: format!("hw-test-{}", std::process::id()) };
         let out = Command::new("tmux")
-            .args(["-u", "-L", &tmux.socket, "-f", "/dev/null", "new-session", "-d"])
+            .arg("-u")
+            .arg("-S")
+            .arg(&tmux.socket)
+            .args(["-f", "/dev/null", "new-session", "-d"])
             .args(["-s", &tmux.target, "-x", &w.to_string(), "-y", &h.to_string()])
             .arg(script)
             .env("XDG_STATE_HOME", state)
@@ -59,7 +63,9 @@ impl Tmux {
 
     fn cmd(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
-            .args(["-u", "-L", &self.socket])
+            .arg("-u")
+            .arg("-S")
+            .arg(&self.socket)
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run tmux {args:?}: {e}"));
@@ -121,10 +127,13 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
