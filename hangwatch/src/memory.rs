@@ -91,41 +91,12 @@ pub fn parse_start_brk(stat: &[u8]) -> Option<u64> {
     (v != 0).then_some(v)
 }
 
-/// Memory figures of /proc/PID/status, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StatusVm {
-    pub vm_size: u64,
-    pub vm_rss: u64,
-    pub vm_hwm: u64,
-    pub rss_anon: u64,
-    pub rss_file: u64,
-    pub rss_shmem: u64,
-}
+/// The memory lines of /proc/PID/status (bytes): the same fields /proc scanning reads.
+pub type StatusVm = crate::procfs::StatusMem;
 
-/// Parses the `Vm*`/`Rss*` lines of /proc/PID/status. `None` when there is no `VmSize` line:
-/// kernel threads and zombies have no address space.
+/// Parses /proc/PID/status; `None` when it has no `VmSize` line (kernel threads, zombies).
 pub fn parse_status_vm(s: &str) -> Option<StatusVm> {
-    let mut m = StatusVm::default();
-    let mut has_vm = false;
-    for line in s.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
-        let kb = || -> u64 {
-            v.split_ascii_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) * KIB
-        };
-        match k {
-            "VmSize" => {
-                has_vm = true;
-                m.vm_size = kb();
-            }
-            "VmRSS" => m.vm_rss = kb(),
-            "VmHWM" => m.vm_hwm = kb(),
-            "RssAnon" => m.rss_anon = kb(),
-            "RssFile" => m.rss_file = kb(),
-            "RssShmem" => m.rss_shmem = kb(),
-            _ => {}
-        }
-    }
-    has_vm.then_some(m)
+    s.lines().any(|l| l.starts_with("VmSize:")).then(|| crate::procfs::parse_status_mem(s))
 }
 
 /// One sample of a process's memory, bytes.

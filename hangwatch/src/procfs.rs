@@ -139,6 +139,7 @@ pub fn parse_cgroup(s: &str) -> String {
 /// Memory figures from /proc/PID/status, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StatusMem {
+    pub vm_size: u64,
     pub vm_rss: u64,
     pub vm_hwm: u64,
     pub rss_anon: u64,
@@ -154,6 +155,7 @@ pub fn parse_status_mem(s: &str) -> StatusMem {
             v.split_ascii_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0) * 1024
         };
         match k {
+            "VmSize" => m.vm_size = kb(),
             "VmRSS" => m.vm_rss = kb(),
             "VmHWM" => m.vm_hwm = kb(),
             "RssAnon" => m.rss_anon = kb(),
@@ -289,11 +291,14 @@ impl ThreadCache {
         let ss = read_string(Path::new(&format!("/proc/{pid}/task/{tid}/schedstat")))
             .and_then(|s| parse_schedstat(&s));
         if let (Some((run, slices)), Some(e)) = (ss, self.map.get_mut(&tid))
-            && e.0 == run && e.1 == slices && e.3.is_sleeping() {
-                e.2 = self.generation;
-                self.hits += 1;
-                return Some(e.3.clone());
-            }
+            && e.0 == run
+            && e.1 == slices
+            && e.3.is_sleeping()
+        {
+            e.2 = self.generation;
+            self.hits += 1;
+            return Some(e.3.clone());
+        }
         let t = read_thread(pid, tid, Detail::Full)?;
         match ss {
             Some((run, slices)) if t.is_sleeping() => {

@@ -5,9 +5,8 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::Read,
     process::{Command, Stdio},
-    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
@@ -15,59 +14,6 @@ use std::{
 use common::*;
 use hangwatch::live::wire::Record;
 use serde_json::Value;
-
-struct Live {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Live {
-    fn start(args: &[&str]) -> Live {
-        let mut child = Command::new(hangwatch_bin())
-            .arg("--json")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start hangwatch --json");
-        let out = child.stdout.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Live { child, lines, seen: Vec::new() }
-    }
-
-    fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let t0 = Instant::now();
-        while let Some(left) = timeout.checked_sub(t0.elapsed()) {
-            let Ok(l) = self.lines.recv_timeout(left) else { return None };
-            self.seen.push(l.clone());
-            let v: Value =
-                serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
-            if pred(&v) {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn is(v: &Value, ty: &str, pid: i32) -> bool {
     v["type"] == ty && v["pid"].as_i64() == Some(pid as i64)

@@ -4,9 +4,6 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
@@ -119,55 +116,6 @@ fn growing_process_rate_within_20_percent() {
     );
 }
 
-/// `hangwatch --json` running in the background, its lines on a channel.
-struct Live {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Live {
-    fn start(args: &[&str]) -> Live {
-        let mut child = Command::new(hangwatch_bin())
-            .arg("--json")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start hangwatch --json");
-        let out = child.stdout.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Live { child, lines }
-    }
-
-    /// Waits for a record matching `pred`, up to `timeout`.
-    fn wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let t0 = Instant::now();
-        while let Some(left) = timeout.checked_sub(t0.elapsed()) {
-            let Ok(l) = self.lines.recv_timeout(left) else { return None };
-            let v: Value =
-                serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}"));
-            if pred(&v) {
-                return Some(v);
-            }
-        }
-        None
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log() {
     if !require_root() {
@@ -176,7 +124,7 @@ fn oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log() {
     let lock = serial();
     const LIMIT: u64 = 64 * MIB;
     let Some(cg) = MemCgroup::create(LIMIT) else { return };
-    let live = Live::start(&[]);
+    let mut live = Live::start(&[]);
     assert!(
         live.wait_for(Duration::from_secs(20), |v| v["type"] == "stats").is_some(),
         "hangwatch --json started"

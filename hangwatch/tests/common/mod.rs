@@ -827,3 +827,63 @@ impl Drop for MemCgroup {
         eprintln!("warning: could not remove {} (v1: {})", self.dir.display(), self.v1);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Live mode
+
+/// `hangwatch --json` running in the background; its lines arrive on a channel. Dropping it
+/// kills hangwatch.
+pub struct Live {
+    pub child: std::process::Child,
+    pub lines: mpsc::Receiver<String>,
+    /// Every line received so far.
+    pub seen: Vec<String>,
+}
+
+impl Live {
+    pub fn start(args: &[&str]) -> Live {
+        let mut child = Command::new(hangwatch_bin())
+            .arg("--json")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hangwatch --json");
+        let out = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Live { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for a record matching `pred`, up to `timeout`.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let t0 = Instant::now();
+        while let Some(left) = timeout.checked_sub(t0.elapsed()) {
+            let Ok(l) = self.lines.recv_timeout(left) else { return None };
+            self.seen.push(l.clone());
+            let v: Value =
+                serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
+            if pred(&v) {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
