@@ -21,7 +21,8 @@ use aya_ebpf::{
     EbpfContext,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_buf, generated::bpf_task_pt_regs,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+        generated::bpf_task_pt_regs,
     },
     macros::{btf_tracepoint, map, tracepoint},
     maps::{Array, PerCpuArray, RingBuf},
@@ -77,9 +78,70 @@ const REG_OFFSETS: [usize; 7] = [
 #[cfg(not(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64")))]
 const REG_OFFSETS: [usize; 7] = [0; 7];
 
+/// Set by userspace at load time (`.rodata`, frozen): the verifier sees them as constants, so
+/// the hot path can load `task_struct` fields directly (no helper call) and compare against a
+/// constant threshold. Zero `READY` means "the offsets could not be resolved": do nothing.
+#[unsafe(no_mangle)]
+static READY: u32 = 0;
+#[unsafe(no_mangle)]
+static OFF_EXEC_START: u32 = 0;
+#[unsafe(no_mangle)]
+static OFF_CPU: u32 = 0;
+#[unsafe(no_mangle)]
+static WAIT_THRESHOLD_NS: u64 = 0;
+
+#[inline(always)]
+fn rodata<T: Copy>(v: &T) -> T {
+    // SAFETY: a plain read of a static; volatile so the compiler does not fold the zero it was
+    // compiled with (userspace rewrites it before loading).
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// `sched_waking` with direct (BTF-checked) loads of the two fields it reads on every call.
+/// Needs a verifier that tracks constants from frozen read-only maps (Linux 5.5+ does).
 #[btf_tracepoint(function = "sched_waking")]
 pub fn sched_waking(ctx: BtfTracePointContext) -> i32 {
-    match try_sched_waking(&ctx) {
+    if rodata(&READY) == 0 {
+        return 0;
+    }
+    let task: *const u8 = ctx.arg(0);
+    // SAFETY: `task` is the BTF-typed task_struct being woken; the offsets are this kernel's,
+    // constants to the verifier, which turns the loads into fault-safe ones.
+    let (exec_start, cpu) = unsafe {
+        (
+            *(task.add(rodata(&OFF_EXEC_START) as usize) as *const u64),
+            *(task.add(rodata(&OFF_CPU) as usize) as *const u32),
+        )
+    };
+    finish(&ctx, task, exec_start, cpu)
+}
+
+/// The same with `bpf_probe_read_kernel`, for kernels whose verifier rejects the direct loads.
+#[btf_tracepoint(function = "sched_waking")]
+pub fn sched_waking_compat(ctx: BtfTracePointContext) -> i32 {
+    if rodata(&READY) == 0 {
+        return 0;
+    }
+    let task: *const u8 = ctx.arg(0);
+    // SAFETY: checked reads at offsets from this kernel's BTF.
+    let fields = unsafe {
+        (
+            bpf_probe_read_kernel(task.add(rodata(&OFF_EXEC_START) as usize) as *const u64),
+            bpf_probe_read_kernel(task.add(rodata(&OFF_CPU) as usize) as *const u32),
+        )
+    };
+    match fields {
+        (Ok(exec_start), Ok(cpu)) => finish(&ctx, task, exec_start, cpu),
+        _ => {
+            count(stat::READ_ERRORS);
+            0
+        }
+    }
+}
+
+#[inline(always)]
+fn finish(ctx: &BtfTracePointContext, task: *const u8, exec_start: u64, cpu: u32) -> i32 {
+    match try_sched_waking(ctx, task, exec_start, cpu) {
         Ok(()) => 0,
         Err(_) => {
             count(stat::READ_ERRORS);
@@ -88,35 +150,30 @@ pub fn sched_waking(ctx: BtfTracePointContext) -> i32 {
     }
 }
 
-fn try_sched_waking(ctx: &BtfTracePointContext) -> Result<(), i64> {
-    let Some(cfg) = CONFIG.get(0) else {
-        return Ok(());
-    };
-    if cfg.ready == 0 {
-        return Ok(());
-    }
-    let task: *const u8 = ctx.arg(0);
-    // SAFETY: `task` is the task_struct being woken; the offset comes from this kernel's BTF.
-    let exec_start: u64 =
-        unsafe { bpf_probe_read_kernel(task.add(cfg.off_exec_start as usize) as *const u64) }
-            .map_err(i64::from)?;
+fn try_sched_waking(
+    _ctx: &BtfTracePointContext,
+    task: *const u8,
+    exec_start: u64,
+    cpu: u32,
+) -> Result<(), i64> {
     if exec_start == 0 {
         // Migrated or never ran: the sleep start is unknown.
         return Ok(());
     }
     // The sleep began on the task's current CPU (a wake-up has not moved it yet), and
     // exec_start is on that CPU's task clock.
-    // SAFETY: offset from BTF; checked read.
-    let cpu: u32 = unsafe { bpf_probe_read_kernel(task.add(cfg.off_cpu as usize) as *const u32) }
-        .map_err(i64::from)?;
     let Some(offset) = CLOCK_OFFSETS.get(cpu) else {
         return Ok(());
     };
     let start = (exec_start as i64).wrapping_add(*offset) as u64;
+    // (bpf_ktime_get_coarse_ns would be cheaper, but tracing programs may not call it.)
     let now = unsafe { bpf_ktime_get_ns() };
-    if now <= start || now - start < cfg.wait_threshold_ns {
+    if now <= start || now - start < rodata(&WAIT_THRESHOLD_NS) {
         return Ok(());
     }
+    let Some(cfg) = CONFIG.get(0) else {
+        return Ok(());
+    };
     // Rare path from here on: a wait long enough to matter has ended.
     // SAFETY: offsets from BTF, reads checked by the helper.
     let tgid: u32 = unsafe { bpf_probe_read_kernel(task.add(cfg.off_tgid as usize) as *const u32) }

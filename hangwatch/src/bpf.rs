@@ -126,6 +126,23 @@ fn raise_memlock() {
     }
 }
 
+/// A load error in one line: the verifier's log is long; its last meaningful line says why.
+pub fn short_error(e: &str) -> String {
+    let Some((head, log)) = e.split_once("Verifier output:") else { return e.to_string() };
+    let why = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("verification time")
+                && !l.starts_with("processed ")
+                && !l.starts_with("stack depth")
+        })
+        .next_back()
+        .unwrap_or("");
+    format!("{} verifier: {why}", head.trim_end_matches(['.', ' ']))
+}
+
 /// The offsets the probes need, from the running kernel's BTF.
 fn task_offsets() -> Result<(u32, u32, u32, u32, u32, u32), String> {
     let data = btf::Btf::from_sys_fs().map_err(|e| {
@@ -147,42 +164,60 @@ impl Probes {
                 "cannot read se.exec_start from /proc/thread-self/sched ({e}); the kernel needs CONFIG_SCHED_DEBUG"
             ))
         })?;
-        let mut ebpf = EbpfLoader::new()
-            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch")))
-            .map_err(|e| Error::BpfLoad(e.to_string()))?;
         let mut status = Vec::new();
         let mut config = Config {
             wait_threshold_ns: opts.wait_threshold_ns,
             filter_tgid: opts.filter_tgid,
             ..Default::default()
         };
-
-        // Wait ends: tp_btf/sched_waking.
-        let waking = (|| -> Result<(), String> {
-            let (es, pid, tgid, comm, flags, cpu) = task_offsets()?;
-            config.off_flags = flags;
-            config.off_cpu = cpu;
-            config.off_exec_start = es;
-            config.off_pid = pid;
-            config.off_tgid = tgid;
-            config.off_comm = comm;
+        // The offsets go into the object's read-only data before loading: the hot path then
+        // uses them as constants.
+        let offsets = task_offsets();
+        if let Ok((es, pid, tgid, comm, flags, cpu)) = &offsets {
+            config.off_exec_start = *es;
+            config.off_pid = *pid;
+            config.off_tgid = *tgid;
+            config.off_comm = *comm;
+            config.off_flags = *flags;
+            config.off_cpu = *cpu;
             config.ready = 1;
+        }
+        let mut loader = EbpfLoader::new();
+        loader
+            .set_global("READY", &config.ready, true)
+            .set_global("OFF_EXEC_START", &config.off_exec_start, true)
+            .set_global("OFF_CPU", &config.off_cpu, true)
+            .set_global("WAIT_THRESHOLD_NS", &config.wait_threshold_ns, true);
+        let mut ebpf = loader
+            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch")))
+            .map_err(|e| Error::BpfLoad(e.to_string()))?;
+
+        // Wait ends: tp_btf/sched_waking, with direct field loads, or with probe reads where
+        // the verifier does not accept those.
+        let mut attach = |name: &str| -> Result<(), String> {
+            offsets.as_ref().map_err(|e| e.clone())?;
             let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
             let prog: &mut BtfTracePoint = ebpf
-                .program_mut("sched_waking")
-                .ok_or("program sched_waking missing from the object")?
+                .program_mut(name)
+                .ok_or(format!("program {name} missing from the object"))?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load("sched_waking", &btf).map_err(|e| format!("load: {e}"))?;
+            prog.load("sched_waking", &btf).map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
             prog.attach().map_err(|e| format!("attach: {e}"))?;
             Ok(())
-        })();
+        };
+        let mut name = "tp_btf/sched_waking";
+        let waking = attach("sched_waking").or_else(|first| {
+            debug!("sched_waking with direct loads did not load ({first}); trying probe reads");
+            name = "tp_btf/sched_waking (probe-read fallback)";
+            attach("sched_waking_compat").map_err(|e| format!("{first}; fallback: {e}"))
+        });
         if let Err(e) = &waking {
             config.ready = 0;
             warn!("probe tp_btf/sched_waking not attached: {e}");
         }
         status.push(ProbeStatus {
-            name: "tp_btf/sched_waking",
+            name,
             attached: waking.is_ok(),
             reason: waking.err(),
             impact: "waits that begin and end between two /proc scans are not seen; ongoing waits still are",
@@ -268,10 +303,6 @@ impl Probes {
         Ok(())
     }
 
-    pub fn set_wait_threshold(&mut self, ns: u64) -> Result<(), Error> {
-        self.config.wait_threshold_ns = ns;
-        self.write_config()
-    }
 
     /// Hands the ring buffer to a reader that polls it (live mode).
     pub fn take_ring(&mut self) -> Option<RingBuf<MapData>> {
@@ -500,6 +531,16 @@ mod tests {
         assert_eq!(ev.pid, 99);
         assert_eq!(ev.comm, None);
         assert_eq!(ev.anon_rss_kb, None);
+    }
+
+    #[test]
+    fn verifier_errors_are_one_line() {
+        let e = "the BPF_PROG_LOAD syscall returned Invalid argument (os error 22). Verifier output: 0: R1=ctx()\n74: (85) call x#160\nprogram of this type cannot use helper x#160\nverification time 572 usec\nstack depth 16+64+0\n";
+        assert_eq!(
+            short_error(e),
+            "the BPF_PROG_LOAD syscall returned Invalid argument (os error 22) verifier: program of this type cannot use helper x#160"
+        );
+        assert_eq!(short_error("attach: EPERM"), "attach: EPERM");
     }
 
     #[test]

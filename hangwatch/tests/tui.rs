@@ -1,5 +1,6 @@
 //! The terminal UI for real, in tmux: it shows a process that really blocks, takes keys, and
-//! hands the terminal back (normal screen, cooked mode) on `q` and on SIGTERM.
+//! hands the terminal back (normal screen, cooked mode) on `q` and on SIGTERM; a real deadlock
+//! is marked in the table, listed in the findings pane and explained in the detail view.
 //!
 //! Needs root (hangwatch loads eBPF programs) and tmux; without either each test says SKIPPED.
 
@@ -152,10 +153,24 @@ fn script(name: &str) -> PathBuf {
     path
 }
 
-/// The table row of `pid` on `screen`, if shown.
+/// The table row of `pid` on `screen`, if shown (the pid may carry a finding's `!`).
 fn row_of(screen: &str, pid: i32) -> Option<&str> {
     let p = pid.to_string();
-    screen.lines().find(|l| l.split_whitespace().next() == Some(p.as_str()))
+    screen.lines().find(|l| {
+        l.split_whitespace().next().map(|w| w.trim_start_matches('!')) == Some(p.as_str())
+    })
+}
+
+/// Moves the table's selection from the top row to `pid`'s row and opens its detail view.
+fn open_detail(tmux: &Tmux, screen: &str, pid: i32) {
+    let lines: Vec<&str> = screen.lines().collect();
+    let header =
+        lines.iter().position(|l| l.contains("PID") && l.contains("COMM")).expect("column header");
+    let ours = lines.iter().position(|l| row_of(l, pid).is_some()).expect("our row");
+    for _ in 0..ours.saturating_sub(header + 1) {
+        tmux.key("j");
+    }
+    tmux.key("Enter");
 }
 
 /// After hangwatch exited: status 0, normal screen back (no UI left over), cooked mode.
@@ -210,14 +225,7 @@ fn shows_a_blocked_process_and_quits_on_q() {
 
     // The detail view shows both threads with their decoded call. Other futex_wait programs
     // (other tests) may be listed too: move the selection to ours first.
-    let lines: Vec<&str> = screen.lines().collect();
-    let header =
-        lines.iter().position(|l| l.contains("PID") && l.contains("COMM")).expect("column header");
-    let ours = lines.iter().position(|l| row_of(l, child.pid).is_some()).expect("our row");
-    for _ in 0..ours.saturating_sub(header + 1) {
-        tmux.key("j");
-    }
-    tmux.key("Enter");
+    open_detail(&tmux, &screen, child.pid);
     let screen = tmux.wait_for("the detail view", SHOW_TIMEOUT, |s| s.contains("Threads (2)"));
     let tid = child.fact_i64("tid");
     assert!(screen.contains(&format!("pid {} · futex_wait", child.pid)), "{screen}");
@@ -232,6 +240,75 @@ fn shows_a_blocked_process_and_quits_on_q() {
     tmux.resize(80, 24);
     let screen = tmux.wait_for("the row at 80x24", SHOW_TIMEOUT, |s| {
         s.lines().all(|l| l.chars().count() <= 80) && row_of(s, child.pid).is_some()
+    });
+    eprintln!("80x24:\n{screen}");
+
+    tmux.key("q");
+    assert_restored(&tmux);
+}
+
+#[test]
+fn a_deadlock_is_marked_listed_and_explained() {
+    if !require_root() || !have_tmux() {
+        return;
+    }
+    let _serial = serial();
+    let parent = Child::spawn("deadlock_pipe_join");
+    let child = i32::try_from(parent.fact_i64("child")).expect("child pid");
+    let inode = parent.fact_i64("inode");
+    let tmux = Tmux::start("deadlock", &script("deadlock"), work_dir(), 120, 35);
+    tmux.wait_for("the process table", SHOW_TIMEOUT, |s| {
+        s.contains("Processes") && s.contains("PID")
+    });
+    tmux.type_text("/deadlock_pipe");
+    tmux.key("Enter");
+
+    // Findings are recomputed every 5 scans: both rows get the red `!` and DEADLOCK, the pane
+    // lists the deadlock, the header counts it.
+    let marked = |s: &str, pid: i32| {
+        row_of(s, pid).is_some_and(|r| {
+            r.split_whitespace().next().is_some_and(|w| w.starts_with('!'))
+                && r.trim_end().ends_with("DEADLOCK")
+        })
+    };
+    let in_pane = |s: &str| {
+        s.lines().any(|l| {
+            l.contains(" deadlock ")
+                && (l.contains(&format!("pid {} (", parent.pid))
+                    || l.contains(&format!("pid {child} (")))
+        })
+    };
+    let screen = tmux.wait_for("the deadlock, marked and listed", SHOW_TIMEOUT, |s| {
+        marked(s, parent.pid) && marked(s, child) && in_pane(s)
+    });
+    eprintln!("120x35:\n{screen}");
+    assert!(screen.contains("Findings ("), "{screen}");
+    assert!(
+        screen.lines().nth(1).is_some_and(|l| l.contains("findings: ")),
+        "the header counts the findings:\n{screen}"
+    );
+
+    // The detail view of the parent draws the chain as a path.
+    open_detail(&tmux, &screen, parent.pid);
+    let join =
+        format!("└→ pid {0} tid {0} (deadlock_pipe_j) in wait4 waits on child {child}", parent.pid);
+    let write =
+        format!("└→ pid {child} tid {child} (deadlock_pipe_j) in write waits on pipe:[{inode}]");
+    let screen = tmux.wait_for("the chain in the detail view", SHOW_TIMEOUT, |s| {
+        s.contains("✖ deadlock [critical]") && s.contains(&join) && s.contains(&write)
+    });
+    eprintln!("detail:\n{screen}");
+    assert!(screen.contains(&format!("pid {} · deadlock_pipe_j", parent.pid)), "{screen}");
+    tmux.key("Escape");
+
+    // 80x24: both rows still marked, nothing wider than the screen.
+    tmux.resize(80, 24);
+    let screen = tmux.wait_for("the marked rows at 80x24", SHOW_TIMEOUT, |s| {
+        s.lines().all(|l| l.chars().count() <= 80)
+            && [parent.pid, child]
+                .iter()
+                .all(|&p| row_of(s, p).is_some_and(|r| r.trim_start().starts_with('!')))
+            && in_pane(s)
     });
     eprintln!("80x24:\n{screen}");
 

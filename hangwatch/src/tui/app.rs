@@ -28,10 +28,22 @@ use std::{
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::Update;
-use crate::live::aggregator::{ProcessRow, View};
+use crate::{
+    analysis::Finding,
+    live::aggregator::{ProcessRow, View},
+};
 
-/// RSS points kept per process for the detail chart (one per refresh: 5 minutes at 1 s).
+/// Memory points kept per process for the detail chart (one per refresh: 5 minutes at 1 s).
 pub const HISTORY_POINTS: usize = 300;
+
+/// One point of a process's memory history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MemPoint {
+    t: u64,
+    rss: u64,
+    /// Heap held (`[heap]` size), when the process's memory had been sampled.
+    heap: Option<u64>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostInfo {
@@ -150,8 +162,11 @@ pub struct App {
     page: usize,
     detail_page: usize,
     detail_scroll: usize,
-    /// RSS per pid: (monotonic ns, bytes), oldest first, at most [`HISTORY_POINTS`].
-    history: HashMap<i32, VecDeque<(u64, u64)>>,
+    /// RSS and heap per pid, oldest first, at most [`HISTORY_POINTS`].
+    history: HashMap<i32, VecDeque<MemPoint>>,
+    /// For each pid a finding names: the index (in the shown view's findings) of its most
+    /// severe one.
+    worst: HashMap<i32, usize>,
 }
 
 impl App {
@@ -180,6 +195,7 @@ impl App {
             detail_page: 10,
             detail_scroll: 0,
             history: HashMap::new(),
+            worst: HashMap::new(),
         }
     }
 
@@ -245,10 +261,31 @@ impl App {
         self.shown.view.processes.iter().find(|r| r.process.pid == pid)
     }
 
-    /// RSS history of `pid` up to the shown view's time (a paused view shows no newer points).
-    pub fn rss_history(&self, pid: i32) -> impl Iterator<Item = (u64, u64)> + '_ {
+    fn mem_history(&self, pid: i32) -> impl Iterator<Item = MemPoint> + '_ {
         let now = self.shown.view.now_mono_ns;
-        self.history.get(&pid).into_iter().flatten().copied().filter(move |&(t, _)| t <= now)
+        self.history.get(&pid).into_iter().flatten().copied().filter(move |p| p.t <= now)
+    }
+
+    /// RSS history of `pid` up to the shown view's time (a paused view shows no newer points):
+    /// (monotonic ns, bytes), oldest first.
+    pub fn rss_history(&self, pid: i32) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.mem_history(pid).map(|p| (p.t, p.rss))
+    }
+
+    /// Heap history of `pid`, like [`App::rss_history`]; only the points taken once its memory
+    /// had been sampled.
+    pub fn heap_history(&self, pid: i32) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.mem_history(pid).filter_map(|p| p.heap.map(|h| (p.t, h)))
+    }
+
+    /// The open findings that name `pid`, most severe first.
+    pub fn findings_of(&self, pid: i32) -> impl Iterator<Item = &Finding> + '_ {
+        self.shown.view.findings.iter().filter(move |f| f.pids.contains(&pid))
+    }
+
+    /// The most severe open finding that names `pid` (the first of the most severe ones).
+    pub fn worst_finding(&self, pid: i32) -> Option<&Finding> {
+        self.worst.get(&pid).and_then(|&i| self.shown.view.findings.get(i))
     }
 
     // ----- updates -------------------------------------------------------------------------
@@ -266,8 +303,22 @@ impl App {
     fn show(&mut self, u: Update) {
         let first = self.order.is_empty();
         self.shown = u;
+        self.index_findings();
         self.reorder(first);
         self.refilter();
+    }
+
+    fn index_findings(&mut self) {
+        self.worst.clear();
+        let findings = &self.shown.view.findings;
+        for (i, f) in findings.iter().enumerate() {
+            for &pid in &f.pids {
+                let e = self.worst.entry(pid).or_insert(i);
+                if findings[*e].severity < f.severity {
+                    *e = i;
+                }
+            }
+        }
     }
 
     fn record_history(&mut self, view: &View) {
@@ -275,13 +326,17 @@ impl App {
         self.history.retain(|pid, _| live.contains(pid));
         for r in view.processes.iter().filter(|r| !r.exited) {
             let h = self.history.entry(r.process.pid).or_default();
-            if h.back().is_some_and(|&(t, _)| t >= view.now_mono_ns) {
+            if h.back().is_some_and(|p| p.t >= view.now_mono_ns) {
                 continue;
             }
             if h.len() >= HISTORY_POINTS {
                 h.pop_front();
             }
-            h.push_back((view.now_mono_ns, r.process.rss_bytes));
+            h.push_back(MemPoint {
+                t: view.now_mono_ns,
+                rss: r.process.rss_bytes,
+                heap: r.process.memory.map(|m| m.heap),
+            });
         }
     }
 

@@ -1,5 +1,7 @@
-//! The detail view of one process: what it is, each thread with its syscall, decoded
-//! arguments, wait length and wchan; its memory over time; its OOM kills and children.
+//! The detail view of one process: what it is; the findings that name it, each with its chain
+//! drawn as an indented path, then each thread with its syscall, decoded arguments, wait length
+//! and wchan (one scrollable pane); its memory figures and verdicts above its RSS and heap over
+//! time; its OOM kills and children.
 
 use ratatui::{
     Frame,
@@ -10,11 +12,12 @@ use ratatui::{
     widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph},
 };
 
-use super::{App, table};
+use super::{App, findings, table};
 use crate::{
     live::aggregator::ProcessRow,
+    memory::MemStatus,
     model::Thread,
-    output::{fmt_bytes, fmt_duration_ns},
+    output::{fmt_bytes, fmt_duration_ns, human::memory_line},
 };
 
 /// The parts of the detail view.
@@ -41,7 +44,7 @@ fn split(area: Rect) -> Parts {
         let [info, threads, chart, misc] = Layout::vertical([
             Constraint::Length(4),
             Constraint::Min(3),
-            Constraint::Length((area.height / 4).max(6)),
+            Constraint::Length((area.height / 4).max(7)),
             Constraint::Length(4),
         ])
         .areas(area);
@@ -49,14 +52,29 @@ fn split(area: Rect) -> Parts {
     }
 }
 
-/// Thread lines that fit (the threads pane's title excluded).
+/// Lines of the findings and threads pane that fit (its title excluded).
 pub fn page_rows(area: Rect) -> u16 {
     split(area).threads.height.saturating_sub(1)
 }
 
-/// Number of thread lines the detail view of `pid` has at this size (to clamp the scroll).
+/// Number of lines the findings and threads pane of `pid` has at this size (to clamp the
+/// scroll).
 pub fn line_count(app: &App, pid: i32, area: Rect) -> usize {
-    app.process(pid).map_or(0, |r| thread_lines(r, split(area).threads.width).len())
+    app.process(pid).map_or(0, |r| scroll_lines(app, r, split(area).threads.width).len())
+}
+
+/// The scrollable pane: the findings that name the process (most severe first), a blank line,
+/// then its threads.
+fn scroll_lines(app: &App, row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
+    let pid = row.process.pid;
+    let now = app.view().now_mono_ns;
+    let mut lines: Vec<Line> =
+        app.findings_of(pid).flat_map(|f| findings::detail_lines(f, now, pid, width)).collect();
+    if !lines.is_empty() {
+        lines.push(Line::default());
+    }
+    lines.extend(thread_lines(row, width));
+    lines
 }
 
 const STYLE_DIM: Style = Style::new().fg(Color::DarkGray);
@@ -176,11 +194,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, pid: i32) {
     let block = Block::new().borders(Borders::TOP).title(Line::from(title)).border_style(STYLE_DIM);
     frame.render_widget(Paragraph::new(info).block(block), parts.info);
 
-    // Threads, scrollable.
-    let lines = thread_lines(row, parts.threads.width);
+    // Findings and threads, scrollable.
+    let lines = scroll_lines(app, row, parts.threads.width);
     let page = parts.threads.height.saturating_sub(1) as usize;
     let scroll = app.detail_scroll().min(lines.len().saturating_sub(page));
-    let mut t = format!(" Threads ({}) ", p.threads.len());
+    let n_findings = app.findings_of(pid).count();
+    let mut t = if n_findings > 0 {
+        format!(" Findings ({n_findings}) · Threads ({}) ", p.threads.len())
+    } else {
+        format!(" Threads ({}) ", p.threads.len())
+    };
     if lines.len() > page {
         let last = (scroll + page).min(lines.len());
         t.push_str(&format!(
@@ -197,34 +220,82 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, pid: i32) {
     render_misc(frame, parts.misc, app, row);
 }
 
-/// RSS over time, from the history the app keeps (one point per refresh).
+/// `memory_line`'s figures, one part per " · ", laid out in lines of at most `width`: RSS
+/// (cyan, as its line on the chart), heap (magenta, likewise, when drawn), verdicts in yellow.
+fn memory_figures(m: &MemStatus, heap_drawn: bool, width: usize) -> Vec<Line<'static>> {
+    let text = memory_line(m);
+    let mut lines = Vec::new();
+    let mut cur: Vec<Span> = vec![Span::raw(" ")];
+    let mut cur_len = 1;
+    for part in text.split(" · ") {
+        let style = if part.starts_with("RSS") {
+            Style::new().fg(Color::Cyan)
+        } else if part.starts_with("heap") && heap_drawn {
+            Style::new().fg(Color::Magenta)
+        } else if part.starts_with("NOT RETURNED") || part.starts_with("GROWING") {
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        let n = part.chars().count();
+        if cur_len > 1 && cur_len + 3 + n > width {
+            lines.push(Line::from(std::mem::replace(&mut cur, vec![Span::raw(" ")])));
+            cur_len = 1;
+        }
+        if cur_len > 1 {
+            cur.push(Span::styled(" · ", STYLE_DIM));
+            cur_len += 3;
+        }
+        cur.push(Span::styled(part.to_string(), style));
+        cur_len += n;
+    }
+    lines.push(Line::from(cur));
+    lines
+}
+
+/// The memory figures and verdicts, then RSS (cyan) and the heap (magenta) over time, from the
+/// history the app keeps (one point per refresh).
 fn render_memory(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
     let now = app.view().now_mono_ns;
-    let points: Vec<(f64, f64)> = app
-        .rss_history(row.process.pid)
-        .map(|(t, b)| (-((now.saturating_sub(t)) as f64 / 1e9), b as f64))
-        .collect();
+    let to_xy = |(t, b): (u64, u64)| (-((now.saturating_sub(t)) as f64 / 1e9), b as f64);
+    let points: Vec<(f64, f64)> = app.rss_history(row.process.pid).map(to_xy).collect();
+    let heap: Vec<(f64, f64)> = app.heap_history(row.process.pid).map(to_xy).collect();
+    // Without a brk heap (other allocators, no access to maps) there is no heap line.
+    let heap_drawn = heap.len() >= 2 && heap.iter().any(|p| p.1 > 0.0);
     let span_secs = points.first().map_or(0.0, |p| -p.0);
     let title = format!(
         " Memory: RSS {} (last {}) ",
         fmt_bytes(row.process.rss_bytes),
         fmt_duration_ns((span_secs * 1e9) as u64)
     );
+    let block = pane(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    let figures = match &row.process.memory {
+        Some(m) => memory_figures(m, heap_drawn, inner.width as usize),
+        None => vec![Line::from(" heap and verdicts: not sampled yet").style(STYLE_DIM)],
+    };
+    let fig_h = (figures.len() as u16).min(inner.height);
+    let [fig_area, chart_area] =
+        Layout::vertical([Constraint::Length(fig_h), Constraint::Min(0)]).areas(inner);
+    frame.render_widget(Paragraph::new(figures), fig_area);
+    if chart_area.height < 2 {
+        return;
+    }
     if points.len() < 2 {
         frame.render_widget(
-            Paragraph::new(" collecting (one point a refresh)…")
-                .style(STYLE_DIM)
-                .block(pane(title)),
-            area,
+            Paragraph::new(" collecting (one point a refresh)…").style(STYLE_DIM),
+            chart_area,
         );
         return;
     }
-    let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
-    let min = points.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+    let all = || points.iter().chain(if heap_drawn { heap.iter() } else { [].iter() });
+    let max = all().map(|p| p.1).fold(0.0, f64::max);
+    let min = all().map(|p| p.1).fold(f64::MAX, f64::min);
     // A flat line sits in the middle; the labels name the bounds.
     let (lo, hi) = if max > min { (min, max) } else { (min * 0.95, (max * 1.05).max(1.0)) };
-    // Heap held and "returned" lines will be further datasets here (memory tracking).
-    let datasets = vec![
+    let mut datasets = vec![
         Dataset::default()
             .name("RSS")
             .marker(Marker::Braille)
@@ -232,8 +303,17 @@ fn render_memory(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
             .style(Style::new().fg(Color::Cyan))
             .data(&points),
     ];
+    if heap_drawn {
+        datasets.push(
+            Dataset::default()
+                .name("heap")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Magenta))
+                .data(&heap),
+        );
+    }
     let chart = Chart::new(datasets)
-        .block(pane(title))
         .x_axis(Axis::default().bounds([-span_secs.max(1.0), 0.0]))
         .y_axis(
             Axis::default()
@@ -242,7 +322,7 @@ fn render_memory(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
                 .style(STYLE_DIM),
         )
         .hidden_legend_constraints((Constraint::Ratio(0, 1), Constraint::Ratio(0, 1)));
-    frame.render_widget(chart, area);
+    frame.render_widget(chart, chart_area);
 }
 
 /// Its OOM kills (from the view's OOM list) and its children.
@@ -295,6 +375,7 @@ fn render_misc(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
 #[cfg(test)]
 mod tests {
     use crossterm::event::{KeyCode, KeyEvent};
+    use ratatui::style::Color;
 
     use crate::tui::{Mode, Update, testing::*};
 
@@ -405,6 +486,80 @@ mod tests {
     }
 
     #[test]
+    fn memory_figures_and_heap_line() {
+        let mut r = server(500);
+        r.process.memory = Some(crate::memory::MemStatus {
+            rss: 300 << 20,
+            rss_anon: 280 << 20,
+            peak_rss: 310 << 20,
+            heap: 256 << 20,
+            heap_peak: 270 << 20,
+            brk_grows: 4,
+            brk_shrinks: 1,
+            returned_bytes: 14 << 20,
+            not_returned: true,
+            samples: 60,
+            ..Default::default()
+        });
+        let mut app = app_with(view(vec![r]));
+        for i in 1..=5u64 {
+            let mut v = app.view().clone();
+            v.now_mono_ns = NOW + i * SEC;
+            let p = &mut v.processes[0].process;
+            p.rss_bytes += 1 << 20;
+            if let Some(m) = p.memory.as_mut() {
+                m.heap += 1 << 20;
+            }
+            app.update(Update { view: std::sync::Arc::new(v), dropped_records: 0 });
+        }
+        open_detail(&mut app, 500);
+        for (w, h) in [(80, 24), (120, 35)] {
+            let s = render(&mut app, w, h);
+            let all = screen(&s);
+            let title = s
+                .iter()
+                .position(|l| l.contains("Memory: RSS 305.0 MiB (last 5.0s)"))
+                .unwrap_or_else(|| panic!("{all}"));
+            // memory_line's parts, wrapped at " · ", right under the title.
+            let figures: String =
+                s[title + 1..title + 4].iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+            for part in [
+                "RSS 300.0 MiB (anon 280.0 MiB, peak 310.0 MiB)",
+                "heap 261.0 MiB (peak 270.0 MiB, 4 grows / 1 shrinks seen)",
+                "returned 14.0 MiB",
+                "NOT RETURNED",
+            ] {
+                assert!(figures.contains(part), "{w}x{h}: {part:?} in\n{all}");
+            }
+            let st = style_of(&mut app, w, h, "NOT RETURNED", 0);
+            assert_eq!(st.fg, Some(Color::Yellow));
+            // The legend: RSS in the chart's cyan, the heap in its magenta.
+            assert_eq!(style_of(&mut app, w, h, "RSS 300.0 MiB (anon", 0).fg, Some(Color::Cyan));
+            assert_eq!(style_of(&mut app, w, h, "heap 261.0 MiB", 0).fg, Some(Color::Magenta));
+            // Both lines are drawn.
+            let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h))
+                .expect("test terminal");
+            term.draw(|f| crate::tui::frame(f, &mut app)).expect("draw");
+            let buf = term.backend().buffer();
+            let braille = |c: Color| {
+                (title as u16 + 1..h)
+                    .flat_map(|y| (0..w).map(move |x| (x, y)))
+                    .filter(|&(x, y)| {
+                        let cell = &buf[(x, y)];
+                        cell.fg == c && cell.symbol().chars().all(|ch| ('⠀'..='⣿').contains(&ch))
+                    })
+                    .count()
+            };
+            assert!(braille(Color::Cyan) > 5, "{w}x{h}: no RSS line\n{all}");
+            assert!(braille(Color::Magenta) > 5, "{w}x{h}: no heap line\n{all}");
+        }
+        // A process whose memory was not sampled yet says so.
+        let mut app = app_with(view(vec![server(500)]));
+        open_detail(&mut app, 500);
+        assert!(screen(&render(&mut app, 80, 24)).contains("not sampled yet"));
+    }
+
+    #[test]
     fn gone_process() {
         let mut app = app_with(view(vec![server(500)]));
         open_detail(&mut app, 500);
@@ -416,11 +571,25 @@ mod tests {
     #[test]
     #[ignore = "prints screens for a person to look at"]
     fn print_detail() {
-        let mut app = app_with(with_oom(view(vec![server(500)]), 500, "api-server"));
+        let mut r = server(500);
+        r.process.memory = Some(crate::memory::MemStatus {
+            rss: 300 << 20,
+            rss_anon: 280 << 20,
+            peak_rss: 310 << 20,
+            heap: 200 << 20,
+            heap_peak: 270 << 20,
+            growing: true,
+            growth_bytes_per_min: Some(3.2 * 1048576.0),
+            ..Default::default()
+        });
+        let mut app = app_with(with_oom(view(vec![r]), 500, "api-server"));
         for i in 1..=60u64 {
             let mut v = app.view().clone();
             v.now_mono_ns = NOW + i * SEC;
             v.processes[0].process.rss_bytes += (i % 7) << 20;
+            if let Some(m) = v.processes[0].process.memory.as_mut() {
+                m.heap += (i % 3) << 20;
+            }
             app.update(Update { view: std::sync::Arc::new(v), dropped_records: 0 });
         }
         open_detail(&mut app, 500);

@@ -1,6 +1,9 @@
-//! The header: where and how long hangwatch runs, what is blocked, OOM kills, hangwatch's own
-//! cost and lost events (red when not zero), PAUSED, and one yellow line per probe that failed
-//! to attach.
+//! The header: where and how long hangwatch runs, the open findings (red when one is critical
+//! or high), what is blocked, OOM kills, hangwatch's own cost and lost events (red when not
+//! zero), PAUSED, and one yellow line per probe that failed to attach.
+//!
+//! When the second line is wider than the screen its least important parts are left out: first
+//! `findings: 0`, then `self`.
 
 use ratatui::{
     Frame,
@@ -10,8 +13,11 @@ use ratatui::{
     widgets::Paragraph,
 };
 
-use super::App;
-use crate::output::{fmt_bytes, fmt_duration_ns};
+use super::{App, findings};
+use crate::{
+    analysis::Severity,
+    output::{fmt_bytes, fmt_duration_ns},
+};
 
 /// Probe lines shown at most; more are summed up in one line.
 const MAX_PROBE_LINES: usize = 3;
@@ -29,6 +35,30 @@ pub fn height(app: &App) -> u16 {
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Joins the segments (after a leading space, two spaces apart), leaving out the least
+/// important (the first of them on ties) until the line fits in `width`.
+fn fit_segments(mut segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Vec<Span<'static>> {
+    let len = |segs: &[(u8, Vec<Span>)]| {
+        segs.iter().map(|(_, s)| s.iter().map(|s| s.width()).sum::<usize>() + 2).sum::<usize>() - 1
+    };
+    while segments.len() > 1 && len(&segments) > width {
+        let Some(least) = segments.iter().map(|(p, _)| *p).min() else { break };
+        let Some(i) = segments.iter().position(|(p, _)| *p == least) else { break };
+        if least >= 7 {
+            break; // blocked, OOM and lost stay even if the line is cut
+        }
+        segments.remove(i);
+    }
+    let mut out = vec![Span::raw(" ")];
+    for (i, (_, spans)) in segments.into_iter().enumerate() {
+        if i > 0 {
+            out.push(Span::styled("  ", Style::new().fg(Color::DarkGray)));
+        }
+        out.extend(spans);
+    }
+    out
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -82,26 +112,48 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         Style::new()
     };
-    let second = vec![
-        Span::styled(" blocked: ", dim),
-        Span::styled(
-            format!(
-                "{} in {}",
-                plural(v.blocked_threads, "thread", "threads"),
-                plural(v.blocked_processes, "proc", "procs")
-            ),
-            blocked_style,
+    let worst = v.findings.iter().map(|f| f.severity).max();
+    let findings_style = match worst {
+        Some(s) if findings::is_serious(s) => {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        }
+        Some(Severity::Medium) => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        _ => Style::new(),
+    };
+    // (how much it matters, spans): the least important go first when the line is too wide.
+    let segments: Vec<(u8, Vec<Span>)> = vec![
+        (
+            if v.findings.is_empty() { 0 } else { 9 },
+            vec![
+                Span::styled("findings: ", dim),
+                Span::styled(v.findings.len().to_string(), findings_style),
+            ],
         ),
-        sep(),
-        Span::styled("OOM: ", dim),
-        Span::styled(oom_text, oom_style),
-        sep(),
-        Span::styled("self: ", dim),
-        Span::raw(format!("{:.1}% {}", h.own_cpu_percent, fmt_bytes(h.own_rss_bytes))),
-        sep(),
-        Span::styled("lost: ", dim),
-        Span::styled(lost.to_string(), lost_style),
+        (
+            9,
+            vec![
+                Span::styled("blocked: ", dim),
+                Span::styled(
+                    format!(
+                        "{} in {}",
+                        plural(v.blocked_threads, "thread", "threads"),
+                        plural(v.blocked_processes, "proc", "procs")
+                    ),
+                    blocked_style,
+                ),
+            ],
+        ),
+        (8, vec![Span::styled("OOM: ", dim), Span::styled(oom_text, oom_style)]),
+        (
+            1,
+            vec![
+                Span::styled("self: ", dim),
+                Span::raw(format!("{:.1}% {}", h.own_cpu_percent, fmt_bytes(h.own_rss_bytes))),
+            ],
+        ),
+        (7, vec![Span::styled("lost: ", dim), Span::styled(lost.to_string(), lost_style)]),
     ];
+    let second = fit_segments(segments, area.width as usize);
 
     let mut lines = vec![Line::from(first), Line::from(second)];
     let failed: Vec<_> = h.probes.iter().filter(|p| !p.attached).collect();

@@ -76,6 +76,8 @@ pub fn render_overlay(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     lines.push(Line::default());
+    lines.push(Line::from(" ! before a pid: a finding names the process (red: critical or high)."));
+    lines.push(Line::from(" MEM: OOM killed · KEPT memory not given back · +3.2M/m growing."));
     lines.push(Line::from(" Rows reorder only when a score beats the row above by a margin"));
     lines.push(Line::from(" (0.5 suspicion points): see docs/tui.md."));
     if let Some(p) = &app.log_path {

@@ -2,8 +2,9 @@
 //!
 //! * [`app`] holds the widget state (what is shown, the selection, the filter, the sort, the
 //!   RSS history) and turns keys into state changes. No drawing, no I/O.
-//! * one file per panel draws from an `&App`: [`header`], [`table`], [`detail`], [`events`],
-//!   [`help`] (the key bar and the `?` overlay). Drawing never touches the aggregator.
+//! * one file per panel draws from an `&App`: [`header`], [`table`], [`detail`], [`findings`],
+//!   [`events`], [`help`] (the key bar and the `?` overlay). Drawing never touches the
+//!   aggregator.
 //! * [`terminal`] owns the terminal: raw mode and the alternate screen, restored on Drop, on
 //!   panic (a panic hook) and on SIGTERM (the loop below ends, the guard drops).
 //!
@@ -13,6 +14,7 @@
 pub mod app;
 pub mod detail;
 pub mod events;
+pub mod findings;
 pub mod header;
 pub mod help;
 pub mod table;
@@ -50,6 +52,8 @@ pub struct Areas {
     pub header: Rect,
     /// The process table (table mode) or the detail view (detail mode).
     pub main: Rect,
+    /// The findings pane; empty in detail mode and when there are no findings.
+    pub findings: Rect,
     /// The events pane; empty in detail mode.
     pub events: Rect,
     pub footer: Rect,
@@ -65,11 +69,21 @@ pub fn layout(area: Rect, app: &App) -> Areas {
             // The events pane: its events, at least 3 lines and at most about 30 % of the body.
             let wanted = app.view().events.len() as u16 + 1;
             let events_h = wanted.clamp(4, (body.height * 3 / 10).max(4)).min(body.height / 2);
-            let [main, events] =
-                Layout::vertical([Constraint::Min(0), Constraint::Length(events_h)]).areas(body);
-            Areas { header, main, events, footer }
+            // The findings pane, above the events: one line each, at most about a quarter of
+            // the body; none without findings.
+            let findings_h =
+                findings::wanted_height(app.view().findings.len()).min((body.height / 4).max(2));
+            let [main, findings, events] = Layout::vertical([
+                Constraint::Min(0),
+                Constraint::Length(findings_h),
+                Constraint::Length(events_h),
+            ])
+            .areas(body);
+            Areas { header, main, findings, events, footer }
         }
-        Mode::Detail(_) => Areas { header, main: body, events: Rect::default(), footer },
+        Mode::Detail(_) => {
+            Areas { header, main: body, findings: Rect::default(), events: Rect::default(), footer }
+        }
     }
 }
 
@@ -80,6 +94,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
     match app.mode {
         Mode::Table => {
             table::render(frame, areas.main, app);
+            if !areas.findings.is_empty() {
+                findings::render(frame, areas.findings, app);
+            }
             events::render(frame, areas.events, app);
         }
         Mode::Detail(pid) => detail::render(frame, areas.main, app, pid),
@@ -195,6 +212,7 @@ pub(crate) mod testing {
 
     use super::*;
     use crate::{
+        analysis::{Finding, FindingKind, Severity, Step},
         bpf::ProbeStatus,
         live::aggregator::{EventKind, EventLine, Health, OomRow, ProcessRow},
         model::{Process, Thread, Wait},
@@ -320,6 +338,67 @@ pub(crate) mod testing {
                 r.oom_killed = true;
             }
         }
+        v
+    }
+
+    pub fn finding(
+        kind: FindingKind,
+        severity: Severity,
+        pids: Vec<i32>,
+        summary: &str,
+    ) -> Finding {
+        Finding {
+            kind,
+            severity,
+            key: format!("{}:{pids:?}", kind.as_str()),
+            pids,
+            tids: vec![],
+            summary: summary.into(),
+            since_mono_ns: None,
+            chain: vec![],
+        }
+    }
+
+    /// A parent (710, `joiner`) waits in wait4 for its child (711, `writer`), which is blocked
+    /// writing a pipe that only the parent reads: a deadlock for 3 s, as the analysis states
+    /// it. Plus an idle process.
+    pub fn deadlock_view() -> View {
+        let w = wait("wait4", "wait4(pid 711)", 3, true, "do_wait");
+        let mut parent = process(710, "joiner", vec![thread(710, "joiner", Some(w))]);
+        parent.cpu_total_secs = 0.3;
+        let w = wait("write", "write(fd 1 pipe:[55665], 1048576 bytes)", 3, true, "pipe_write");
+        let mut child = process(711, "writer", vec![thread(711, "writer", Some(w))]);
+        child.ppid = 710;
+        child.cpu_total_secs = 0.3;
+        let mut parent = row(parent);
+        parent.children = vec![711];
+        let mut v = view(vec![parent, row(child), idle(1)]);
+        let chain = vec![
+            Step {
+                pid: 710,
+                tid: 710,
+                comm: "joiner".into(),
+                syscall: "wait4".into(),
+                waits_on: "child 711".into(),
+            },
+            Step {
+                pid: 711,
+                tid: 711,
+                comm: "writer".into(),
+                syscall: "write".into(),
+                waits_on: "pipe:[55665] whose only reader is pid 710".into(),
+            },
+        ];
+        let mut f = finding(
+            FindingKind::Deadlock,
+            Severity::Critical,
+            vec![710, 711],
+            "deadlock: pid 710 (joiner) tid 710 waits in wait4 on child 711; pid 711 (writer) tid 711 waits in write on pipe:[55665] whose only reader is pid 710",
+        );
+        f.tids = vec![710, 711];
+        f.since_mono_ns = Some(NOW - 3 * SEC);
+        f.chain = chain;
+        v.findings.push(f);
         v
     }
 

@@ -1,6 +1,11 @@
 //! The process table: most suspicious first (in the order [`super::app`] keeps stable), the
-//! selected row reversed, exited processes grey, OOM-killed ones marked in red. Only the rows
-//! on screen are built.
+//! selected row reversed, exited processes grey, a `!` before the pid of a process a finding
+//! names (in the finding's severity colour), the heap and the memory verdict (OOM-killed, not
+//! returned, growing). Only the rows on screen are built.
+//!
+//! Two sets of widths: the full one, and below [`FULL_MIN_WIDTH`] columns a narrow one (80
+//! columns fit) that narrows COMM, LONGEST WAIT, CPU%, RSS and HEAP and drops the FINDING
+//! column (the `!` mark and the findings pane still say it).
 
 use ratatui::{
     Frame,
@@ -10,74 +15,194 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Paragraph, Row, Table},
 };
 
-use super::App;
+use super::{App, findings};
 use crate::{
     live::aggregator::ProcessRow,
     model::Wait,
     output::{fmt_bytes, fmt_duration_ns, shorten},
 };
 
-/// A column. `width == 0` marks the cgroup column, which takes what the others leave.
+/// A column.
 struct Column {
     title: &'static str,
+    /// Width in the full layout; [`FLEX`] for the cgroup column, which takes what the others
+    /// leave.
     width: u16,
+    /// Width in the narrow layout; `None` drops the column there.
+    narrow: Option<u16>,
     right: bool,
     /// The cell's text for a row, given the column's width.
-    cell: fn(&ProcessRow, usize) -> Line<'static>,
+    cell: fn(&App, &ProcessRow, usize) -> Line<'static>,
 }
 
+const FLEX: u16 = 0;
 const COLUMN_SPACING: u16 = 1;
 /// The cgroup column is never narrower than this.
 const MIN_CGROUP: u16 = 6;
+/// The full widths are used when they leave the cgroup at least this much room.
+const FULL_MIN_CGROUP: u16 = 12;
+/// The narrowest table drawn with the full widths (and [`FULL_MIN_CGROUP`] for the cgroup).
+pub const FULL_MIN_WIDTH: u16 = full_fixed() + FULL_MIN_CGROUP;
 
-/// Columns in order. Memory columns go between RSS and OOM: see [`MEMORY_COLUMNS`].
+/// Columns in order. Memory columns go between RSS and FINDING: see [`MEMORY_COLUMNS`].
 const COLUMNS: &[&[Column]] = &[
     &[
-        Column {
-            title: "PID",
-            width: 7,
-            right: true,
-            cell: |r, _| Line::from(r.process.pid.to_string()),
-        },
+        // A 7-digit pid and the `!` mark.
+        Column { title: "PID", width: 8, narrow: Some(8), right: true, cell: pid_cell },
         Column {
             title: "COMM",
             width: 15,
+            narrow: Some(12),
             right: false,
-            cell: |r, w| Line::from(shorten(&r.process.comm, w)),
+            cell: |_, r, w| Line::from(shorten(&r.process.comm, w)),
         },
         Column {
             title: "CGROUP",
-            width: 0,
+            width: FLEX,
+            narrow: Some(FLEX),
             right: false,
-            cell: |r, w| Line::from(cgroup_label(&r.process.cgroup, w)),
+            cell: |_, r, w| Line::from(cgroup_label(&r.process.cgroup, w)),
         },
-        Column { title: "BLK", width: 5, right: true, cell: blocked_cell },
-        // "epoll_wait ∞ 2h05m" fits.
-        Column { title: "LONGEST WAIT", width: 18, right: false, cell: wait_cell },
+        Column { title: "BLK", width: 5, narrow: Some(5), right: true, cell: blocked_cell },
+        // "epoll_wait ∞ 2h05m" fits; narrow: "futex ∞ 5m12s".
         Column {
-            title: "CPU%",
-            width: 6,
-            right: true,
-            cell: |r, _| Line::from(format!("{:.1}", r.process.cpu_percent)),
+            title: "LONGEST WAIT",
+            width: 18,
+            narrow: Some(14),
+            right: false,
+            cell: wait_cell,
         },
+        Column { title: "CPU%", width: 6, narrow: Some(5), right: true, cell: cpu_cell },
+        // "1023.9 MiB"; narrow: "84.0 MiB", or "512M" when that does not fit.
         Column {
             title: "RSS",
             width: 10,
+            narrow: Some(8),
             right: true,
-            cell: |r, _| Line::from(fmt_bytes(r.process.rss_bytes)),
+            cell: |_, r, w| Line::from(bytes_label(r.process.rss_bytes, w)),
         },
     ],
     MEMORY_COLUMNS,
-    &[Column { title: "OOM", width: 3, right: false, cell: oom_cell }],
+    &[Column { title: "FINDING", width: 8, narrow: None, right: false, cell: finding_cell }],
 ];
 
-/// Hook for the memory columns (heap held, "not returned" verdict) that the memory tracking
-/// will add: entries here are drawn between RSS and OOM, and the cgroup column gives up their
-/// width.
-const MEMORY_COLUMNS: &[Column] = &[];
+/// The memory columns, between RSS and FINDING: the heap held (`[heap]` size, "1.0G"; `-`
+/// before the first memory sample or without a brk heap), and the verdict: `OOM` (red) when
+/// the kernel OOM-killed the process, `KEPT` (yellow) when it holds memory it does not give
+/// back, `+3.2M/m` when it grows; blank otherwise. See docs/memory.md.
+const MEMORY_COLUMNS: &[Column] = &[
+    Column { title: "HEAP", width: 6, narrow: Some(4), right: true, cell: heap_cell },
+    Column { title: "MEM", width: 7, narrow: Some(7), right: false, cell: mem_cell },
+];
+
+/// The full widths of every column but the cgroup, with the spacing between columns.
+const fn full_fixed() -> u16 {
+    let mut sum = 0;
+    let mut n = 0;
+    let mut g = 0;
+    while g < COLUMNS.len() {
+        let mut c = 0;
+        while c < COLUMNS[g].len() {
+            sum += COLUMNS[g][c].width;
+            n += 1;
+            c += 1;
+        }
+        g += 1;
+    }
+    sum + COLUMN_SPACING * (n - 1)
+}
+
+/// The columns drawn at `width`, each with its width.
+fn layout(width: u16) -> Vec<(&'static Column, u16)> {
+    let all = || COLUMNS.iter().flat_map(|c| c.iter());
+    let chosen: Vec<(&Column, u16)> = if width >= FULL_MIN_WIDTH {
+        all().map(|c| (c, c.width)).collect()
+    } else {
+        all().filter_map(|c| c.narrow.map(|w| (c, w))).collect()
+    };
+    let fixed: u16 = chosen.iter().map(|(_, w)| w).sum::<u16>()
+        + COLUMN_SPACING * (chosen.len() as u16).saturating_sub(1);
+    let flex = width.saturating_sub(fixed).max(MIN_CGROUP);
+    chosen.into_iter().map(|(c, w)| (c, if c.width == FLEX { flex } else { w })).collect()
+}
+
+/// "1.0G", "512M", "3.2M", "900B": at most 4 characters.
+pub fn short_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 999.5 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b}B")
+    } else if v < 9.95 {
+        format!("{v:.1}{}", UNITS[u])
+    } else {
+        format!("{v:.0}{}", UNITS[u])
+    }
+}
+
+/// `fmt_bytes` ("84.0 MiB") when it fits in `width`, else [`short_bytes`].
+fn bytes_label(b: u64, width: usize) -> String {
+    let s = fmt_bytes(b);
+    if s.chars().count() <= width { s } else { short_bytes(b) }
+}
+
+/// The pid, after a `!` in the severity colour of the worst finding that names the process.
+fn pid_cell(app: &App, r: &ProcessRow, _: usize) -> Line<'static> {
+    let pid = Span::raw(r.process.pid.to_string());
+    match app.worst_finding(r.process.pid) {
+        Some(f) => Line::from(vec![
+            Span::styled("!", findings::severity_style(f.severity).add_modifier(Modifier::BOLD)),
+            pid,
+        ]),
+        None => Line::from(pid),
+    }
+}
+
+fn cpu_cell(_: &App, r: &ProcessRow, width: usize) -> Line<'static> {
+    let c = r.process.cpu_percent;
+    let s = format!("{c:.1}");
+    Line::from(if s.len() <= width { s } else { format!("{c:.0}") })
+}
+
+fn heap_cell(_: &App, r: &ProcessRow, _: usize) -> Line<'static> {
+    match r.process.memory {
+        Some(m) if m.heap > 0 => Line::from(short_bytes(m.heap)),
+        _ => Line::from("-").style(Style::new().fg(Color::DarkGray)),
+    }
+}
+
+fn mem_cell(_: &App, r: &ProcessRow, _: usize) -> Line<'static> {
+    let bold = |c: Color| Style::new().fg(c).add_modifier(Modifier::BOLD);
+    if r.oom_killed {
+        return Line::from(Span::styled("OOM", bold(Color::Red)));
+    }
+    match r.process.memory {
+        Some(m) if m.not_returned => Line::from(Span::styled("KEPT", bold(Color::Yellow))),
+        Some(m) if m.growing => Line::from(format!(
+            "+{}/m",
+            short_bytes(m.growth_bytes_per_min.unwrap_or(0.0).max(0.0) as u64)
+        )),
+        _ => Line::default(),
+    }
+}
+
+/// The kind of the worst finding that names the process.
+fn finding_cell(app: &App, r: &ProcessRow, _: usize) -> Line<'static> {
+    match app.worst_finding(r.process.pid) {
+        Some(f) => Line::from(Span::styled(
+            findings::flag(f.kind),
+            findings::severity_style(f.severity).add_modifier(Modifier::BOLD),
+        )),
+        None => Line::default(),
+    }
+}
 
 /// "2/3": blocked threads of live threads.
-fn blocked_cell(r: &ProcessRow, _: usize) -> Line<'static> {
+fn blocked_cell(_: &App, r: &ProcessRow, _: usize) -> Line<'static> {
     let live = r.process.threads.iter().filter(|t| t.state != 'Z' && t.state != 'X').count();
     Line::from(format!("{}/{}", r.process.blocked_count(), live))
 }
@@ -90,7 +215,7 @@ pub fn wait_label(w: &Wait, width: usize) -> String {
     format!("{}{inf} {dur}", shorten(&w.decoded.syscall, room))
 }
 
-fn wait_cell(r: &ProcessRow, width: usize) -> Line<'static> {
+fn wait_cell(_: &App, r: &ProcessRow, width: usize) -> Line<'static> {
     if r.exited {
         return Line::from("exited");
     }
@@ -100,14 +225,6 @@ fn wait_cell(r: &ProcessRow, width: usize) -> Line<'static> {
         }
         Some((_, w)) => Line::from(wait_label(w, width)),
         None => Line::from("-"),
-    }
-}
-
-fn oom_cell(r: &ProcessRow, _: usize) -> Line<'static> {
-    if r.oom_killed {
-        Line::from(Span::styled("OOM", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)))
-    } else {
-        Line::default()
     }
 }
 
@@ -186,13 +303,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
 
-    let columns: Vec<&Column> = COLUMNS.iter().flat_map(|c| c.iter()).collect();
-    let fixed: u16 =
-        columns.iter().map(|c| c.width).sum::<u16>() + COLUMN_SPACING * (columns.len() as u16 - 1);
-    let flex = area.width.saturating_sub(fixed).max(MIN_CGROUP);
-    let width = |c: &Column| if c.width == 0 { flex } else { c.width };
+    let columns = layout(area.width);
 
-    let header = Row::new(columns.iter().map(|c| {
+    let header = Row::new(columns.iter().map(|(c, _)| {
         let l = Line::from(c.title);
         Cell::from(if c.right { l.right_aligned() } else { l })
     }))
@@ -202,8 +315,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let rows: Vec<Row> = app
         .visible_rows()
         .map(|(i, r)| {
-            let cells = columns.iter().map(|c| {
-                let l = (c.cell)(r, width(c) as usize);
+            let cells = columns.iter().map(|(c, w)| {
+                let l = (c.cell)(app, r, *w as usize);
                 Cell::from(if c.right { l.right_aligned() } else { l })
             });
             let mut style = Style::new();
@@ -216,7 +329,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Row::new(cells).style(style)
         })
         .collect();
-    let widths: Vec<Constraint> = columns.iter().map(|c| Constraint::Length(width(c))).collect();
+    let widths: Vec<Constraint> = columns.iter().map(|(_, w)| Constraint::Length(*w)).collect();
     let table = Table::new(rows, widths).header(header).column_spacing(COLUMN_SPACING).block(block);
     frame.render_widget(table, area);
 }
@@ -226,7 +339,44 @@ mod tests {
     use ratatui::style::{Color, Modifier};
 
     use super::{cgroup_label, shorten_tail, wait_label};
-    use crate::tui::testing::*;
+    use crate::{live::aggregator::ProcessRow, memory::MemStatus, tui::testing::*};
+
+    /// Holds 1 GiB of brk heap, 1.0 GiB anonymous, and gives none of it back.
+    fn kept(pid: i32) -> ProcessRow {
+        let mut r = idle(pid);
+        r.process.comm = "holder".into();
+        r.process.rss_bytes = 1100 << 20;
+        r.process.memory = Some(MemStatus {
+            rss: 1100 << 20,
+            rss_anon: 1 << 30,
+            peak_rss: 1100 << 20,
+            heap: 1 << 30,
+            heap_peak: 1 << 30,
+            brk_grows: 12,
+            returned_bytes: 0,
+            not_returned: true,
+            samples: 60,
+            ..Default::default()
+        });
+        r
+    }
+
+    /// Grows 3.2 MiB a minute.
+    fn grower(pid: i32) -> ProcessRow {
+        let mut r = idle(pid);
+        r.process.comm = "grower".into();
+        r.process.memory = Some(MemStatus {
+            rss: 120 << 20,
+            rss_anon: 100 << 20,
+            heap: 48 << 20,
+            heap_peak: 48 << 20,
+            growing: true,
+            growth_bytes_per_min: Some(3.2 * 1024.0 * 1024.0),
+            samples: 60,
+            ..Default::default()
+        });
+        r
+    }
 
     #[test]
     fn empty_view() {
@@ -317,6 +467,88 @@ mod tests {
         // Tiny terminals do not panic.
         for (w, h) in [(20, 5), (1, 1), (80, 3), (200, 60)] {
             render(&mut app, w, h);
+        }
+    }
+
+    #[test]
+    fn memory_columns() {
+        let mut v = view(vec![kept(600), grower(601), idle(602)]);
+        v.processes[2].process.memory = Some(crate::memory::MemStatus::default());
+        let mut app = app_with(v);
+        for (w, h) in [(80, 24), (120, 35)] {
+            let s = render(&mut app, w, h);
+            let all = screen(&s);
+            let header = s.iter().find(|l| l.contains("PID")).expect("column header");
+            assert!(header.contains(" HEAP MEM"), "{all}");
+            let row = |pid: i32| {
+                s.iter()
+                    .find(|l| l.split_whitespace().next() == Some(&pid.to_string()))
+                    .unwrap_or_else(|| panic!("{w}x{h}: no row for {pid}:\n{all}"))
+            };
+            // Holds 1 GiB of heap it does not give back.
+            let r = row(600);
+            assert!(r.contains(" 1.0G KEPT"), "{all}");
+            assert!(r.chars().count() <= w as usize);
+            let st = style_of(&mut app, w, h, "KEPT", 0);
+            assert_eq!(st.fg, Some(Color::Yellow));
+            assert!(st.add_modifier.contains(Modifier::BOLD));
+            // Growing: the rate per minute.
+            assert!(row(601).contains(" 48M +3.2M/m"), "{all}");
+            // Sampled, no heap, no verdict.
+            let r = row(602);
+            assert!(r.trim_end().ends_with(" -"), "{r}");
+            // RSS keeps its long form when it fits (80 columns: 8 characters).
+            assert!(row(600).contains("1.1 GiB"), "{all}");
+        }
+        // A larger RSS falls back to the short form in the narrow layout.
+        let mut v = view(vec![kept(600)]);
+        v.processes[0].process.rss_bytes = 300 << 20;
+        let mut app = app_with(v);
+        let s = render(&mut app, 80, 24);
+        let r = s.iter().find(|l| l.contains(" 600 ")).expect("row");
+        assert!(r.contains(" 300M 1.0G KEPT"), "{r}");
+        let s = render(&mut app, 120, 35);
+        let r = s.iter().find(|l| l.contains(" 600 ")).expect("row");
+        assert!(r.contains("300.0 MiB"), "{r}");
+    }
+
+    #[test]
+    fn column_sets_by_width() {
+        use super::{FULL_MIN_WIDTH, layout};
+        for w in [40, 80, 100, FULL_MIN_WIDTH - 1, FULL_MIN_WIDTH, 120, 200] {
+            let cols = layout(w);
+            let total: u16 = cols.iter().map(|(_, w)| w).sum::<u16>() + cols.len() as u16 - 1;
+            let titles: Vec<&str> = cols.iter().map(|(c, _)| c.title).collect();
+            let cgroup = cols.iter().find(|(c, _)| c.title == "CGROUP").expect("cgroup").1;
+            if w >= 80 {
+                assert_eq!(total, w, "{w}: {titles:?}");
+            }
+            if w >= FULL_MIN_WIDTH {
+                assert!(titles.contains(&"FINDING") && cgroup >= 12, "{w}: {titles:?}");
+            } else {
+                assert!(!titles.contains(&"FINDING"), "{w}: {titles:?}");
+            }
+            assert!(titles.contains(&"HEAP") && titles.contains(&"MEM"), "{w}");
+        }
+        // At 80 columns the cgroup keeps 9 characters: "…89abcdef".
+        assert_eq!(layout(80).iter().find(|(c, _)| c.title == "CGROUP").expect("cgroup").1, 9);
+    }
+
+    #[test]
+    fn short_bytes() {
+        use super::short_bytes;
+        assert_eq!(short_bytes(0), "0B");
+        assert_eq!(short_bytes(999), "999B");
+        assert_eq!(short_bytes(1000), "1.0K");
+        assert_eq!(short_bytes(3_355_443), "3.2M");
+        assert_eq!(short_bytes(10_433_331), "9.9M");
+        assert_eq!(short_bytes(10 << 20), "10M");
+        assert_eq!(short_bytes(512 << 20), "512M");
+        assert_eq!(short_bytes(1023 << 20), "1.0G");
+        assert_eq!(short_bytes(1 << 30), "1.0G");
+        // At most 4 characters below a PiB (there is no larger unit than T).
+        for b in (0..50).map(|s| 1u64 << s).chain((0..50).map(|s| (1u64 << s) / 1000 * 999)) {
+            assert!(short_bytes(b).len() <= 4, "{b}: {}", short_bytes(b));
         }
     }
 
