@@ -194,15 +194,18 @@ impl Probes {
 
         // Wait ends: tp_btf/sched_waking, with direct field loads, or with probe reads where
         // the verifier does not accept those.
+        let kernel_btf = offsets
+            .as_ref()
+            .map_err(|e| e.clone())
+            .and_then(|_| aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")));
         let mut attach = |name: &str| -> Result<(), String> {
-            offsets.as_ref().map_err(|e| e.clone())?;
-            let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+            let btf = kernel_btf.as_ref().map_err(|e| e.clone())?;
             let prog: &mut BtfTracePoint = ebpf
                 .program_mut(name)
                 .ok_or(format!("program {name} missing from the object"))?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load("sched_waking", &btf).map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
+            prog.load("sched_waking", btf).map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
             prog.attach().map_err(|e| format!("attach: {e}"))?;
             Ok(())
         };
@@ -250,6 +253,11 @@ impl Probes {
             impact: "OOM kills are only seen in the kernel log, not live",
         });
 
+        drop(kernel_btf);
+        // Parsing the kernel's BTF (twice: ours and aya's) peaks at tens of MiB that glibc
+        // would otherwise keep: give it back, as we ask of others.
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe { libc::malloc_trim(0) };
         let mut probes = Probes { ring: None, ebpf, status, config, clock_offsets, oom_format };
         probes.write_config()?;
         probes.write_clock_offsets()?;
