@@ -171,3 +171,29 @@ fn rfc3339_parser_self_check() {
         assert_eq!(at(bad), None, "{bad:?} should not parse");
     }
 }
+
+#[test]
+fn live_ui_without_a_terminal_is_refused() {
+    // The harness pipes stdout: not a terminal, and no --json.
+    let run = run_hangwatch(&[]);
+    assert_user_error(&run);
+    assert_one_line(&run);
+    assert!(run.stderr.contains("--json"), "it says what to use instead: {}", run.describe());
+}
+
+#[test]
+fn live_mode_flags_are_validated() {
+    let run = run_hangwatch(&["--json", "--interval", "5ms"]);
+    assert_user_error(&run);
+    assert!(run.stderr.contains("5ms"), "{}", run.describe());
+    let run = run_hangwatch(&["--json", "--pid", "0"]);
+    assert_user_error(&run);
+    assert!(run.stderr.contains("'0'"), "{}", run.describe());
+    if !require_root() {
+        return;
+    }
+    let run = run_hangwatch(&["--json", "--pid", "999999998"]);
+    assert_user_error(&run);
+    assert_one_line(&run);
+    assert!(run.stderr.contains("999999998"), "{}", run.describe());
+}
