@@ -1,13 +1,16 @@
 //! The model of what is stuck: processes, threads and their waits, and the derived figures
 //! (how suspicious a process is). Pure data and pure functions; no I/O.
 
+use std::sync::Arc;
+
 use crate::{memory::MemStatus, syscalls::Decoded};
 
 /// A thread that sleeps in a system call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wait {
     pub nr: i64,
-    pub decoded: Decoded,
+    /// Shared: the same wait seen on many scans (and in many events) is decoded once.
+    pub decoded: Arc<Decoded>,
     /// When the wait began, CLOCK_MONOTONIC ns.
     pub since_mono_ns: u64,
     /// How long it had lasted when observed, ns.
@@ -124,14 +127,14 @@ pub mod tests {
     pub fn wait(name: &str, secs: f64, infinite: bool) -> Wait {
         Wait {
             nr: 7,
-            decoded: Decoded {
+            decoded: Arc::new(Decoded {
                 syscall: name.to_string(),
                 args: serde_json::Map::new(),
                 human: format!("{name}(...)"),
                 infinite,
                 fds: vec![],
                 wait_pid: None,
-            },
+            }),
             since_mono_ns: 0,
             duration_ns: (secs * 1e9) as u64,
             wchan: Some("poll_schedule_timeout".into()),

@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -101,11 +102,16 @@ pub struct BuildCtx {
 
 /// Turns the /proc samples of one process (at the start and end of the window) into the
 /// model. `view` reads the process's memory and fds to decode arguments.
+///
+/// `prev` is the model of the same process from the previous scan (live mode): a wait that has
+/// the same start and syscall is the same wait, and its decoded arguments are reused instead of
+/// reading the process's memory and fds again.
 pub fn build_process(
     before: Option<&ProcessSample>,
     after: &ProcessSample,
     ctx: &BuildCtx,
     view: &dyn TaskView,
+    prev: Option<&Process>,
 ) -> Process {
     let tps = ctx.ticks_per_sec.max(1) as f64;
     let before_threads: HashMap<i32, u64> = before
@@ -127,9 +133,14 @@ pub fn build_process(
                         .unwrap_or(0);
                     let since = (es as i64).saturating_add(off).max(0) as u64;
                     let dur = ctx.now_mono_ns.saturating_sub(since);
+                    let known = prev
+                        .and_then(|p| p.threads.iter().find(|x| x.tid == t.tid))
+                        .and_then(|x| x.blocked.as_ref())
+                        .filter(|w| w.nr == *nr && w.since_mono_ns.abs_diff(since) < 1_000_000)
+                        .map(|w| Arc::clone(&w.decoded));
                     (dur >= ctx.min_blocked_ns).then(|| Wait {
                         nr: *nr,
-                        decoded: syscalls::decode(*nr, *args, view),
+                        decoded: known.unwrap_or_else(|| Arc::new(syscalls::decode(*nr, *args, view))),
                         since_mono_ns: since,
                         duration_ns: dur,
                         wchan: t.wchan.clone(),
@@ -278,7 +289,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             continue;
         }
         threads_scanned += s.threads.len();
-        all.push(build_process(before.get(&s.pid), s, &ctx, &ProcTask { pid: s.pid }));
+        all.push(build_process(before.get(&s.pid), s, &ctx, &ProcTask { pid: s.pid }, None));
     }
     let mem_cfg = Thresholds::for_window(opts.window);
     for p in &mut all {
@@ -451,7 +462,7 @@ mod tests {
             ticks_per_sec: 100,
             uptime_secs: 200.0,
         };
-        let p = build_process(Some(&before), &after, &ctx, &NoMem);
+        let p = build_process(Some(&before), &after, &ctx, &NoMem, None);
         assert_eq!(p.blocked_count(), 1);
         let w = p.threads[0].blocked.as_ref().unwrap();
         assert_eq!(w.since_mono_ns, 90_500_000_000);

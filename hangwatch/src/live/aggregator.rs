@@ -428,7 +428,8 @@ impl Aggregator {
                 }
             let before = self.procs.get(&pid).map(|s| &s.last_sample);
             let view = env.task_view(pid);
-            let mut process = snapshot::build_process(before, &sample, &ctx, view.as_ref());
+            let prev = self.procs.get(&pid).map(|s| &s.process);
+            let mut process = snapshot::build_process(before, &sample, &ctx, view.as_ref(), prev);
             // A zombie has lost its cmdline and cgroup: keep what the live process had.
             if let (Some(old), true) = (self.procs.get(&pid), sample.stat.state == 'Z') {
                 process.cmdline = old.process.cmdline.clone();

@@ -250,7 +250,7 @@ mod tests {
         let mut p = process(4242, 12.3, 400.0, vec![Some(wait("poll", 312.0, true))]);
         p.comm = "python3".into();
         p.cmdline = "python3 job.py".into();
-        p.threads[0].blocked.as_mut().unwrap().decoded.human =
+        std::sync::Arc::make_mut(&mut p.threads[0].blocked.as_mut().unwrap().decoded).human =
             "poll(1 fd: 7 socket:[123], timeout=infinite)".into();
         let s = render(&report(vec![p]), DEFAULT_LIMIT);
         assert!(s.contains("1 process with threads blocked ≥ 1.0s (42 scanned)"), "{s}");

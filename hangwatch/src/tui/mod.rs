@@ -226,14 +226,14 @@ pub(crate) mod testing {
     pub fn wait(syscall: &str, human: &str, secs: u64, infinite: bool, wchan: &str) -> Wait {
         Wait {
             nr: 7,
-            decoded: Decoded {
+            decoded: std::sync::Arc::new(Decoded {
                 syscall: syscall.into(),
                 args: serde_json::Map::new(),
                 human: human.into(),
                 infinite,
                 fds: vec![],
                 wait_pid: None,
-            },
+            }),
             since_mono_ns: NOW - secs * SEC,
             duration_ns: secs * SEC,
             wchan: Some(wchan.into()),
