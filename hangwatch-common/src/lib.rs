@@ -9,7 +9,7 @@ pub const COMM_LEN: usize = 16;
 
 /// Size of the ring buffer shared by all probes, in bytes (a power of two, a multiple of the
 /// page size).
-pub const RING_BUF_BYTES: u32 = 1 << 20;
+pub const RING_BUF_BYTES: u32 = 2 << 20;
 
 /// `Event::kind` values.
 pub mod kind {
@@ -88,7 +88,10 @@ pub struct EventHeader {
     pub ts_ns: u64,
 }
 
-/// `kind::WAIT_END`: a thread woke after sleeping at least the threshold.
+/// `kind::WAIT_END`: a thread woke after sleeping at least the threshold. Kept small (64
+/// bytes) so that a burst of simultaneous wake-ups (10,000 threads released at once) fits in
+/// the ring buffer: the arguments of the wait are known to userspace from /proc already, and
+/// the waker's name is read from /proc when the record arrives.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WaitEnd {
@@ -97,13 +100,10 @@ pub struct WaitEnd {
     pub start_ns: u64,
     /// Syscall number from the saved user registers (`orig_ax` on x86_64), -1 if none.
     pub syscall_nr: i64,
-    /// The six syscall arguments as the thread passed them.
-    pub args: [u64; 6],
     /// The task that woke it (the current task in `sched_waking`).
     pub waker_pid: u32,
     pub waker_tid: u32,
     pub comm: [u8; COMM_LEN],
-    pub waker_comm: [u8; COMM_LEN],
 }
 
 /// Bytes of the raw `oom:mark_victim` record copied into `OomVictim::raw`.

@@ -20,7 +20,7 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
         generated::bpf_task_pt_regs,
     },
@@ -53,30 +53,14 @@ fn count(index: u32) {
     }
 }
 
-/// Byte offsets of the user registers inside `struct pt_regs` (a stable ABI, the ptrace
-/// layout), in the order the syscall ABI passes them: number, then arguments 1-6.
+/// Byte offset of the syscall number inside `struct pt_regs` (the ptrace ABI, fixed per
+/// architecture): `orig_ax` on x86_64, `syscallno` on arm64.
 #[cfg(bpf_target_arch = "x86_64")]
-const REG_OFFSETS: [usize; 7] = [
-    15 * 8, // orig_ax: syscall number
-    14 * 8, // di
-    13 * 8, // si
-    12 * 8, // dx
-    7 * 8,  // r10
-    9 * 8,  // r8
-    8 * 8,  // r9
-];
+const SYSCALL_NR_OFFSET: usize = 15 * 8;
 #[cfg(bpf_target_arch = "aarch64")]
-const REG_OFFSETS: [usize; 7] = [
-    35 * 8, // syscallno (after regs[31], sp, pc, pstate, orig_x0)
-    34 * 8, // orig_x0
-    8,      // x1
-    2 * 8,
-    3 * 8,
-    4 * 8,
-    5 * 8,
-];
+const SYSCALL_NR_OFFSET: usize = 35 * 8;
 #[cfg(not(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64")))]
-const REG_OFFSETS: [usize; 7] = [0; 7];
+const SYSCALL_NR_OFFSET: usize = 0;
 
 /// Set by userspace at load time (`.rodata`, frozen): the verifier sees them as constants, so
 /// the hot path can load `task_struct` fields directly (no helper call) and compare against a
@@ -212,21 +196,12 @@ fn try_sched_waking(
         (*ev).waker_pid = (waker >> 32) as u32;
         (*ev).waker_tid = waker as u32;
         (*ev).comm = comm;
-        (*ev).waker_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
         let regs = bpf_task_pt_regs(task as *mut _) as *const u8;
-        let mut vals = [0u64; 7];
-        if !regs.is_null() {
-            let mut i = 0;
-            while i < 7 {
-                vals[i] = bpf_probe_read_kernel(regs.add(REG_OFFSETS[i]) as *const u64)
-                    .unwrap_or(u64::MAX);
-                i += 1;
-            }
-            (*ev).syscall_nr = vals[0] as i64;
+        (*ev).syscall_nr = if regs.is_null() {
+            -1
         } else {
-            (*ev).syscall_nr = -1;
-        }
-        (*ev).args = [vals[1], vals[2], vals[3], vals[4], vals[5], vals[6]];
+            bpf_probe_read_kernel(regs.add(SYSCALL_NR_OFFSET) as *const i64).unwrap_or(-1)
+        };
     }
     entry.submit(0);
     count(stat::EVENTS);

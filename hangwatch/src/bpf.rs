@@ -47,7 +47,6 @@ pub struct WaitEndEvent {
     pub start_ns: u64,
     pub end_ns: u64,
     pub syscall_nr: i64,
-    pub args: [u64; 6],
     pub waker_pid: i32,
     pub waker_tid: i32,
     pub waker_comm: String,
@@ -349,6 +348,17 @@ impl Probes {
     }
 }
 
+/// The waker's name: the kernel record carries its ids only (to stay small); pid 0 is the
+/// idle task, woken by an interrupt (a timer, usually).
+fn waker_comm(pid: i32, tid: i32) -> String {
+    if pid == 0 {
+        return "swapper (interrupt)".to_string();
+    }
+    fs::read(format!("/proc/{pid}/task/{tid}/comm"))
+        .map(|b| procfs::lossy(b.strip_suffix(b"\n").unwrap_or(&b)))
+        .unwrap_or_else(|_| "?".to_string())
+}
+
 fn comm_str(c: &[u8; COMM_LEN]) -> String {
     let end = c.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
     procfs::lossy(&c[..end])
@@ -375,10 +385,9 @@ pub fn decode_record(b: &[u8], oom: Option<&TracepointFormat>) -> Option<KernelE
                 start_ns: w.start_ns,
                 end_ns: w.header.ts_ns,
                 syscall_nr: w.syscall_nr,
-                args: w.args,
                 waker_pid: w.waker_pid as i32,
                 waker_tid: w.waker_tid as i32,
-                waker_comm: comm_str(&w.waker_comm),
+                waker_comm: waker_comm(w.waker_pid as i32, w.waker_tid as i32),
             }))
         }
         kind::OOM_VICTIM => {

@@ -787,7 +787,6 @@ mod tests {
                 start_ns: 5 * S,
                 end_ns: 101 * S + S / 2,
                 syscall_nr: 202,
-                args: [0; 6],
                 waker_pid: 77,
                 waker_tid: 77,
                 waker_comm: "waker".into(),
