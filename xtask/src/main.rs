@@ -16,6 +16,8 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, ensure};
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
 const TEST_PACKAGES: &[&str] = &[
     "tmux",
@@ -402,9 +404,7 @@ impl Ctx {
         self.ensure_apt(BENCH_PACKAGES)
             .context("installing Debian packages for the benchmark")?;
         self.cargo_build()?;
-        let _ = quick; // used once the benchmark exists
-        println!("bench: not yet implemented");
-        Ok(ExitCode::FAILURE)
+        bench::run(self, quick)
     }
 }
 
