@@ -183,10 +183,10 @@ impl Probes {
         }
         let mut loader = EbpfLoader::new();
         loader
-            .set_global("READY", &config.ready, true)
-            .set_global("OFF_EXEC_START", &config.off_exec_start, true)
-            .set_global("OFF_CPU", &config.off_cpu, true)
-            .set_global("WAIT_THRESHOLD_NS", &config.wait_threshold_ns, true);
+            .override_global("READY", &config.ready, true)
+            .override_global("OFF_EXEC_START", &config.off_exec_start, true)
+            .override_global("OFF_CPU", &config.off_cpu, true)
+            .override_global("WAIT_THRESHOLD_NS", &config.wait_threshold_ns, true);
         let mut ebpf = loader
             .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch")))
             .map_err(|e| Error::BpfLoad(e.to_string()))?;
