@@ -174,6 +174,16 @@ pub fn build_process(
     }
 }
 
+/// Puts the processes a finding names first, most severe finding first; the rest keep their
+/// order. (An OOM kill names its victim, which is gone, and what it left waiting.)
+pub fn rank_by_findings(procs: &mut [Process], findings: &[Finding]) {
+    let worst = |pid: i32| {
+        findings.iter().filter(|f| f.pids.contains(&pid)).map(|f| f.severity).max()
+    };
+    // Stable: equal keys keep the suspicion order.
+    procs.sort_by_key(|p| std::cmp::Reverse(worst(p.pid)));
+}
+
 /// Whether a process passes the user's filters (pid, name, cgroup), blocked or not.
 fn selected_by_filter(p: &Process, opts: &Options) -> bool {
     if !opts.pids.is_empty() {
@@ -340,6 +350,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let mut processes: Vec<Process> = all.into_iter().filter(|p| selected(p, opts)).collect();
     let hidden = total - processes.len();
     model::rank(&mut processes);
+    rank_by_findings(&mut processes, &findings);
 
     let mut cgroups: Vec<String> = processes.iter().map(|p| p.cgroup.clone()).collect();
     cgroups.extend(oom_kills.iter().filter_map(|k| k.cgroup.clone()));
@@ -473,6 +484,25 @@ mod tests {
         assert!((p.cpu_percent - 20.0).abs() < 1e-9);
         assert!((p.cpu_total_secs - 5.45).abs() < 1e-9);
         assert!((p.age_secs - 199.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn processes_named_by_findings_come_first() {
+        use crate::analysis::{FindingKind, Severity};
+        let mk = |pid| crate::model::tests::process(pid, 1.0, 10.0, vec![None]);
+        let mut v = vec![mk(1), mk(2), mk(3), mk(4)];
+        let f = |pid, severity| Finding {
+            kind: FindingKind::Hung,
+            severity,
+            pids: vec![pid],
+            tids: vec![],
+            summary: String::new(),
+            since_mono_ns: None,
+            chain: vec![],
+            key: String::new(),
+        };
+        rank_by_findings(&mut v, &[f(3, Severity::High), f(4, Severity::Critical)]);
+        assert_eq!(v.iter().map(|p| p.pid).collect::<Vec<_>>(), vec![4, 3, 1, 2]);
     }
 
     #[test]
