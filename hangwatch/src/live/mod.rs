@@ -105,8 +105,12 @@ async fn kernel_collector(
                         Some(KernelEvent::OomVictim(o)) => Input::OomVictim(o),
                         None => continue,
                     };
-                    if tx.try_send(input).is_err() {
+                    // Backpressure, not drops: while the aggregator is busy (a scan of 10,000
+                    // threads), records wait in the kernel's ring buffer, which counts exactly
+                    // what it cannot hold.
+                    if tx.send(input).await.is_err() {
                         dropped.fetch_add(1, Ordering::Relaxed);
+                        return;
                     }
                 }
                 guard.clear_ready();
@@ -284,6 +288,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
     let clock = wire::Clock::now();
     let mut last_stats = 0u64;
     let mut dropped_reported = 0u64;
+    let mut kernel_lost_reported = 0u64;
     loop {
         let input = tokio::select! {
             i = rx.recv() => match i { Some(i) => i, None => return Ok(()) },
@@ -291,6 +296,19 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
             _ = sigterm.recv() => return Ok(()),
         };
         let is_stats = matches!(input, Input::Health { .. });
+        // Records the kernel could not write (ring buffer full) since the last report.
+        if let Input::Health { kernel, now_mono_ns, .. } = &input {
+            if kernel.lost_events > kernel_lost_reported {
+                let rec = wire::Record::Lost {
+                    time: clock.rfc3339(*now_mono_ns),
+                    ts_ns: *now_mono_ns,
+                    count: kernel.lost_events - kernel_lost_reported,
+                };
+                serde_json::to_writer(&mut out, &rec)?;
+                out.write_all(b"\n")?;
+                kernel_lost_reported = kernel.lost_events;
+            }
+        }
         let outputs = agg.handle(input, &ProcEnv);
         for o in outputs {
             let mut extra = wire::Extra {
