@@ -15,8 +15,8 @@
 //!   `/proc/PID/task/TID/schedstat` (nanoseconds) at the start and the end of the workload, so
 //!   it covers exactly the workload's interval, and its RSS from `/proc/PID/status`;
 //! * ring-buffer events and losses come from hangwatch's own per-CPU `STATS` map (read with
-//!   bpftool), as deltas over the workload's interval; records hangwatch dropped in user space
-//!   come from its `stats` JSON lines;
+//!   bpftool), as deltas over the workload's interval; what hangwatch itself reports as lost
+//!   (ring buffer or its own queues) comes from its `lost` and `stats` JSON records;
 //! * the machine is shared: other processes' CPU over every run is measured from `/proc/stat`
 //!   minus what the workload and the tool used; a triple in which it exceeds
 //!   [`foreign_limit`] is marked disturbed and, in the full run, replaced by another (up to
@@ -970,12 +970,13 @@ impl<'a> Bench<'a> {
             s,
             "- slowdown: median over triples of 1 − ops(tool)/ops(off) of the same triple, \
              [min … max]; CPU: % of one core over the workload's interval; RSS: at the workload's end / peak since start (VmRSS / VmHWM, max over runs); \
-             events/lost: hangwatch's ring-buffer records written/lost (STATS map), dropped: \
-             records hangwatch dropped in user space (its `lost` records and stats lines)\n"
+             events/lost: hangwatch's ring-buffer records written/lost (STATS map, over the \
+             workload), reported: records hangwatch reported lost anywhere (its `lost` and \
+             `stats` records, over its whole run)\n"
         );
 
         // ---- main table
-        s.push_str("| workload | off ops/s (spread) | hangwatch ops/s | slowdown | bpftrace ops/s | slowdown | hangwatch CPU | hangwatch RSS | events/s | lost / dropped | triples |\n");
+        s.push_str("| workload | off ops/s (spread) | hangwatch ops/s | slowdown | bpftrace ops/s | slowdown | hangwatch CPU | hangwatch RSS | events/s | lost / reported | triples |\n");
         s.push_str(
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
         );
@@ -1005,7 +1006,7 @@ impl<'a> Bench<'a> {
                 },
                 hs.events_per_sec.map_or("n/a".into(), |e| format!("{e:.1}")),
                 hs.lost.map_or("n/a".into(), |l| l.to_string()),
-                hs.dropped.map_or("n/a".into(), |d| d.to_string()),
+                hs.reported.map_or("n/a".into(), |d| d.to_string()),
                 r.triples_cell(&used),
             );
         }
@@ -1067,9 +1068,9 @@ impl<'a> Bench<'a> {
             row(&mut s, "`unblocked` JSON records", &unb, &|x| format!("{x:.0}"));
             let _ = writeln!(
                 s,
-                "| ring-buffer records lost (all runs) | {} | |\n| records dropped in user space (all runs) | {} | |",
+                "| ring-buffer records lost (all runs) | {} | |\n| records hangwatch reported lost (all runs) | {} | |",
                 hs.lost.map_or("n/a".into(), |l| l.to_string()),
-                hs.dropped.map_or("n/a".into(), |d| d.to_string()),
+                hs.reported.map_or("n/a".into(), |d| d.to_string()),
             );
             if let Some(c) = bs.cpu_pct {
                 let _ = writeln!(s, "| bpftrace CPU, % of one core | {c:.1}% | |");
@@ -1235,24 +1236,24 @@ impl<'a> Bench<'a> {
         // Losses, per workload where there were any.
         let mut lost_total = Some(0u64);
         let mut lost_where = Vec::new();
-        let mut dropped_total: Option<u64> = None;
-        let mut dropped_where = Vec::new();
+        let mut reported_total: Option<u64> = None;
+        let mut reported_where = Vec::new();
         for r in results {
-            let before = dropped_total.unwrap_or(0);
+            let before = reported_total.unwrap_or(0);
             let mut lost = Some(0u64);
             for run in r.triples.iter().flatten().filter(|r| r.mode == Mode::Hangwatch) {
                 let Some(t) = &run.tool else { continue };
                 lost = lost.zip(t.counters.as_ref()).map(|(a, c)| a + c.lost);
                 if let Some(j) = &t.json {
-                    dropped_total = Some(dropped_total.unwrap_or(0) + j.dropped());
+                    reported_total = Some(reported_total.unwrap_or(0) + j.reported_lost());
                 }
             }
             if let Some(l) = lost.filter(|l| *l > 0) {
                 lost_where.push(format!("{}: {l}", r.w.key));
             }
-            let d = dropped_total.unwrap_or(0) - before;
+            let d = reported_total.unwrap_or(0) - before;
             if d > 0 {
-                dropped_where.push(format!("{}: {d}", r.w.key));
+                reported_where.push(format!("{}: {d}", r.w.key));
             }
             lost_total = lost_total.zip(lost).map(|(a, b)| a + b);
         }
@@ -1266,13 +1267,15 @@ impl<'a> Bench<'a> {
             pass: lost_total.map(|l| l == 0),
         });
         out.push(Target {
-            what: "zero records dropped in user space (all hangwatch runs)".into(),
-            measured: match dropped_total {
+            what: "zero records reported lost by hangwatch (`lost` records: ring buffer or its \
+                   own queues; all hangwatch runs)"
+                .into(),
+            measured: match reported_total {
                 None => "n/a (no JSON output)".into(),
                 Some(0) => "0".into(),
-                Some(d) => format!("{d} ({})", dropped_where.join(", ")),
+                Some(d) => format!("{d} ({})", reported_where.join(", ")),
             },
-            pass: dropped_total.map(|d| d == 0),
+            pass: reported_total.map(|d| d == 0),
         });
         out
     }
@@ -1376,7 +1379,8 @@ struct ToolStats {
     rss_mib: Option<f64>,
     events_per_sec: Option<f64>,
     lost: Option<u64>,
-    dropped: Option<u64>,
+    /// Records hangwatch reported lost (`lost` records), summed over runs.
+    reported: Option<u64>,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -1456,15 +1460,17 @@ impl WorkloadResult {
             .collect();
         let lost =
             runs.iter().map(|(_, t)| t.counters.as_ref().map(|c| c.lost)).sum::<Option<u64>>();
-        let dropped: Vec<u64> =
-            runs.iter().filter_map(|(_, t)| t.json.as_ref().map(JsonSummary::dropped)).collect();
+        let reported: Vec<u64> = runs
+            .iter()
+            .filter_map(|(_, t)| t.json.as_ref().map(JsonSummary::reported_lost))
+            .collect();
         ToolStats {
             cpu_pct: median(&cpu),
             hwm_mib: max(&hwm),
             rss_mib: max(&rss),
             events_per_sec: if mode == Mode::Hangwatch { median(&ev) } else { None },
             lost: if mode == Mode::Hangwatch { lost } else { None },
-            dropped: (!dropped.is_empty()).then(|| dropped.iter().sum()),
+            reported: (!reported.is_empty()).then(|| reported.iter().sum()),
         }
     }
 }
@@ -1965,7 +1971,8 @@ struct JsonSummary {
     lost_events: u64,
     /// From the last stats line: cumulative.
     dropped_records: u64,
-    /// Sum of the `count` of `lost` records, written as soon as records are dropped.
+    /// Sum of the `count` of `lost` records (ring-buffer losses and records dropped between
+    /// hangwatch's own stages).
     lost_records: u64,
     probes_failed: Vec<String>,
 }
@@ -2007,9 +2014,10 @@ impl JsonSummary {
         (s.stats_lines > 0).then_some(s)
     }
 
-    /// Records hangwatch dropped between its collectors and its output, as far as it said.
-    fn dropped(&self) -> u64 {
-        self.dropped_records.max(self.lost_records)
+    /// Records hangwatch said it lost, in the kernel or in its own queues: its `lost` records,
+    /// or its last stats line's totals when those are larger (a `lost` record can be late).
+    fn reported_lost(&self) -> u64 {
+        self.lost_records.max(self.lost_events + self.dropped_records)
     }
 
     fn count(&self, ty: &str) -> usize {
@@ -2366,7 +2374,7 @@ mod tests {
         );
         let s = JsonSummary::parse(out).expect("has stats");
         assert_eq!((s.stats_lines, s.lost_events, s.dropped_records), (2, 2, 5));
-        assert_eq!((s.lost_records, s.dropped()), (7, 7));
+        assert_eq!((s.lost_records, s.reported_lost()), (7, 7));
         assert_eq!(s.count("blocked"), 1);
         assert_eq!(s.probes_failed, vec!["oom".to_owned()]);
         assert!(JsonSummary::parse("").is_none());
