@@ -21,8 +21,7 @@ use aya_ebpf::{
     EbpfContext,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
-        generated::bpf_task_pt_regs,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf, generated::bpf_task_pt_regs,
     },
     macros::{btf_tracepoint, map, tracepoint},
     maps::{Array, PerCpuArray, RingBuf},

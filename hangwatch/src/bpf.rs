@@ -204,7 +204,8 @@ impl Probes {
                 .ok_or(format!("program {name} missing from the object"))?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load("sched_waking", btf).map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
+            prog.load("sched_waking", btf)
+                .map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
             prog.attach().map_err(|e| format!("attach: {e}"))?;
             Ok(())
         };
@@ -309,7 +310,6 @@ impl Probes {
         }
         Ok(())
     }
-
 
     /// Hands the ring buffer to a reader that polls it (live mode).
     pub fn take_ring(&mut self) -> Option<RingBuf<MapData>> {

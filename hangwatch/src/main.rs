@@ -47,9 +47,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(io) = e.downcast_ref::<io::Error>()
-                && io.kind() == io::ErrorKind::BrokenPipe {
-                    return ExitCode::SUCCESS;
-                }
+                && io.kind() == io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::SUCCESS;
+            }
             if let Some(err) = e.downcast_ref::<Error>() {
                 eprintln!("hangwatch: {err}");
                 return ExitCode::from(err.exit_code());

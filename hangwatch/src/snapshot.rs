@@ -140,7 +140,8 @@ pub fn build_process(
                         .map(|w| Arc::clone(&w.decoded));
                     (dur >= ctx.min_blocked_ns).then(|| Wait {
                         nr: *nr,
-                        decoded: known.unwrap_or_else(|| Arc::new(syscalls::decode(*nr, *args, view))),
+                        decoded: known
+                            .unwrap_or_else(|| Arc::new(syscalls::decode(*nr, *args, view))),
                         since_mono_ns: since,
                         duration_ns: dur,
                         wchan: t.wchan.clone(),
@@ -177,9 +178,8 @@ pub fn build_process(
 /// Puts the processes a finding names first, most severe finding first; the rest keep their
 /// order. (An OOM kill names its victim, which is gone, and what it left waiting.)
 pub fn rank_by_findings(procs: &mut [Process], findings: &[Finding]) {
-    let worst = |pid: i32| {
-        findings.iter().filter(|f| f.pids.contains(&pid)).map(|f| f.severity).max()
-    };
+    let worst =
+        |pid: i32| findings.iter().filter(|f| f.pids.contains(&pid)).map(|f| f.severity).max();
     // Stable: equal keys keep the suspicion order.
     procs.sort_by_key(|p| std::cmp::Reverse(worst(p.pid)));
 }
@@ -200,13 +200,15 @@ pub fn selected(p: &Process, opts: &Options) -> bool {
         return opts.pids.contains(&p.pid);
     }
     if let Some(c) = &opts.comm
-        && !p.comm.contains(c.as_str()) {
-            return false;
-        }
+        && !p.comm.contains(c.as_str())
+    {
+        return false;
+    }
     if let Some(c) = &opts.cgroup
-        && !p.cgroup.contains(c.as_str()) {
-            return false;
-        }
+        && !p.cgroup.contains(c.as_str())
+    {
+        return false;
+    }
     opts.all || p.blocked_count() > 0
 }
 

@@ -237,13 +237,14 @@ pub fn gather(
             let v = view.get_or_insert_with(|| view_for(p.pid));
             let mut fds = w.decoded.fds.clone();
             if w.decoded.syscall.starts_with("epoll_")
-                && let Some(epfd) = fds.first().copied() {
-                    let info = fs::read_to_string(format!("/proc/{}/fdinfo/{epfd}", p.pid))
-                        .unwrap_or_default();
-                    let set = parse_epoll_fdinfo(&info);
-                    fds.extend(set.iter().map(|(fd, _)| *fd));
-                    f.epoll_sets.insert((p.pid, epfd), set);
-                }
+                && let Some(epfd) = fds.first().copied()
+            {
+                let info = fs::read_to_string(format!("/proc/{}/fdinfo/{epfd}", p.pid))
+                    .unwrap_or_default();
+                let set = parse_epoll_fdinfo(&info);
+                fds.extend(set.iter().map(|(fd, _)| *fd));
+                f.epoll_sets.insert((p.pid, epfd), set);
+            }
             for fd in fds {
                 if let Some((ino, kind)) = v.fd_target(fd).as_deref().and_then(parse_target) {
                     f.fd_inode.insert((p.pid, fd), (ino, kind));
@@ -271,13 +272,15 @@ pub fn gather(
             }
         }
         if p.threads.iter().filter(|t| t.state == 'R').count() > 0
-            && let Some(cg) = cpu_cgroup(p.pid) {
-                if !f.cpu_quota.contains_key(&cg)
-                    && let Some(q) = cpu_quota(&cg) {
-                        f.cpu_quota.insert(cg.clone(), q);
-                    }
-                f.cpu_cgroup_of.insert(p.pid, cg);
+            && let Some(cg) = cpu_cgroup(p.pid)
+        {
+            if !f.cpu_quota.contains_key(&cg)
+                && let Some(q) = cpu_quota(&cg)
+            {
+                f.cpu_quota.insert(cg.clone(), q);
             }
+            f.cpu_cgroup_of.insert(p.pid, cg);
+        }
     }
     if wanted.is_empty() {
         return f;

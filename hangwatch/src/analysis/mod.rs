@@ -158,9 +158,10 @@ fn direction_reads(w: &Wait, fd: i32, facts: &Facts, pid: i32) -> (bool, bool) {
 fn all_fds(w: &Wait, facts: &Facts, pid: i32) -> Vec<i32> {
     let mut fds = w.decoded.fds.clone();
     if w.decoded.syscall.starts_with("epoll_")
-        && let Some(set) = fds.first().and_then(|epfd| facts.epoll_sets.get(&(pid, *epfd))) {
-            fds = set.iter().map(|(fd, _)| *fd).collect();
-        }
+        && let Some(set) = fds.first().and_then(|epfd| facts.epoll_sets.get(&(pid, *epfd)))
+    {
+        fds = set.iter().map(|(fd, _)| *fd).collect();
+    }
     fds
 }
 
@@ -272,9 +273,10 @@ impl<'a> Graph<'a> {
             let mut other_ends: BTreeSet<i32> = BTreeSet::new();
             for h in holders {
                 if ((reads && h.mode.can_write()) || (writes && h.mode.can_read()))
-                    && !(h.pid == p.pid && h.fd == fd) {
-                        other_ends.insert(h.pid);
-                    }
+                    && !(h.pid == p.pid && h.fd == fd)
+                {
+                    other_ends.insert(h.pid);
+                }
             }
             let what = if reads { "writer" } else { "reader" };
             for o in &other_ends {

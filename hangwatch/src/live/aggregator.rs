@@ -420,12 +420,13 @@ impl Aggregator {
             }
             // pid reuse: a different start time is a different process.
             if let Some(old) = self.procs.get(&pid)
-                && old.last_sample.stat.starttime != sample.stat.starttime {
-                    let old = self.procs.remove(&pid);
-                    if let Some(old) = old {
-                        self.exit(old, now, out);
-                    }
+                && old.last_sample.stat.starttime != sample.stat.starttime
+            {
+                let old = self.procs.remove(&pid);
+                if let Some(old) = old {
+                    self.exit(old, now, out);
                 }
+            }
             let before = self.procs.get(&pid).map(|s| &s.last_sample);
             let view = env.task_view(pid);
             let prev = self.procs.get(&pid).map(|s| &s.process);
@@ -451,14 +452,15 @@ impl Aggregator {
             }
             process.memory = state.mem.status(&self.mem_cfg, process.cpu_percent);
             if let Some(now_mem) = process.memory
-                && memory_changed(state.mem_announced.as_ref(), &now_mem) {
-                    state.mem_announced = Some(now_mem);
-                    out.push(Output::Memory {
-                        ts_mono_ns: now,
-                        process: ProcessInfo::of(&process),
-                        status: now_mem,
-                    });
-                }
+                && memory_changed(state.mem_announced.as_ref(), &now_mem)
+            {
+                state.mem_announced = Some(now_mem);
+                out.push(Output::Memory {
+                    ts_mono_ns: now,
+                    process: ProcessInfo::of(&process),
+                    status: now_mem,
+                });
+            }
             // Events about waits that began earlier carry what the process looked like then.
             let info = ProcessInfo::of(&state.process);
             // Waits that ended since the last scan.
@@ -475,45 +477,47 @@ impl Aggregator {
             for tid in gone {
                 state.announced.remove(&tid);
                 if let Some(prev) = state.process.threads.iter().find(|t| t.tid == tid)
-                    && let Some(w) = &prev.blocked {
-                        let (duration_ns, exact, woken_by) =
-                            ended_wait(self.ended.remove(&tid), w, now);
-                        self.events.push_back(EventLine {
-                            ts_mono_ns: now,
-                            kind: EventKind::WaitEnded,
+                    && let Some(w) = &prev.blocked
+                {
+                    let (duration_ns, exact, woken_by) =
+                        ended_wait(self.ended.remove(&tid), w, now);
+                    self.events.push_back(EventLine {
+                        ts_mono_ns: now,
+                        kind: EventKind::WaitEnded,
+                        pid,
+                        text: format!(
+                            "{} {} ({}): {} ended after {}",
                             pid,
-                            text: format!(
-                                "{} {} ({}): {} ended after {}",
-                                pid,
-                                tid,
-                                prev.comm,
-                                w.decoded.syscall,
-                                crate::output::fmt_duration_ns(duration_ns)
-                            ),
-                        });
-                        out.push(Output::Unblocked {
-                            process: info.clone(),
                             tid,
-                            thread_comm: prev.comm.clone(),
-                            wait: w.clone(),
-                            duration_ns,
-                            exact,
-                            woken_by,
-                        });
-                    }
+                            prev.comm,
+                            w.decoded.syscall,
+                            crate::output::fmt_duration_ns(duration_ns)
+                        ),
+                    });
+                    out.push(Output::Unblocked {
+                        process: info.clone(),
+                        tid,
+                        thread_comm: prev.comm.clone(),
+                        wait: w.clone(),
+                        duration_ns,
+                        exact,
+                        woken_by,
+                    });
+                }
             }
             // New long waits.
             for (t, sample_t) in process.threads.iter().zip(sample.threads.iter()) {
                 if let (Some(w), Some(es)) = (&t.blocked, sample_t.exec_start_ns)
-                    && state.announced.get(&t.tid) != Some(&es) {
-                        state.announced.insert(t.tid, es);
-                        out.push(Output::Blocked {
-                            process: info.clone(),
-                            tid: t.tid,
-                            thread_comm: t.comm.clone(),
-                            wait: w.clone(),
-                        });
-                    }
+                    && state.announced.get(&t.tid) != Some(&es)
+                {
+                    state.announced.insert(t.tid, es);
+                    out.push(Output::Blocked {
+                        process: info.clone(),
+                        tid: t.tid,
+                        thread_comm: t.comm.clone(),
+                        wait: w.clone(),
+                    });
+                }
             }
             // A process that was working and now has every thread blocked "went quiet".
             let quiet = process.all_blocked() && process.cpu_percent < 0.05;

@@ -143,9 +143,10 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
     loop {
         let start = std::time::Instant::now();
         if n % 30 == 29
-            && let Ok(o) = procfs::task_clock_offsets() {
-                offsets = o;
-            }
+            && let Ok(o) = procfs::task_clock_offsets()
+        {
+            offsets = o;
+        }
         n += 1;
         cache.begin_scan();
         let (samples, _vanished) =
