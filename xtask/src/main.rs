@@ -19,15 +19,8 @@ use clap::{Parser, Subcommand};
 mod bench;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
-const TEST_PACKAGES: &[&str] = &[
-    "tmux",
-    "stress-ng",
-    "gcc",
-    "libc6-dev",
-    "python3",
-    "procps",
-    "util-linux",
-];
+const TEST_PACKAGES: &[&str] =
+    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux"];
 
 /// Debian packages only the benchmark needs.
 const BENCH_PACKAGES: &[&str] = &["bpftrace"];
@@ -136,12 +129,7 @@ impl Ctx {
             dirs.insert(0, cargo_bin.clone());
         }
         let path = env::join_paths(dirs).context("building PATH for child processes")?;
-        Ok(Self {
-            root,
-            target_dir,
-            cargo_bin,
-            path,
-        })
+        Ok(Self { root, target_dir, cargo_bin, path })
     }
 
     /// A command that runs in the workspace root with our `PATH` (which is also what the
@@ -159,13 +147,10 @@ impl Ctx {
     // ---------------------------------------------------------------- setup
 
     fn setup(&self) -> Result<()> {
-        self.ensure_nightly_rust_src()
-            .context("setting up the nightly toolchain")?;
+        self.ensure_nightly_rust_src().context("setting up the nightly toolchain")?;
         self.ensure_bpf_linker().context("setting up bpf-linker")?;
-        self.ensure_apt(TEST_PACKAGES)
-            .context("installing Debian packages for the tests")?;
-        self.ensure_pyzmq()
-            .context("setting up Python's zmq module")?;
+        self.ensure_apt(TEST_PACKAGES).context("installing Debian packages for the tests")?;
+        self.ensure_pyzmq().context("setting up Python's zmq module")?;
         self.ensure_tracefs();
         Ok(())
     }
@@ -185,17 +170,12 @@ impl Ctx {
                 "rust-src",
             ]));
         };
-        if installed
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some("rust-src"))
-        {
+        if installed.lines().any(|l| l.split_whitespace().next() == Some("rust-src")) {
             println!("ok: nightly toolchain with rust-src already present");
             return Ok(());
         }
         println!("install: rust-src for the nightly toolchain");
-        run(self
-            .cmd("rustup")
-            .args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+        run(self.cmd("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
     }
 
     fn bpf_linker_works(&self) -> bool {
@@ -243,15 +223,11 @@ impl Ctx {
         let sysroot = capture(self.cmd("rustc").args(["+nightly", "--print", "sysroot"]))?;
         let sysroot_lib = Path::new(sysroot.trim()).join("lib");
         let llvm = find_libllvm(&sysroot_lib)?;
-        let name = llvm
-            .file_name()
-            .ok_or_else(|| anyhow!("{} has no file name", llvm.display()))?;
+        let name =
+            llvm.file_name().ok_or_else(|| anyhow!("{} has no file name", llvm.display()))?;
 
-        let prefix = self
-            .cargo_bin
-            .parent()
-            .unwrap_or(&self.target_dir)
-            .join("hangwatch-llvm-prefix");
+        let prefix =
+            self.cargo_bin.parent().unwrap_or(&self.target_dir).join("hangwatch-llvm-prefix");
         let lib = prefix.join("lib");
         fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
         for link_name in [OsStr::new("libLLVM.so"), name] {
@@ -272,11 +248,8 @@ impl Ctx {
 
     /// Installs whichever of `packages` dpkg does not report as installed.
     fn ensure_apt(&self, packages: &[&str]) -> Result<()> {
-        let missing: Vec<&str> = packages
-            .iter()
-            .copied()
-            .filter(|p| !self.dpkg_installed(p))
-            .collect();
+        let missing: Vec<&str> =
+            packages.iter().copied().filter(|p| !self.dpkg_installed(p)).collect();
         if missing.is_empty() {
             println!("ok: {} already present", packages.join(", "));
             return Ok(());
@@ -288,10 +261,7 @@ impl Ctx {
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
-        let still: Vec<&str> = missing
-            .into_iter()
-            .filter(|p| !self.dpkg_installed(p))
-            .collect();
+        let still: Vec<&str> = missing.into_iter().filter(|p| !self.dpkg_installed(p)).collect();
         ensure!(
             still.is_empty(),
             "apt-get succeeded but dpkg still does not list {} as installed",
@@ -302,12 +272,8 @@ impl Ctx {
 
     fn dpkg_installed(&self, package: &str) -> bool {
         // "install ok installed"; a removed package reads "deinstall ok config-files".
-        capture(
-            self.cmd("dpkg-query")
-                .args(["-W", "-f=${Status}", package])
-                .stderr(Stdio::null()),
-        )
-        .is_ok_and(|status| status.split_whitespace().last() == Some("installed"))
+        capture(self.cmd("dpkg-query").args(["-W", "-f=${Status}", package]).stderr(Stdio::null()))
+            .is_ok_and(|status| status.split_whitespace().last() == Some("installed"))
     }
 
     /// One test talks ZeroMQ from Python. pip works for pyenv/venv interpreters; Debian's own
@@ -319,17 +285,13 @@ impl Ctx {
             return Ok(());
         }
         println!("install: pyzmq (pip)");
-        if let Err(err) = run(self
-            .cmd("python3")
-            .args(["-m", "pip", "install", "--quiet", "pyzmq"]))
+        if let Err(err) =
+            run(self.cmd("python3").args(["-m", "pip", "install", "--quiet", "pyzmq"]))
         {
             eprintln!("warning: {err:#}; trying Debian's python3-zmq instead");
             self.ensure_apt(&["python3-zmq"])?;
         }
-        ensure!(
-            importable(),
-            "`python3 -c 'import zmq'` still fails after installing pyzmq"
-        );
+        ensure!(importable(), "`python3 -c 'import zmq'` still fails after installing pyzmq");
         Ok(())
     }
 
@@ -358,10 +320,8 @@ impl Ctx {
 
     /// `cargo build --release -p hangwatch`: leaves target/release/hangwatch.
     fn cargo_build(&self) -> Result<()> {
-        run(self
-            .cmd("cargo")
-            .args(["build", "--release", "--package", "hangwatch"]))
-        .context("building hangwatch")
+        run(self.cmd("cargo").args(["build", "--release", "--package", "hangwatch"]))
+            .context("building hangwatch")
     }
 
     /// Replaces this process with hangwatch, so signals and the exit code are hangwatch's own.
@@ -381,13 +341,7 @@ impl Ctx {
         ensure!(bin.is_file(), "{} was not built", bin.display());
         run(self
             .cmd("cargo")
-            .args([
-                "test",
-                "--workspace",
-                "--exclude",
-                EBPF_PACKAGE,
-                "--release",
-            ])
+            .args(["test", "--workspace", "--exclude", EBPF_PACKAGE, "--release"])
             .arg("--")
             .args(extra)
             .env("HANGWATCH_BIN", &bin)
@@ -401,8 +355,7 @@ impl Ctx {
 
     fn bench(&self, quick: bool) -> Result<ExitCode> {
         self.setup()?;
-        self.ensure_apt(BENCH_PACKAGES)
-            .context("installing Debian packages for the benchmark")?;
+        self.ensure_apt(BENCH_PACKAGES).context("installing Debian packages for the benchmark")?;
         self.cargo_build()?;
         bench::run(self, quick)
     }
@@ -414,9 +367,7 @@ impl Ctx {
 fn run(cmd: &mut Command) -> Result<()> {
     let shown = display_cmd(cmd);
     println!("$ {shown}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("could not start `{shown}`"))?;
+    let status = cmd.status().with_context(|| format!("could not start `{shown}`"))?;
     ensure!(status.success(), "`{shown}` failed ({status})");
     Ok(())
 }
@@ -424,10 +375,8 @@ fn run(cmd: &mut Command) -> Result<()> {
 /// Runs `cmd` quietly and returns its stdout; fails naming it if it does not exit 0.
 fn capture(cmd: &mut Command) -> Result<String> {
     let shown = display_cmd(cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("could not start `{shown}`"))?;
+    let out =
+        cmd.stdin(Stdio::null()).output().with_context(|| format!("could not start `{shown}`"))?;
     ensure!(
         out.status.success(),
         "`{shown}` failed ({}): {}",
@@ -454,11 +403,7 @@ fn display_cmd(cmd: &Command) -> String {
             continue;
         }
         if let Some(value) = value {
-            parts.push(format!(
-                "{}={}",
-                key.to_string_lossy(),
-                quote(&value.to_string_lossy())
-            ));
+            parts.push(format!("{}={}", key.to_string_lossy(), quote(&value.to_string_lossy())));
         }
     }
     parts.push(quote(&cmd.get_program().to_string_lossy()));
@@ -467,14 +412,9 @@ fn display_cmd(cmd: &Command) -> String {
 }
 
 fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c));
-    if plain {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    let plain =
+        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c));
+    if plain { s.to_owned() } else { format!("'{}'", s.replace('\'', r"'\''")) }
 }
 
 /// `LLVM version: 22.1.4` in `rustc -vV` output -> 22.
@@ -485,9 +425,7 @@ fn nightly_llvm_major(version_info: &str) -> Result<u32> {
         .ok_or_else(|| anyhow!("no `LLVM version:` line in `rustc +nightly -vV` output"))?
         .trim();
     let major = version.split('.').next().unwrap_or_default();
-    major
-        .parse()
-        .with_context(|| format!("cannot read an LLVM major version from {version:?}"))
+    major.parse().with_context(|| format!("cannot read an LLVM major version from {version:?}"))
 }
 
 /// The real libLLVM shared object in a rustc sysroot's lib dir: the regular file named
@@ -498,11 +436,7 @@ fn find_libllvm(sysroot_lib: &Path) -> Result<PathBuf> {
     let mut best: Option<(u64, PathBuf)> = None;
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", sysroot_lib.display()))?;
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("libLLVM.so.")
-        {
+        if !entry.file_name().to_string_lossy().starts_with("libLLVM.so.") {
             continue;
         }
         let path = entry.path();
@@ -515,10 +449,7 @@ fn find_libllvm(sysroot_lib: &Path) -> Result<PathBuf> {
         }
     }
     best.map(|(_, path)| path).ok_or_else(|| {
-        anyhow!(
-            "no libLLVM.so.* in {} (is the nightly toolchain complete?)",
-            sysroot_lib.display()
-        )
+        anyhow!("no libLLVM.so.* in {} (is the nightly toolchain complete?)", sysroot_lib.display())
     })
 }
 

@@ -259,34 +259,10 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
             growth_bytes_per_min: m.growth_bytes_per_min.map(|r| r.round()),
         },
         Output::Finding { ts_mono_ns, finding } => {
-            let f = finding_json(finding, |ns| clock.rfc3339(ns));
-            Record::Finding {
-                time: clock.rfc3339(*ts_mono_ns),
-                ts_ns: *ts_mono_ns,
-                kind: f.kind,
-                severity: f.severity,
-                pids: f.pids,
-                tids: f.tids,
-                summary: f.summary,
-                since: f.since,
-                since_ns: f.since_ns,
-                chain: f.chain,
-            }
+            finding_record(false, *ts_mono_ns, finding, clock)
         }
         Output::FindingResolved { ts_mono_ns, finding } => {
-            let f = finding_json(finding, |ns| clock.rfc3339(ns));
-            Record::FindingResolved {
-                time: clock.rfc3339(*ts_mono_ns),
-                ts_ns: *ts_mono_ns,
-                kind: f.kind,
-                severity: f.severity,
-                pids: f.pids,
-                tids: f.tids,
-                summary: f.summary,
-                since: f.since,
-                since_ns: f.since_ns,
-                chain: f.chain,
-            }
+            finding_record(true, *ts_mono_ns, finding, clock)
         }
     }
 }
@@ -321,4 +297,32 @@ pub struct Extra {
     pub memory_limit_bytes: Option<u64>,
     pub dropped_records: u64,
     pub processes_tracked: usize,
+}
+
+/// A `finding` or `finding_resolved` record (the same fields).
+fn finding_record(
+    resolved: bool,
+    ts: u64,
+    finding: &crate::analysis::Finding,
+    clock: &Clock,
+) -> Record {
+    let f = finding_json(finding, |ns| clock.rfc3339(ns));
+    let time = clock.rfc3339(ts);
+    macro_rules! build {
+        ($v:ident) => {
+            Record::$v {
+                time,
+                ts_ns: ts,
+                kind: f.kind,
+                severity: f.severity,
+                pids: f.pids,
+                tids: f.tids,
+                summary: f.summary,
+                since: f.since,
+                since_ns: f.since_ns,
+                chain: f.chain,
+            }
+        };
+    }
+    if resolved { build!(FindingResolved) } else { build!(Finding) }
 }
