@@ -1115,17 +1115,27 @@ impl<'a> Bench<'a> {
         // ---- targets
         let _ = writeln!(s, "\n## Targets\n");
         s.push_str("| target | measured | verdict |\n| --- | --- | --- |\n");
-        for t in self.targets(results, snapshots) {
+        let targets = self.targets(results, snapshots);
+        for t in &targets {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} |",
                 t.what,
                 t.measured,
-                match t.pass {
-                    Some(true) => "PASS",
-                    Some(false) => "**FAIL**",
-                    None => "not measured",
+                match (t.pass, &t.caveat) {
+                    (Some(true), None) => "PASS".to_owned(),
+                    (Some(false), None) => "**FAIL**".to_owned(),
+                    (Some(true), Some(c)) => format!("PASS? ({c})"),
+                    (Some(false), Some(c)) => format!("**FAIL?** ({c})"),
+                    (None, _) => "not measured".to_owned(),
                 }
+            );
+        }
+        if targets.iter().any(|t| t.caveat.is_some()) {
+            s.push_str(
+                "\nPASS? / FAIL?: fewer than 3 undisturbed triples, so the verdict rests on runs \
+                 during which other processes used the CPU; run the workload again \
+                 (`HANGWATCH_BENCH_ONLY=key`) on a quieter machine.\n",
             );
         }
 
@@ -1189,6 +1199,7 @@ impl<'a> Bench<'a> {
                         what: format!("{}: slowdown ≤ {MAX_SLOWDOWN_PCT}%", r.w.title),
                         measured: sd.as_ref().map_or("–".into(), |s| s.cell()),
                         pass: sd.map(|s| s.median <= MAX_SLOWDOWN_PCT),
+                        caveat: r.caveat(&used),
                     });
                 }
                 Kind::Idle | Kind::Blocked => {}
@@ -1199,6 +1210,7 @@ impl<'a> Bench<'a> {
                     what: format!("idle node: hangwatch CPU ≤ {MAX_IDLE_CPU_PCT}% of one core"),
                     measured: hs.cpu_pct.map_or("–".into(), |c| format!("{c:.2}%")),
                     pass: hs.cpu_pct.map(|c| c <= MAX_IDLE_CPU_PCT),
+                    caveat: None,
                 });
             }
             if r.w.kind == Kind::Blocked {
@@ -1209,6 +1221,7 @@ impl<'a> Bench<'a> {
                         .hwm_mib
                         .map_or("–".into(), |m| format!("{m:.1} MiB peak (VmHWM)")),
                     pass: hs.hwm_mib.map(|m| m <= MAX_RSS_MIB_10K),
+                    caveat: None,
                 });
             }
         }
@@ -1220,6 +1233,7 @@ impl<'a> Bench<'a> {
                 what: format!("snapshot with 10,000 blocked threads ≤ {MAX_SNAPSHOT_SECS_10K} s"),
                 measured: w10.map_or("–".into(), |w| format!("{w:.3} s")),
                 pass: w10.map(|w| w <= MAX_SNAPSHOT_SECS_10K),
+                caveat: None,
             });
             let lin = match (wall(0), wall(5_000), w10) {
                 (Some(a), Some(b), Some(c)) if b > a => Some((c - b) / (b - a)),
@@ -1231,6 +1245,7 @@ impl<'a> Bench<'a> {
                 ),
                 measured: lin.map_or("–".into(), |l| format!("{l:.2}×")),
                 pass: lin.map(|l| l <= MAX_SNAPSHOT_SUPERLINEARITY),
+                caveat: None,
             });
         }
         // Losses, per workload where there were any.
@@ -1265,6 +1280,7 @@ impl<'a> Bench<'a> {
                 Some(l) => format!("{l} ({})", lost_where.join(", ")),
             },
             pass: lost_total.map(|l| l == 0),
+            caveat: None,
         });
         out.push(Target {
             what: "zero records reported lost by hangwatch (`lost` records: ring buffer or its \
@@ -1276,6 +1292,7 @@ impl<'a> Bench<'a> {
                 Some(d) => format!("{d} ({})", reported_where.join(", ")),
             },
             pass: reported_total.map(|d| d == 0),
+            caveat: None,
         });
         out
     }
@@ -1397,6 +1414,12 @@ impl WorkloadResult {
         }
     }
 
+    /// "noisy: 6 of 7 triples disturbed" when disturbed triples had to be used.
+    fn caveat(&self, used: &[usize]) -> Option<String> {
+        let dirty = used.iter().filter(|&&i| disturbed(&self.triples[i])).count();
+        (dirty > 0).then(|| format!("noisy: {dirty} of {} triples disturbed", used.len()))
+    }
+
     fn triples_cell(&self, used: &[usize]) -> String {
         let dirty = self.triples.iter().filter(|t| disturbed(t)).count();
         let mut s = format!("{}", used.len());
@@ -1496,6 +1519,8 @@ struct Target {
     what: String,
     measured: String,
     pass: Option<bool>,
+    /// Why the verdict is weak (disturbed triples among those used).
+    caveat: Option<String>,
 }
 
 struct Header {
