@@ -269,14 +269,7 @@ fn start(
         .name("proc-scan".into())
         .spawn(move || proc_collector(ptx, interval, pids, offsets))
         .map_err(|e| Error::Unsupported(format!("cannot start the /proc scanner: {e}")))?;
-    tokio::spawn(kernel_collector(probes, tx, dropped.clone()));
-    Ok((agg, rx, dropped))
-}
-
-/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM or a closed pipe.
-pub async fn run_json(opts: Options) -> anyhow::Result<()> {
-    let (mut agg, mut rx, dropped) = start(&opts)?;
-    for p in agg.view().health.probes.iter().filter(|p| !p.attached) {
+    for p in probes.status.iter().filter(|p| !p.attached) {
         warn!(
             "probe {} not attached: {} ({})",
             p.name,
@@ -284,6 +277,13 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
             p.impact
         );
     }
+    tokio::spawn(kernel_collector(probes, tx, dropped.clone()));
+    Ok((agg, rx, dropped))
+}
+
+/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM or a closed pipe.
+pub async fn run_json(opts: Options) -> anyhow::Result<()> {
+    let (mut agg, mut rx, dropped) = start(&opts)?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut out = io::LineWriter::new(io::stdout().lock());
     let clock = wire::Clock::now();
@@ -359,14 +359,6 @@ pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
     use std::sync::{Arc, atomic::Ordering};
 
     let (mut agg, mut rx, dropped) = start(&opts)?;
-    for p in agg.view().health.probes.iter().filter(|p| !p.attached) {
-        warn!(
-            "probe {} not attached: {} ({})",
-            p.name,
-            p.reason.as_deref().unwrap_or("?"),
-            p.impact
-        );
-    }
     let publish = |agg: &Aggregator| crate::tui::Update {
         view: Arc::new(agg.view()),
         dropped_records: dropped.load(Ordering::Relaxed),
