@@ -53,6 +53,40 @@ fn parent_joining_child_stuck_on_full_pipe_is_a_deadlock() {
 }
 
 #[test]
+fn client_and_server_both_receiving_on_a_unix_socket_pair_is_a_deadlock() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let client = Child::spawn("deadlock_socketpair");
+    let server = client.fact_i64("server");
+    let (client_ino, server_ino) =
+        (client.fact_i64("client_inode"), client.fact_i64("server_inode"));
+    client.wait_since_ready(std::time::Duration::from_millis(1500));
+    let snap = snapshot_json(&lock, &["--pid", &client.pid_arg()]);
+    let dl = of_kind(&snap, "deadlock");
+    assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(&snap));
+    let f = dl[0];
+    let mut p = pids(f);
+    p.sort();
+    assert_eq!(p, vec![client.pid as i64, server], "both pids named:\n{}", excerpt(f));
+    let chain = array_field(f, "chain");
+    let why: Vec<&str> = chain.iter().map(|s| str_field(s, "waits_on")).collect();
+    let client_step = format!(
+        "unix socket:[{client_ino}] whose peer socket:[{server_ino}] only pid {server} holds"
+    );
+    let server_step = format!(
+        "unix socket:[{server_ino}] whose peer socket:[{client_ino}] only pid {} holds",
+        client.pid
+    );
+    assert!(why.contains(&client_step.as_str()), "{why:?}");
+    assert!(why.contains(&server_step.as_str()), "{why:?}");
+    for s in chain {
+        assert_eq!(str_field(s, "syscall"), "recvfrom", "{}", excerpt(s));
+    }
+}
+
+#[test]
 fn mutexes_taken_in_opposite_order_are_a_deadlock() {
     if !require_root() {
         return;
@@ -89,6 +123,13 @@ fn process_stuck_in_poll_after_working_is_hung() {
     assert_eq!(pids(hung[0]), vec![prog.pid as i64]);
     let summary = str_field(hung[0], "summary");
     assert!(summary.contains("poll(") && summary.contains("timeout=infinite"), "{summary}");
+    // The chain goes to the silent process that holds the socket's other end.
+    let peer = prog.fact_i64("peer");
+    let chain = array_field(hung[0], "chain");
+    assert_eq!(chain.len(), 2, "{}", excerpt(hung[0]));
+    assert!(str_field(&chain[0], "waits_on").ends_with(&format!("only pid {peer} holds")));
+    assert_eq!(i64_field(&chain[1], "pid"), peer, "{}", excerpt(hung[0]));
+    assert_eq!(str_field(&chain[1], "syscall"), "pause", "{}", excerpt(hung[0]));
     // Not yet hung with the default threshold (30 s).
     let snap = snapshot_json(&lock, &["--pid", &prog.pid_arg()]);
     assert!(of_kind(&snap, "hung").is_empty(), "{}", excerpt(&snap));

@@ -285,6 +285,22 @@ pub fn gather(
     if wanted.is_empty() {
         return f;
     }
+    // The other ends of the Unix sockets they wait on (sock_diag; a failure leaves them
+    // unknown, which the analysis treats as "a releaser hangwatch cannot see").
+    if f.fd_inode.values().any(|(_, kind)| *kind == Kind::Socket) {
+        match super::unix_diag::peers() {
+            Ok(all) => {
+                let ours: Vec<u64> = wanted.iter().copied().collect();
+                for ino in ours {
+                    if let Some(&peer) = all.get(&ino) {
+                        f.unix_peer.insert(ino, peer);
+                        wanted.insert(peer);
+                    }
+                }
+            }
+            Err(e) => log::debug!("unix socket peers unknown: sock_diag: {e}"),
+        }
+    }
     // Who holds the pipes and sockets the blocked threads wait on.
     for pid in procfs::list_pids() {
         let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };

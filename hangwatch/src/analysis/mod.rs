@@ -3,6 +3,7 @@
 //! [`facts::Facts`]; gathering the facts is in [`facts`].
 
 pub mod facts;
+pub mod unix_diag;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -86,6 +87,9 @@ pub struct Config {
 enum Target {
     Thread(i32, i32),
     Process(i32),
+    /// Something hangwatch cannot follow could release the wait: a timeout, a TCP socket, a
+    /// listening socket, an eventfd ... A thread with such an edge is never part of a deadlock.
+    Outside,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +159,37 @@ fn direction_reads(w: &Wait, fd: i32, facts: &Facts, pid: i32) -> (bool, bool) {
     }
 }
 
+/// The edges of a wait on socket `ino`: to the processes holding its Unix peer (pushed to
+/// `edges`), or an `Outside` edge returned when its other end is out of sight (TCP, listening,
+/// a peer no process holds, a peer in another network namespace).
+fn socket_edge(pid: i32, ino: u64, facts: &Facts, edges: &mut Vec<Edge>) -> Option<Edge> {
+    if facts.listening.contains(&ino) {
+        let why = format!("listening socket:[{ino}] (new connections)");
+        return Some(Edge { target: Target::Outside, why });
+    }
+    let Some(&peer) = facts.unix_peer.get(&ino) else {
+        let why = format!("socket:[{ino}] (its other end is not visible to hangwatch)");
+        return Some(Edge { target: Target::Outside, why });
+    };
+    let holders: BTreeSet<i32> =
+        facts.holders.get(&peer).into_iter().flatten().map(|h| h.pid).collect();
+    if holders.is_empty() {
+        let why = format!("unix socket:[{ino}] whose peer socket:[{peer}] no process holds");
+        return Some(Edge { target: Target::Outside, why });
+    }
+    for &o in &holders {
+        let why = if o == pid {
+            format!("unix socket:[{ino}] whose peer socket:[{peer}] it holds itself")
+        } else if holders.len() == 1 {
+            format!("unix socket:[{ino}] whose peer socket:[{peer}] only pid {o} holds")
+        } else {
+            format!("unix socket:[{ino}], peer socket:[{peer}] held by pid {o}")
+        };
+        edges.push(Edge { target: Target::Process(o), why });
+    }
+    None
+}
+
 fn all_fds(w: &Wait, facts: &Facts, pid: i32) -> Vec<i32> {
     let mut fds = w.decoded.fds.clone();
     if w.decoded.syscall.starts_with("epoll_")
@@ -188,6 +223,14 @@ impl<'a> Graph<'a> {
         facts: &Facts,
         edges: &mut Vec<Edge>,
     ) {
+        self.releasers(p, tid, w, facts, edges);
+        if !w.decoded.infinite {
+            edges.push(Edge { target: Target::Outside, why: "its own timeout".into() });
+        }
+    }
+
+    /// The edges to whoever could release the wait (before any timeout).
+    fn releasers(&mut self, p: &Process, tid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) {
         let s = w.decoded.syscall.as_str();
         if s == "wait4" || s == "waitid" {
             match w.decoded.wait_pid {
@@ -263,9 +306,15 @@ impl<'a> Graph<'a> {
             }
             return;
         }
+        let mut outside = Vec::new();
         for fd in all_fds(w, facts, p.pid) {
-            let Some(&(ino, kind)) = facts.fd_inode.get(&(p.pid, fd)) else { continue };
-            if kind != FdKind::Pipe {
+            let Some(&(ino, kind)) = facts.fd_inode.get(&(p.pid, fd)) else {
+                let why = format!("fd {fd} (not a pipe or socket hangwatch can follow)");
+                outside.push(Edge { target: Target::Outside, why });
+                continue;
+            };
+            if kind == FdKind::Socket {
+                outside.extend(socket_edge(p.pid, ino, facts, edges));
                 continue;
             }
             let (reads, writes) = direction_reads(w, fd, facts, p.pid);
@@ -290,6 +339,8 @@ impl<'a> Graph<'a> {
                 edges.push(Edge { target: Target::Process(*o), why });
             }
         }
+        // Known releasers first: chains follow the first edge.
+        edges.extend(outside);
     }
 
     /// The blocked threads an edge leads to. A process with a running thread is making
@@ -300,6 +351,7 @@ impl<'a> Graph<'a> {
                 let blocked = self.procs.get(&pid).and_then(|p| wait_of(p, tid)).is_some();
                 if blocked { vec![(pid, tid)] } else { vec![] }
             }
+            Target::Outside => vec![],
             Target::Process(pid) => {
                 let Some(p) = self.procs.get(&pid) else { return vec![] };
                 if p.threads.iter().any(|t| t.state == 'R') {
@@ -749,4 +801,133 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.key.cmp(&b.key))
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::tests::{process, wait};
+    use facts::{Holder, Mode};
+
+    /// A single-threaded process blocked in `syscall` on `fd` (an infinite wait unless
+    /// `infinite` is false).
+    fn on_fd(pid: i32, syscall: &str, fd: i32, infinite: bool) -> Process {
+        let mut w = wait(syscall, 600.0, infinite);
+        let d = Arc::make_mut(&mut w.decoded);
+        d.fds = vec![fd];
+        d.human = format!("{syscall}(fd {fd})");
+        process(pid, 5.0, 900.0, vec![Some(w)])
+    }
+
+    fn cfg() -> Config {
+        Config { now_mono_ns: 1_000_000_000_000, hung_after_ns: 30_000_000_000, oom_recent_ns: 0 }
+    }
+
+    fn hold(f: &mut Facts, ino: u64, pid: i32, fd: i32, mode: Mode) {
+        f.holders.entry(ino).or_default().push(Holder { pid, fd, mode });
+    }
+
+    /// pid 10 reads pipe A whose only writer is 20; 20 writes pipe B whose only reader is 10.
+    fn pipe_cycle() -> (Vec<Process>, Facts) {
+        let procs = vec![on_fd(10, "read", 3, true), on_fd(20, "write", 4, true)];
+        let mut f = Facts::default();
+        f.fd_inode.insert((10, 3), (100, FdKind::Pipe));
+        f.fd_inode.insert((20, 4), (200, FdKind::Pipe));
+        hold(&mut f, 100, 10, 3, Mode::Read);
+        hold(&mut f, 100, 20, 5, Mode::Write);
+        hold(&mut f, 200, 20, 4, Mode::Write);
+        hold(&mut f, 200, 10, 6, Mode::Read);
+        (procs, f)
+    }
+
+    fn kinds(found: &[Finding]) -> Vec<&'static str> {
+        found.iter().map(|f| f.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn pipe_cycle_is_a_deadlock_with_both_pipes_in_the_chain() {
+        let (procs, f) = pipe_cycle();
+        let found = analyze(&procs, &f, &cfg());
+        let d: Vec<&Finding> = found.iter().filter(|f| f.kind == FindingKind::Deadlock).collect();
+        assert_eq!(d.len(), 1, "{found:#?}");
+        assert_eq!(d[0].pids.iter().copied().collect::<BTreeSet<_>>(), BTreeSet::from([10, 20]));
+        let why: Vec<&str> = d[0].chain.iter().map(|s| s.waits_on.as_str()).collect();
+        assert!(why.contains(&"pipe:[100] whose only writer is pid 20"), "{why:?}");
+        assert!(why.contains(&"pipe:[200] whose only reader is pid 10"), "{why:?}");
+    }
+
+    #[test]
+    fn a_timeout_or_an_outside_fd_breaks_the_cycle() {
+        // The same cycle, but 20's write has a timeout: it will return by itself.
+        let (mut procs, f) = pipe_cycle();
+        procs[1] = on_fd(20, "write", 4, false);
+        assert!(!kinds(&analyze(&procs, &f, &cfg())).contains(&"deadlock"));
+
+        // Or 10 polls its pipe and a TCP socket: the socket can wake it.
+        let (mut procs, mut f) = pipe_cycle();
+        let mut w = wait("poll", 600.0, true);
+        Arc::make_mut(&mut w.decoded).fds = vec![3, 7];
+        procs[0] = process(10, 5.0, 900.0, vec![Some(w)]);
+        f.fd_inode.insert((10, 7), (300, FdKind::Socket));
+        assert!(!kinds(&analyze(&procs, &f, &cfg())).contains(&"deadlock"));
+
+        // Or an eventfd (not a pipe or socket at all).
+        let (mut procs, f) = pipe_cycle();
+        let mut w = wait("poll", 600.0, true);
+        Arc::make_mut(&mut w.decoded).fds = vec![3, 9];
+        procs[0] = process(10, 5.0, 900.0, vec![Some(w)]);
+        assert!(!kinds(&analyze(&procs, &f, &cfg())).contains(&"deadlock"));
+    }
+
+    /// Two processes each reading their end of a connected Unix socket pair: each waits for
+    /// the other to write.
+    fn unix_pair(reader_b: Process) -> (Vec<Process>, Facts) {
+        let procs = vec![on_fd(30, "recvfrom", 3, true), reader_b];
+        let mut f = Facts::default();
+        f.fd_inode.insert((30, 3), (500, FdKind::Socket));
+        f.fd_inode.insert((40, 4), (501, FdKind::Socket));
+        f.unix_peer.insert(500, 501);
+        f.unix_peer.insert(501, 500);
+        hold(&mut f, 500, 30, 3, Mode::ReadWrite);
+        hold(&mut f, 501, 40, 4, Mode::ReadWrite);
+        (procs, f)
+    }
+
+    #[test]
+    fn unix_socket_peers_are_followed() {
+        let (procs, f) = unix_pair(on_fd(40, "read", 4, true));
+        let found = analyze(&procs, &f, &cfg());
+        let d: Vec<&Finding> = found.iter().filter(|f| f.kind == FindingKind::Deadlock).collect();
+        assert_eq!(d.len(), 1, "{found:#?}");
+        let why: Vec<&str> = d[0].chain.iter().map(|s| s.waits_on.as_str()).collect();
+        assert!(
+            why.contains(&"unix socket:[500] whose peer socket:[501] only pid 40 holds"),
+            "{why:?}"
+        );
+        assert!(
+            why.contains(&"unix socket:[501] whose peer socket:[500] only pid 30 holds"),
+            "{why:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_peer_or_listening_socket_is_not_a_deadlock() {
+        // Peer unknown (TCP, or another network namespace).
+        let (procs, mut f) = unix_pair(on_fd(40, "read", 4, true));
+        f.unix_peer.clear();
+        assert!(!kinds(&analyze(&procs, &f, &cfg())).contains(&"deadlock"));
+        // 40 also watches a listening socket in its epoll set: a new client can wake it.
+        let (mut procs, mut f) = unix_pair(on_fd(40, "epoll_wait", 9, true));
+        f.epoll_sets.insert((40, 9), vec![(4, 1), (5, 1)]);
+        f.fd_inode.insert((40, 5), (777, FdKind::Socket));
+        f.listening.insert(777);
+        let found = analyze(&procs, &f, &cfg());
+        assert!(!kinds(&found).contains(&"deadlock"), "{found:#?}");
+        // Without the listening socket the epoll set is the pair only: a deadlock.
+        f.epoll_sets.insert((40, 9), vec![(4, 1)]);
+        procs.truncate(2);
+        assert!(kinds(&analyze(&procs, &f, &cfg())).contains(&"deadlock"));
+    }
 }
