@@ -131,13 +131,12 @@ pub fn short_error(e: &str) -> String {
     let why = log
         .lines()
         .map(str::trim)
-        .filter(|l| {
+        .rfind(|l| {
             !l.is_empty()
                 && !l.starts_with("verification time")
                 && !l.starts_with("processed ")
                 && !l.starts_with("stack depth")
         })
-        .next_back()
         .unwrap_or("");
     format!("{} verifier: {why}", head.trim_end_matches(['.', ' ']))
 }

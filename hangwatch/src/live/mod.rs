@@ -172,7 +172,7 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
         if tx.blocking_send(input).is_err() {
             return;
         }
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             // Each scan allocates a fresh picture of every thread and the aggregator frees the
             // previous one; hand the freed pages back instead of letting the heap keep its peak.
             // SAFETY: malloc_trim has no preconditions.
@@ -298,17 +298,17 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
         };
         let is_stats = matches!(input, Input::Health { .. });
         // Records the kernel could not write (ring buffer full) since the last report.
-        if let Input::Health { kernel, now_mono_ns, .. } = &input {
-            if kernel.lost_events > kernel_lost_reported {
-                let rec = wire::Record::Lost {
-                    time: clock.rfc3339(*now_mono_ns),
-                    ts_ns: *now_mono_ns,
-                    count: kernel.lost_events - kernel_lost_reported,
-                };
-                serde_json::to_writer(&mut out, &rec)?;
-                out.write_all(b"\n")?;
-                kernel_lost_reported = kernel.lost_events;
-            }
+        if let Input::Health { kernel, now_mono_ns, .. } = &input
+            && kernel.lost_events > kernel_lost_reported
+        {
+            let rec = wire::Record::Lost {
+                time: clock.rfc3339(*now_mono_ns),
+                ts_ns: *now_mono_ns,
+                count: kernel.lost_events - kernel_lost_reported,
+            };
+            serde_json::to_writer(&mut out, &rec)?;
+            out.write_all(b"\n")?;
+            kernel_lost_reported = kernel.lost_events;
         }
         let outputs = agg.handle(input, &ProcEnv);
         for o in outputs {
