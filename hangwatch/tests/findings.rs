@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    Child, array_field, excerpt, i64_field, require_root, serial, snapshot_json, str_field,
+    Child, CpuCgroup, array_field, excerpt, i64_field, require_root, serial, snapshot_json,
+    str_field,
 };
 use serde_json::Value;
 
@@ -150,4 +151,36 @@ fn idle_server_in_epoll_wait_is_not_a_finding() {
     let blocked = &array_field(&procs[0], "threads")[0]["blocked"];
     assert!(str_field(blocked, "syscall").starts_with("epoll"), "{}", excerpt(blocked));
     assert!(findings(&snap).is_empty(), "an idle server is not a finding:\n{}", excerpt(&snap));
+}
+
+#[test]
+fn more_runnable_threads_than_the_cpu_quota_is_cpu_throttled() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    // Two spinning processes in a cgroup allowed a fifth of a CPU.
+    let Some(cg) = CpuCgroup::create(0.2) else { return };
+    let burners = [Child::spawn("cpu_burn"), Child::spawn("cpu_burn")];
+    for b in &burners {
+        cg.add(b.pid);
+    }
+    // Let the quota run out a few periods (100 ms each).
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let pid_args: Vec<String> = burners.iter().map(|b| b.pid_arg()).collect();
+    let snap =
+        snapshot_json(&lock, &["--pid", &pid_args[0], "--pid", &pid_args[1], "--window", "500ms"]);
+    let found = of_kind(&snap, "cpu_throttled");
+    assert_eq!(found.len(), 1, "one cpu_throttled finding expected:\n{}", excerpt(&snap));
+    let f = found[0];
+    let mut p = pids(f);
+    p.sort();
+    let mut want: Vec<i64> = burners.iter().map(|b| i64::from(b.pid)).collect();
+    want.sort();
+    assert_eq!(p, want, "both processes named:\n{}", excerpt(f));
+    let summary = str_field(f, "summary");
+    assert!(summary.contains(&cg.path), "the cgroup is named: {summary}");
+    assert!(summary.contains("quota of 0.20 cores"), "the quota is named: {summary}");
+    assert!(summary.contains("2 runnable threads"), "the thread count is named: {summary}");
+    drop(burners);
 }

@@ -810,21 +810,104 @@ impl MemCgroup {
 
 impl Drop for MemCgroup {
     fn drop(&mut self) {
-        for _ in 0..100 {
-            for pid in self.pids() {
-                // SAFETY: kill(2) has no memory-safety preconditions. Only processes this test
-                // put into its own cgroup (or their children) can be listed here.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-            match std::fs::remove_dir(&self.dir) {
-                Ok(()) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        remove_cgroup(&self.dir);
+    }
+}
+
+/// Kills what is left in a test's own cgroup and removes it.
+fn remove_cgroup(dir: &Path) {
+    let pids = || -> Vec<i32> {
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    for _ in 0..100 {
+        for pid in pids() {
+            // SAFETY: kill(2) has no memory-safety preconditions. Only processes this test
+            // put into its own cgroup (or their children) can be listed here.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
         }
-        eprintln!("warning: could not remove {} (v1: {})", self.dir.display(), self.v1);
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    eprintln!("warning: could not remove {}", dir.display());
+}
+
+/// A CPU-limited cgroup of the test's own (cgroup v1 `cpu` hierarchy, or v2 `cpu.max`),
+/// removed with whatever is left in it when dropped.
+pub struct CpuCgroup {
+    pub dir: PathBuf,
+    /// The path as the kernel names it (`/<name>`).
+    pub path: String,
+}
+
+impl CpuCgroup {
+    /// A cgroup allowed `cores` CPUs' worth of time per 100 ms period. `None` (after saying
+    /// why) when no cpu controller can be used.
+    pub fn create(cores: f64) -> Option<CpuCgroup> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "hangwatch-cpu-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let quota = ((cores * 100_000.0) as u64).max(1000);
+        let v1_root = Path::new("/sys/fs/cgroup/cpu");
+        let (root, settings): (&Path, Vec<(&str, String)>) =
+            if v1_root.join("cpu.cfs_quota_us").exists() {
+                (
+                    v1_root,
+                    vec![
+                        ("cpu.cfs_period_us", "100000".into()),
+                        ("cpu.cfs_quota_us", quota.to_string()),
+                    ],
+                )
+            } else {
+                let v2 = Path::new("/sys/fs/cgroup");
+                let ctl =
+                    std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
+                if !ctl.split_whitespace().any(|c| c == "cpu") {
+                    eprintln!("SKIPPED: no cgroup v1 cpu hierarchy and no v2 cpu controller");
+                    return None;
+                }
+                let sub =
+                    std::fs::read_to_string(v2.join("cgroup.subtree_control")).unwrap_or_default();
+                if !sub.split_whitespace().any(|c| c == "cpu")
+                    && let Err(e) = std::fs::write(v2.join("cgroup.subtree_control"), "+cpu")
+                {
+                    eprintln!("SKIPPED: cannot enable the v2 cpu controller for children: {e}");
+                    return None;
+                }
+                (v2, vec![("cpu.max", format!("{quota} 100000"))])
+            };
+        let dir = root.join(&name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let cg = CpuCgroup { dir, path: format!("/{name}") };
+        for (file, value) in settings {
+            let f = cg.dir.join(file);
+            std::fs::write(&f, &value)
+                .unwrap_or_else(|e| panic!("write {value} to {}: {e}", f.display()));
+        }
+        Some(cg)
+    }
+
+    pub fn add(&self, pid: i32) {
+        let f = self.dir.join("cgroup.procs");
+        std::fs::write(&f, pid.to_string())
+            .unwrap_or_else(|e| panic!("write {pid} to {}: {e}", f.display()));
+    }
+}
+
+impl Drop for CpuCgroup {
+    fn drop(&mut self) {
+        remove_cgroup(&self.dir);
     }
 }
 
