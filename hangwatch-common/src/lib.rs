@@ -34,6 +34,8 @@ pub mod stat {
     pub const LONG_WAITS: u32 = 3;
     /// Entries that could not be inserted because a map was full.
     pub const MAP_FULL: u32 = 4;
+    /// Long waits that ended in tasks outside hangwatch's pid namespace (not reported).
+    pub const OTHER_PIDNS: u32 = 5;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }
@@ -63,7 +65,32 @@ pub struct Config {
     pub off_flags: u32,
     /// Offset of the task's CPU (`task_struct.cpu`, or `thread_info.cpu` on older kernels).
     pub off_cpu: u32,
+    /// Inode of hangwatch's pid namespace when it is not the initial one (0 = initial: the
+    /// kernel's pids are hangwatch's, nothing to translate). Probes then report pids as seen
+    /// in that namespace, and skip tasks outside it.
+    pub pidns_inum: u32,
+    /// Offset of `task_struct.thread_pid` (`struct pid *`).
+    pub off_thread_pid: u32,
+    /// Offset of `task_struct.group_leader`.
+    pub off_group_leader: u32,
+    /// Offset of `struct pid.level`.
+    pub off_pid_level: u32,
+    /// Offset of `struct pid.numbers` (`struct upid[]`).
+    pub off_pid_numbers: u32,
+    /// `sizeof(struct upid)`.
+    pub upid_size: u32,
+    /// Offset of `struct upid.ns`.
+    pub off_upid_ns: u32,
+    /// Offset of `struct pid_namespace.ns.inum`.
+    pub off_ns_inum: u32,
 }
+
+/// Deepest pid namespace nesting the probes look through (the kernel allows 32).
+pub const MAX_PIDNS_LEVELS: u32 = 8;
+
+/// Entries of the `PIDNS_VICTIMS` map: OOM victims' host pid → their ids in hangwatch's pid
+/// namespace (`tgid << 32 | pid`), for the few moments until userspace reads the record.
+pub const PIDNS_VICTIMS_MAX: u32 = 64;
 
 /// Entries of the `CLOCK_OFFSETS` array: one per possible CPU. Each holds
 /// `CLOCK_MONOTONIC - rq_clock_task` of that CPU in ns (they differ per CPU by the steal time

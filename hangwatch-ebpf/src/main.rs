@@ -20,16 +20,16 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_buf, generated::bpf_task_pt_regs,
     },
     macros::{btf_tracepoint, map, tracepoint},
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
 };
 use hangwatch_common::{
-    COMM_LEN, Config, EventHeader, MAX_CPUS, OOM_RAW_LEN, OomVictim, PF_KTHREAD, RING_BUF_BYTES,
-    WaitEnd, kind, stat,
+    COMM_LEN, Config, EventHeader, MAX_CPUS, MAX_PIDNS_LEVELS, OOM_RAW_LEN, OomVictim, PF_KTHREAD,
+    PIDNS_VICTIMS_MAX, RING_BUF_BYTES, WaitEnd, kind, stat,
 };
 
 #[map]
@@ -43,6 +43,52 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BUF_BYTES, 0);
+
+#[map]
+static PIDNS_VICTIMS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(PIDNS_VICTIMS_MAX, 0);
+
+/// Reads a kernel value at `base + off` (checked by the helper).
+#[inline(always)]
+unsafe fn kread<T>(base: *const u8, off: u32) -> Option<T> {
+    // SAFETY: the helper checks the address; a fault returns an error.
+    unsafe { bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
+}
+
+/// The id of `task` in hangwatch's pid namespace (`cfg.pidns_inum`): the `upid` of the task's
+/// `struct pid` whose namespace is ours. 0 when the task is not visible there.
+#[inline(always)]
+unsafe fn ns_pid(cfg: &Config, task: *const u8) -> u32 {
+    // SAFETY: checked reads at offsets from this kernel's BTF.
+    unsafe {
+        let Some(pid) = kread::<*const u8>(task, cfg.off_thread_pid).filter(|p| !p.is_null())
+        else {
+            return 0;
+        };
+        let level: u32 = kread(pid, cfg.off_pid_level).unwrap_or(0);
+        let mut i = 0;
+        while i < MAX_PIDNS_LEVELS && i <= level {
+            let upid = pid.add((cfg.off_pid_numbers + i * cfg.upid_size) as usize);
+            if let Some(ns) = kread::<*const u8>(upid, cfg.off_upid_ns).filter(|n| !n.is_null())
+                && kread::<u32>(ns, cfg.off_ns_inum) == Some(cfg.pidns_inum)
+            {
+                return kread::<u32>(upid, 0).unwrap_or(0);
+            }
+            i += 1;
+        }
+        0
+    }
+}
+
+/// (tgid, tid) of `task` in hangwatch's pid namespace; zeros when not visible there.
+#[inline(always)]
+unsafe fn ns_ids(cfg: &Config, task: *const u8) -> (u32, u32) {
+    // SAFETY: as in `ns_pid`.
+    unsafe {
+        let tid = ns_pid(cfg, task);
+        let leader = kread::<*const u8>(task, cfg.off_group_leader).unwrap_or(task);
+        (ns_pid(cfg, leader), tid)
+    }
+}
 
 #[inline(always)]
 fn count(index: u32) {
@@ -159,8 +205,24 @@ fn try_sched_waking(
     };
     // Rare path from here on: a wait long enough to matter has ended.
     // SAFETY: offsets from BTF, reads checked by the helper.
-    let tgid: u32 = unsafe { bpf_probe_read_kernel(task.add(cfg.off_tgid as usize) as *const u32) }
-        .map_err(i64::from)?;
+    let (tgid, tid) = if cfg.pidns_inum == 0 {
+        // SAFETY: as above.
+        unsafe {
+            (
+                bpf_probe_read_kernel(task.add(cfg.off_tgid as usize) as *const u32)
+                    .map_err(i64::from)?,
+                bpf_probe_read_kernel(task.add(cfg.off_pid as usize) as *const u32).unwrap_or(0),
+            )
+        }
+    } else {
+        // SAFETY: as above.
+        let ids = unsafe { ns_ids(cfg, task) };
+        if ids.0 == 0 {
+            count(stat::OTHER_PIDNS);
+            return Ok(());
+        }
+        ids
+    };
     if tgid == 0 || (cfg.filter_tgid != 0 && cfg.filter_tgid != tgid) {
         return Ok(());
     }
@@ -179,11 +241,15 @@ fn try_sched_waking(
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points to a reserved, exclusively owned ring buffer slot of the right size.
     unsafe {
-        let tid: u32 =
-            bpf_probe_read_kernel(task.add(cfg.off_pid as usize) as *const u32).unwrap_or(0);
         let mut comm = [0u8; COMM_LEN];
         let _ = bpf_probe_read_kernel_buf(task.add(cfg.off_comm as usize), &mut comm);
-        let waker = bpf_get_current_pid_tgid();
+        let waker = if cfg.pidns_inum == 0 {
+            bpf_get_current_pid_tgid()
+        } else {
+            // A waker outside our namespace (or an interrupt) shows as 0.
+            let (p, t) = ns_ids(cfg, bpf_get_current_task() as *const u8);
+            (u64::from(p) << 32) | u64::from(t)
+        };
         (*ev).header = EventHeader {
             kind: kind::WAIT_END,
             pid: tgid,
@@ -233,6 +299,33 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
     }
     entry.submit(0);
     count(stat::EVENTS);
+    0
+}
+
+/// When hangwatch runs in a child pid namespace: records each OOM victim's ids in that
+/// namespace (the `oom:mark_victim` record has the host pid only). Loaded only on kernels whose
+/// `mark_victim` passes the victim's `task_struct` (those with the RSS fields in the record).
+#[btf_tracepoint(function = "mark_victim")]
+pub fn oom_victim_pidns(ctx: BtfTracePointContext) -> i32 {
+    let task: *const u8 = ctx.arg(0);
+    let Some(cfg) = CONFIG.get(0) else {
+        return 0;
+    };
+    if cfg.pidns_inum == 0 {
+        return 0;
+    }
+    // SAFETY: checked reads at offsets from this kernel's BTF.
+    let (host_pid, (tgid, tid)) = unsafe {
+        let Some(host_pid) = kread::<u32>(task, cfg.off_pid) else {
+            count(stat::READ_ERRORS);
+            return 0;
+        };
+        (host_pid, ns_ids(cfg, task))
+    };
+    let ids = (u64::from(tgid) << 32) | u64::from(tid);
+    if PIDNS_VICTIMS.insert(&host_pid, &ids, 0).is_err() {
+        count(stat::MAP_FULL);
+    }
     0
 }
 

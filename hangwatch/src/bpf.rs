@@ -56,7 +56,11 @@ pub struct WaitEndEvent {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OomVictimEvent {
     pub ts_ns: u64,
+    /// The victim's pid as hangwatch sees it (in its pid namespace, when it runs in one and
+    /// could translate; else the same as `host_pid`).
     pub pid: i32,
+    /// The victim's pid in the initial pid namespace (the kernel log's and the record's).
+    pub host_pid: i32,
     pub comm: Option<String>,
     /// The layout of older kernels carries only the pid: these are then `None`.
     pub total_vm_kb: Option<u64>,
@@ -142,7 +146,7 @@ pub fn short_error(e: &str) -> String {
 }
 
 /// The offsets the probes need, from the running kernel's BTF.
-fn task_offsets() -> Result<(u32, u32, u32, u32, u32, u32), String> {
+fn task_offsets(config: &mut Config) -> Result<(), String> {
     let data = btf::Btf::from_sys_fs().map_err(|e| {
         format!(
             "no kernel BTF (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y"
@@ -150,8 +154,42 @@ fn task_offsets() -> Result<(u32, u32, u32, u32, u32, u32), String> {
     })?;
     let b = btf::Btf::parse(&data).map_err(|e| e.to_string())?;
     let f = |p: &[&str]| b.field_offset("task_struct", p).map_err(|e| e.to_string());
-    let cpu = f(&["cpu"]).or_else(|_| f(&["thread_info", "cpu"]))?;
-    Ok((f(&["se", "exec_start"])?, f(&["pid"])?, f(&["tgid"])?, f(&["comm"])?, f(&["flags"])?, cpu))
+    config.off_cpu = f(&["cpu"]).or_else(|_| f(&["thread_info", "cpu"]))?;
+    config.off_exec_start = f(&["se", "exec_start"])?;
+    config.off_pid = f(&["pid"])?;
+    config.off_tgid = f(&["tgid"])?;
+    config.off_comm = f(&["comm"])?;
+    config.off_flags = f(&["flags"])?;
+    if let Some(inum) = own_pid_namespace() {
+        let ns = (|| -> Result<(), btf::BtfError> {
+            config.off_thread_pid = b.field_offset("task_struct", &["thread_pid"])?;
+            config.off_group_leader = b.field_offset("task_struct", &["group_leader"])?;
+            config.off_pid_level = b.field_offset("pid", &["level"])?;
+            config.off_pid_numbers = b.field_offset("pid", &["numbers"])?;
+            config.upid_size = b.struct_size("upid")?;
+            config.off_upid_ns = b.field_offset("upid", &["ns"])?;
+            config.off_ns_inum = b.field_offset("pid_namespace", &["ns", "inum"])?;
+            Ok(())
+        })();
+        match ns {
+            Ok(()) => config.pidns_inum = inum,
+            Err(e) => warn!(
+                "hangwatch runs in a child pid namespace but cannot translate the kernel's pids \
+                 ({e}): pids of ended waits and OOM victims are host pids"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// `PROC_PID_INIT_INO`: the inode of the initial pid namespace.
+const INIT_PIDNS_INO: u64 = 0xEFFF_FFFC;
+
+/// The inode of hangwatch's pid namespace if it is not the initial one.
+fn own_pid_namespace() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = fs::metadata("/proc/self/ns/pid").ok()?.ino();
+    (ino != INIT_PIDNS_INO).then_some(ino as u32)
 }
 
 impl Probes {
@@ -170,14 +208,8 @@ impl Probes {
         };
         // The offsets go into the object's read-only data before loading: the hot path then
         // uses them as constants.
-        let offsets = task_offsets();
-        if let Ok((es, pid, tgid, comm, flags, cpu)) = &offsets {
-            config.off_exec_start = *es;
-            config.off_pid = *pid;
-            config.off_tgid = *tgid;
-            config.off_comm = *comm;
-            config.off_flags = *flags;
-            config.off_cpu = *cpu;
+        let offsets = task_offsets(&mut config);
+        if offsets.is_ok() {
             config.ready = 1;
         }
         let mut loader = EbpfLoader::new();
@@ -244,6 +276,36 @@ impl Probes {
         })();
         if let Err(e) = &oom {
             warn!("probe tracepoint/oom:mark_victim not attached: {e}");
+        }
+        // In a child pid namespace: the victim's pid there, from its task_struct. The kernels
+        // whose record has the RSS fields pass the task to the tracepoint.
+        let has_task_arg =
+            oom_format.as_ref().is_some_and(|f| f.fields.iter().any(|f| f.name == "anon_rss"));
+        if config.pidns_inum != 0 && oom.is_ok() {
+            let xlate = (|| -> Result<(), String> {
+                if !has_task_arg {
+                    return Err("this kernel's mark_victim passes a pid, not the task".into());
+                }
+                let btf = kernel_btf.as_ref().map_err(|e| e.clone())?;
+                let prog: &mut BtfTracePoint = ebpf
+                    .program_mut("oom_victim_pidns")
+                    .ok_or("program oom_victim_pidns missing from the object")?
+                    .try_into()
+                    .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+                prog.load("mark_victim", btf)
+                    .map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
+                prog.attach().map_err(|e| format!("attach: {e}"))?;
+                Ok(())
+            })();
+            if let Err(e) = &xlate {
+                warn!("probe tp_btf/mark_victim not attached: {e}");
+            }
+            status.push(ProbeStatus {
+                name: "tp_btf/mark_victim (pid namespace)",
+                attached: xlate.is_ok(),
+                reason: xlate.err(),
+                impact: "OOM victims are named by their host pid, not their pid in hangwatch's namespace",
+            });
         }
         status.push(ProbeStatus {
             name: "tracepoint/oom:mark_victim",
@@ -329,6 +391,32 @@ impl Probes {
                 out.push(ev);
             }
         }
+        for ev in out.iter_mut() {
+            if let KernelEvent::OomVictim(v) = ev {
+                self.translate_victim(v);
+            }
+        }
+    }
+
+    /// Gives an OOM victim its pid in hangwatch's pid namespace, when hangwatch runs in a
+    /// child one: the `oom_victim_pidns` probe recorded it when the victim was chosen.
+    pub fn translate_victim(&self, v: &mut OomVictimEvent) {
+        if self.config.pidns_inum == 0 {
+            return;
+        }
+        let Some(map) = self.ebpf.map("PIDNS_VICTIMS") else { return };
+        let Ok(map) = aya::maps::HashMap::<_, u32, u64>::try_from(map) else { return };
+        if let Ok(ids) = map.get(&(v.host_pid as u32), 0)
+            && ids as u32 != 0
+        {
+            v.pid = ids as u32 as i32;
+        }
+    }
+
+    /// Whether the kernel's pids are translated into hangwatch's own pid namespace (it runs
+    /// in a child one).
+    pub fn translates_pids(&self) -> bool {
+        self.config.pidns_inum != 0
     }
 
     pub fn stats(&self) -> KernelStats {
@@ -500,6 +588,7 @@ pub fn decode_oom(raw: &[u8; OOM_RAW_LEN], f: &TracepointFormat, ts_ns: u64) -> 
     OomVictimEvent {
         ts_ns,
         pid: pid as i32,
+        host_pid: pid as i32,
         comm: f.string(raw, "comm"),
         total_vm_kb: u("total_vm"),
         anon_rss_kb: u("anon_rss"),

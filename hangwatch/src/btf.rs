@@ -178,6 +178,12 @@ impl Btf {
         None
     }
 
+    /// `sizeof(struct strukt)`.
+    pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
+        let id = *self.structs.get(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_string()))?;
+        self.ty(id).map(|t| t.size_or_type).ok_or(BtfError::Malformed("struct id"))
+    }
+
     /// Byte offset of `path` (e.g. `["se", "exec_start"]`) inside `struct strukt`.
     pub fn field_offset(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
         let mut id =
@@ -257,6 +263,21 @@ mod tests {
         assert!(matches!(btf.field_offset("outer", &["se", "zz"]), Err(BtfError::NoField { .. })));
         assert!(Btf::parse(b"garbage").is_err());
         assert!(Btf::parse(&blob()[..40]).is_err());
+    }
+
+    #[test]
+    fn running_kernel_pid_namespace_layout() {
+        let Ok(data) = Btf::from_sys_fs() else { return };
+        let b = Btf::parse(&data).expect("kernel BTF parses");
+        // struct upid { int nr; struct pid_namespace *ns; } on 64-bit kernels.
+        assert_eq!(b.struct_size("upid"), Ok(16));
+        assert_eq!(b.field_offset("upid", &["ns"]), Ok(8));
+        assert!(
+            b.field_offset("pid", &["numbers"]).unwrap()
+                > b.field_offset("pid", &["level"]).unwrap()
+        );
+        assert!(b.field_offset("pid_namespace", &["ns", "inum"]).is_ok());
+        assert!(b.struct_size("no_such_struct").is_err());
     }
 
     #[test]

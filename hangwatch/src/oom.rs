@@ -21,7 +21,12 @@ pub struct OomKill {
     /// When, µs on the kernel log clock (`local_clock()`, see [`boot_us_to_mono_ns`]). For a
     /// tracepoint kill this is the probe's `bpf_ktime_get_ns()` / 1000.
     pub time_boot_us: u64,
+    /// The victim's pid as hangwatch sees it: in hangwatch's pid namespace when the live probe
+    /// could translate it, else the host pid (kernel log kills always carry host pids).
     pub pid: i32,
+    /// The victim's pid in the initial pid namespace: what the kernel log and the tracepoint
+    /// record say; kills from the two sources are matched on it.
+    pub host_pid: i32,
     pub comm: String,
     /// The victim's memory cgroup (`task_memcg`): the v1 memory hierarchy path on v1, the
     /// unified path on v2.
@@ -52,6 +57,7 @@ impl OomKill {
         OomKill {
             time_boot_us,
             pid,
+            host_pid: pid,
             comm: String::new(),
             cgroup: None,
             oom_memcg: None,
@@ -81,7 +87,8 @@ impl OomKill {
             total_vm_bytes: kb(ev.total_vm_kb),
             oom_score_adj: ev.oom_score_adj,
             uid: ev.uid,
-            ..OomKill::new(ev.ts_ns / 1000, ev.pid, "tracepoint")
+            pid: ev.pid,
+            ..OomKill::new(ev.ts_ns / 1000, ev.host_pid, "tracepoint")
         }
     }
 
@@ -300,11 +307,9 @@ struct Report {
 
 /// Merges `k` into the kill of the same pid at most [`SAME_KILL_US`] away, or appends it.
 fn merge_or_push(kills: &mut Vec<OomKill>, k: OomKill) {
-    let same = kills
-        .iter_mut()
-        .rev()
-        .take(8)
-        .find(|o| o.pid == k.pid && o.time_boot_us.abs_diff(k.time_boot_us) <= SAME_KILL_US);
+    let same = kills.iter_mut().rev().take(8).find(|o| {
+        o.host_pid == k.host_pid && o.time_boot_us.abs_diff(k.time_boot_us) <= SAME_KILL_US
+    });
     match same {
         Some(o) => o.fill_from(&k),
         None => kills.push(k),
@@ -416,10 +421,9 @@ pub fn merge_kills(live: Vec<OomKill>, log: Vec<OomKill>) -> Vec<OomKill> {
     let mut out = live;
     let n_live = out.len();
     for k in log {
-        match out[..n_live]
-            .iter_mut()
-            .find(|o| o.pid == k.pid && o.time_boot_us.abs_diff(k.time_boot_us) <= SAME_KILL_US)
-        {
+        match out[..n_live].iter_mut().find(|o| {
+            o.host_pid == k.host_pid && o.time_boot_us.abs_diff(k.time_boot_us) <= SAME_KILL_US
+        }) {
             Some(o) => o.fill_from(&k),
             None => out.push(k),
         }
@@ -685,6 +689,7 @@ mod tests {
         let ev = OomVictimEvent {
             ts_ns: 1_174_806_900_000,
             pid: 22436,
+            host_pid: 22436,
             comm: Some("hog".into()),
             total_vm_kb: Some(68268),
             anon_rss_kb: Some(65280),
@@ -699,6 +704,7 @@ mod tests {
         assert_eq!(live.constraint, "unknown");
         let mut older = parse_kmsg_records(&[MEMCG_OOM[12]]);
         older[0].pid = 1;
+        older[0].host_pid = 1;
         older[0].time_boot_us = 5;
         let log = [parse_kmsg_records(MEMCG_OOM), older].concat();
         let all = merge_kills(vec![live], log);
@@ -708,8 +714,16 @@ mod tests {
         assert_eq!((k.source, k.constraint.as_str()), ("tracepoint", "memcg"));
         assert_eq!(k.memory_limit_bytes, Some(64 << 20));
         assert_eq!(k.cgroup.as_deref(), Some("/hwscratch-21836"));
+        // In a child pid namespace the probe's kill carries the namespace pid; the kernel log
+        // names the host pid. They are the same kill, and the namespace pid is kept.
+        let in_ns = OomKill::from_tracepoint(&OomVictimEvent { pid: 7, ..ev.clone() });
+        let merged = merge_kills(vec![in_ns], parse_kmsg_records(MEMCG_OOM));
+        assert_eq!(merged.len(), 1, "{merged:#?}");
+        assert_eq!((merged[0].pid, merged[0].host_pid), (7, 22436));
+        assert_eq!(merged[0].memory_limit_bytes, Some(64 << 20));
         // The old layout: pid only.
-        let bare = OomKill::from_tracepoint(&OomVictimEvent { pid: 3, ..Default::default() });
+        let bare =
+            OomKill::from_tracepoint(&OomVictimEvent { pid: 3, host_pid: 3, ..Default::default() });
         assert_eq!((bare.comm.as_str(), bare.anon_rss_bytes), ("", None));
     }
 

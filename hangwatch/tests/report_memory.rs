@@ -197,3 +197,76 @@ fn worker_oom_killed_while_parent_waits_is_an_orphaned_wait() {
     let summary = str_field(o, "summary");
     assert!(summary.contains("OOM-killed") && summary.contains(&cg.path), "{summary}");
 }
+
+/// hangwatch in a container without the host's pid namespace: the pids it reports (waits that
+/// end, seen by the kernel probe; an OOM victim) are the container's, not the host's.
+#[test]
+fn in_a_child_pid_namespace_the_kernel_pids_are_translated() {
+    if !require_root() {
+        return;
+    }
+    let _lock = serial();
+    const LIMIT: u64 = 64 * MIB;
+    let Some(cg) = MemCgroup::create(LIMIT) else { return };
+    let dir = work_dir().join(format!("pidns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let d = dir.display();
+    // Inside a new pid namespace (its init is this shell): a sleep whose wait ends while
+    // hangwatch watches, and a hog moved into the memory-limited cgroup and started once
+    // hangwatch runs. `--kill-child`: everything in the namespace dies with the test's handle.
+    let script = format!(
+        r#"{hog} >/dev/null & echo $! > {d}/hog.pid
+{hw} --json --min-blocked 1s &
+while [ ! -e {d}/go ]; do sleep 0.05; done
+sleep 3 & echo $! > {d}/sleep.pid
+sleep 0.5
+echo $(cat {d}/hog.pid) > {cg}/cgroup.procs
+kill -USR1 $(cat {d}/hog.pid)
+wait
+"#,
+        hog = program("mem_hog").display(),
+        hw = hangwatch_bin().display(),
+        cg = cg.dir.display(),
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", &script]);
+    let mut live = Live::start_command(cmd);
+    assert!(
+        live.wait_for(Duration::from_secs(20), |v| v["type"] == "stats").is_some(),
+        "hangwatch --json started in the namespace"
+    );
+    std::fs::write(dir.join("go"), "").expect("go");
+    let read_pid = |f: &str| -> i64 {
+        for _ in 0..100 {
+            if let Some(p) =
+                std::fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse().ok())
+            {
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{f} not written by the namespace's script")
+    };
+    let (hog, sleeper) = (read_pid("hog.pid"), read_pid("sleep.pid"));
+    // Small pids: the namespace's own (its init is 1).
+    assert!(hog < 100 && sleeper < 100, "namespace pids {hog}, {sleeper}");
+
+    // The hog is killed 0.5 s after `go`; the sleep wakes 3 s after it.
+    let rec = live
+        .wait_for(Duration::from_secs(30), |v| v["type"] == "oom_kill")
+        .unwrap_or_else(|| panic!("no oom_kill record:\n{}", live.seen.join("\n")));
+    assert_eq!(i64_field(&rec, "pid"), hog, "the victim by its namespace pid: {}", excerpt(&rec));
+    assert_eq!(str_field(&rec, "comm"), "mem_hog", "{}", excerpt(&rec));
+    assert_eq!(u64_field(&rec, "memory_limit_bytes"), LIMIT, "{}", excerpt(&rec));
+    let rec = live
+        .wait_for(Duration::from_secs(10), |v| {
+            v["type"] == "unblocked" && v["comm"] == "sleep" && v["exact"] == true
+        })
+        .unwrap_or_else(|| panic!("no unblocked record for the sleep:\n{}", live.seen.join("\n")));
+    assert_eq!(i64_field(&rec, "pid"), sleeper, "{}", excerpt(&rec));
+    assert_eq!(i64_field(&rec, "tid"), sleeper, "{}", excerpt(&rec));
+
+    drop(live);
+    let _ = std::fs::remove_dir_all(&dir);
+}

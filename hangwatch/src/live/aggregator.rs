@@ -864,6 +864,7 @@ mod tests {
                 Input::OomVictim(OomVictimEvent {
                     ts_ns: S + i,
                     pid: 10,
+                    host_pid: 10,
                     anon_rss_kb: Some(1024),
                     ..Default::default()
                 }),

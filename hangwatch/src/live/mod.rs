@@ -102,7 +102,10 @@ async fn kernel_collector(
                     drop(item);
                     let input = match ev {
                         Some(KernelEvent::WaitEnd(w)) => Input::WaitEnd(w),
-                        Some(KernelEvent::OomVictim(o)) => Input::OomVictim(o),
+                        Some(KernelEvent::OomVictim(mut o)) => {
+                            probes.translate_victim(&mut o);
+                            Input::OomVictim(o)
+                        }
                         None => continue,
                     };
                     // Backpressure, not drops: while the aggregator is busy (a scan of 10,000
@@ -195,7 +198,7 @@ pub fn oom_context(
     let mut k = oom::merge_kills(vec![live.clone()], log)
         .into_iter()
         .rev()
-        .find(|k| k.pid == victim.pid)
+        .find(|k| k.host_pid == victim.host_pid)
         .unwrap_or(live);
     if k.cgroup.is_none() {
         k.cgroup = known_cgroup.map(str::to_string).or_else(|| {

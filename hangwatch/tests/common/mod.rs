@@ -925,13 +925,19 @@ pub struct Live {
 
 impl Live {
     pub fn start(args: &[&str]) -> Live {
-        let mut child = Command::new(hangwatch_bin())
-            .arg("--json")
-            .args(args)
+        let mut cmd = Command::new(hangwatch_bin());
+        cmd.arg("--json").args(args);
+        Live::start_command(cmd)
+    }
+
+    /// Runs `cmd`, whose standard output is hangwatch's JSON stream (a wrapper that starts
+    /// `hangwatch --json`, for instance in a namespace).
+    pub fn start_command(mut cmd: Command) -> Live {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start hangwatch --json");
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
         let out = child.stdout.take().expect("piped");
         let (tx, lines) = mpsc::channel();
         thread::spawn(move || {
