@@ -83,7 +83,42 @@ pub struct Config {
     pub off_upid_ns: u32,
     /// Offset of `struct pid_namespace.ns.inum`.
     pub off_ns_inum: u32,
+    /// Offset of `task_struct.mm` (memory probes).
+    pub off_mm: u32,
+    /// Offset of `mm_struct.brk` (memory probes).
+    pub off_mm_brk: u32,
 }
+
+/// Per-process counts of the memory system calls, kept in the kernel (`MEM_COUNTERS`, keyed
+/// by process id) by the optional memory probes (`--exact-memory`). Only calls that succeeded
+/// are counted; sizes are rounded up to pages as the kernel does.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemCounters {
+    pub brk_grows: u64,
+    pub brk_shrinks: u64,
+    pub brk_grow_bytes: u64,
+    pub brk_shrink_bytes: u64,
+    /// Anonymous mappings (`MAP_ANONYMOUS`) created by mmap.
+    pub mmap_calls: u64,
+    pub mmap_bytes: u64,
+    /// munmap of any mapping (the call does not say whether it was anonymous).
+    pub munmap_calls: u64,
+    pub munmap_bytes: u64,
+    pub mremap_calls: u64,
+    pub mremap_grow_bytes: u64,
+    pub mremap_shrink_bytes: u64,
+    /// madvise calls that free or reclaim pages: DONTNEED, FREE, REMOVE, PAGEOUT,
+    /// DONTNEED_LOCKED.
+    pub madvise_calls: u64,
+    pub madvise_bytes: u64,
+    /// The program break before the brk call in progress (set on entry, used on exit).
+    pub pending_brk: u64,
+}
+
+/// Processes the `MEM_COUNTERS` map holds at most (least recently used evicted first; an
+/// exiting process's entry is removed when it exits).
+pub const MEM_PROCS_MAX: u32 = 16384;
 
 /// Deepest pid namespace nesting the probes look through (the kernel allows 32).
 pub const MAX_PIDNS_LEVELS: u32 = 8;
@@ -158,4 +193,6 @@ pub struct ProcessExit {
 mod pod {
     // SAFETY: plain `#[repr(C)]` integers and byte arrays, no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::MemCounters {}
 }

@@ -16,6 +16,8 @@
 //! userspace from /proc; this side reports the waits that *end*.
 #![no_std]
 #![no_main]
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 use aya_ebpf::{
     EbpfContext,
@@ -28,8 +30,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use hangwatch_common::{
-    COMM_LEN, Config, EventHeader, MAX_CPUS, MAX_PIDNS_LEVELS, OOM_RAW_LEN, OomVictim, PF_KTHREAD,
-    PIDNS_VICTIMS_MAX, RING_BUF_BYTES, WaitEnd, kind, stat,
+    COMM_LEN, Config, EventHeader, MAX_CPUS, MAX_PIDNS_LEVELS, MEM_PROCS_MAX, MemCounters,
+    OOM_RAW_LEN, OomVictim, PF_KTHREAD, PIDNS_VICTIMS_MAX, RING_BUF_BYTES, WaitEnd, kind, stat,
 };
 
 #[map]
@@ -325,6 +327,221 @@ pub fn oom_victim_pidns(ctx: BtfTracePointContext) -> i32 {
     let ids = (u64::from(tgid) << 32) | u64::from(tid);
     if PIDNS_VICTIMS.insert(&host_pid, &ids, 0).is_err() {
         count(stat::MAP_FULL);
+    }
+    0
+}
+
+// ---------------------------------------------------------------------------
+// Optional memory probes (`--exact-memory`): counts of brk/mmap/munmap/mremap/madvise per
+// process. They are syscall tracepoints, so attaching them moves every thread of the machine
+// onto the slower traced syscall path (docs/memory.md has the measured cost): off by default.
+
+#[map]
+static MEM_COUNTERS: LruHashMap<u32, MemCounters> = LruHashMap::with_max_entries(MEM_PROCS_MAX, 0);
+
+/// `struct pt_regs` offsets of the syscall arguments 2, 3 and 4 (x86_64: si, dx, r10; arm64:
+/// x1, x2, x3). Saved on entry and still there on exit.
+#[cfg(bpf_target_arch = "x86_64")]
+const ARG_OFFSETS: [usize; 3] = [13 * 8, 12 * 8, 7 * 8];
+#[cfg(not(bpf_target_arch = "x86_64"))]
+const ARG_OFFSETS: [usize; 3] = [8, 16, 24];
+
+const PAGE: u64 = 4096;
+const MAP_ANONYMOUS: u64 = 0x20;
+
+#[inline(always)]
+fn page_up(len: u64) -> u64 {
+    len.wrapping_add(PAGE - 1) & !(PAGE - 1)
+}
+
+/// Argument `n` (1-based, 2..=4) of the current system call, from the saved user registers.
+#[inline(always)]
+fn syscall_arg(n: usize) -> u64 {
+    // SAFETY: the current task's saved registers, read with a checked helper.
+    unsafe {
+        let task = aya_ebpf::helpers::generated::bpf_get_current_task_btf();
+        let regs = bpf_task_pt_regs(task) as *const u8;
+        if regs.is_null() {
+            return 0;
+        }
+        bpf_probe_read_kernel(regs.add(ARG_OFFSETS[n - 2]) as *const u64).unwrap_or(0)
+    }
+}
+
+/// The calling process's id as hangwatch sees it (0: outside its pid namespace).
+#[inline(always)]
+fn current_tgid(cfg: &Config) -> u32 {
+    if cfg.pidns_inum == 0 {
+        return (bpf_get_current_pid_tgid() >> 32) as u32;
+    }
+    // SAFETY: checked reads of the current task.
+    unsafe { ns_ids(cfg, bpf_get_current_task() as *const u8).0 }
+}
+
+/// The counters of the calling process, created if `create`.
+#[inline(always)]
+fn mem_counters(create: bool) -> Option<*mut MemCounters> {
+    let cfg = CONFIG.get(0)?;
+    let tgid = current_tgid(cfg);
+    if tgid == 0 {
+        return None;
+    }
+    if let Some(c) = MEM_COUNTERS.get_ptr_mut(&tgid) {
+        return Some(c);
+    }
+    if !create {
+        return None;
+    }
+    // BPF_NOEXIST: another thread may have created it meanwhile (then it is found below).
+    if MEM_COUNTERS.insert(&tgid, &MemCounters::default(), 1).is_err()
+        && MEM_COUNTERS.get_ptr_mut(&tgid).is_none()
+    {
+        count(stat::MAP_FULL);
+    }
+    MEM_COUNTERS.get_ptr_mut(&tgid)
+}
+
+/// Adds to a counter that other threads of the process may update at the same time.
+#[inline(always)]
+fn add(field: *mut u64, v: u64) {
+    // SAFETY: an aligned u64 inside a live map value, updated atomically.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            field, v,
+        )
+    };
+}
+
+/// `long ret` of a `syscalls:sys_exit_*` record.
+#[inline(always)]
+fn exit_ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: the field is at offset 16 in every sys_exit record.
+    unsafe { ctx.read_at::<i64>(16) }.unwrap_or(-1)
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_brk")]
+pub fn mem_enter_brk(_ctx: TracePointContext) -> u32 {
+    let Some(cfg) = CONFIG.get(0) else { return 0 };
+    let Some(c) = mem_counters(true) else { return 0 };
+    // SAFETY: checked reads of current->mm->brk at BTF offsets; `c` is a live map value.
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let brk = kread::<*const u8>(task, cfg.off_mm)
+            .filter(|mm| !mm.is_null())
+            .and_then(|mm| kread::<u64>(mm, cfg.off_mm_brk))
+            .unwrap_or(0);
+        (*c).pending_brk = brk;
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_brk")]
+pub fn mem_exit_brk(ctx: TracePointContext) -> u32 {
+    let Some(c) = mem_counters(false) else { return 0 };
+    let new = exit_ret(&ctx) as u64;
+    // SAFETY: `c` is a live map value of this process.
+    unsafe {
+        let old = (*c).pending_brk;
+        (*c).pending_brk = 0;
+        if old == 0 || new == old {
+            return 0;
+        }
+        if new > old {
+            add(&raw mut (*c).brk_grows, 1);
+            add(&raw mut (*c).brk_grow_bytes, page_up(new) - page_up(old));
+        } else {
+            add(&raw mut (*c).brk_shrinks, 1);
+            add(&raw mut (*c).brk_shrink_bytes, page_up(old) - page_up(new));
+        }
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_mmap")]
+pub fn mem_exit_mmap(ctx: TracePointContext) -> u32 {
+    let ret = exit_ret(&ctx);
+    if (-4095..0).contains(&ret) || syscall_arg(4) & MAP_ANONYMOUS == 0 {
+        return 0;
+    }
+    let len = page_up(syscall_arg(2));
+    let Some(c) = mem_counters(true) else { return 0 };
+    // SAFETY: `c` is a live map value of this process.
+    unsafe {
+        add(&raw mut (*c).mmap_calls, 1);
+        add(&raw mut (*c).mmap_bytes, len);
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_munmap")]
+pub fn mem_exit_munmap(ctx: TracePointContext) -> u32 {
+    if exit_ret(&ctx) != 0 {
+        return 0;
+    }
+    let len = page_up(syscall_arg(2));
+    let Some(c) = mem_counters(true) else { return 0 };
+    // SAFETY: as above.
+    unsafe {
+        add(&raw mut (*c).munmap_calls, 1);
+        add(&raw mut (*c).munmap_bytes, len);
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_mremap")]
+pub fn mem_exit_mremap(ctx: TracePointContext) -> u32 {
+    if (-4095..0).contains(&exit_ret(&ctx)) {
+        return 0;
+    }
+    let (old, new) = (page_up(syscall_arg(2)), page_up(syscall_arg(3)));
+    let Some(c) = mem_counters(true) else { return 0 };
+    // SAFETY: as above.
+    unsafe {
+        add(&raw mut (*c).mremap_calls, 1);
+        if new > old {
+            add(&raw mut (*c).mremap_grow_bytes, new - old);
+        } else {
+            add(&raw mut (*c).mremap_shrink_bytes, old - new);
+        }
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_madvise")]
+pub fn mem_exit_madvise(ctx: TracePointContext) -> u32 {
+    // MADV_DONTNEED 4, MADV_FREE 8, MADV_REMOVE 9, MADV_PAGEOUT 21, MADV_DONTNEED_LOCKED 24.
+    let advice = syscall_arg(3);
+    if exit_ret(&ctx) != 0 || !matches!(advice, 4 | 8 | 9 | 21 | 24) {
+        return 0;
+    }
+    let len = page_up(syscall_arg(2));
+    let Some(c) = mem_counters(true) else { return 0 };
+    // SAFETY: as above.
+    unsafe {
+        add(&raw mut (*c).madvise_calls, 1);
+        add(&raw mut (*c).madvise_bytes, len);
+    }
+    0
+}
+
+/// Drops a process's memory counters when its main thread exits (with the memory probes).
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn mem_process_exit(ctx: BtfTracePointContext) -> i32 {
+    let Some(cfg) = CONFIG.get(0) else { return 0 };
+    let task: *const u8 = ctx.arg(0);
+    // SAFETY: checked reads at BTF offsets.
+    let ids = unsafe {
+        if cfg.pidns_inum == 0 {
+            (
+                kread::<u32>(task, cfg.off_tgid).unwrap_or(0),
+                kread::<u32>(task, cfg.off_pid).unwrap_or(1),
+            )
+        } else {
+            ns_ids(cfg, task)
+        }
+    };
+    if ids.0 != 0 && ids.0 == ids.1 {
+        let _ = MEM_COUNTERS.remove(&ids.0);
     }
     0
 }

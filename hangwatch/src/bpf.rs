@@ -3,13 +3,14 @@
 //! Every probe that cannot attach is recorded with the reason and shown to the user; the
 //! others keep running. Nothing here is fatal except failing to load the object at all.
 
-use std::{fs, path::Path};
+use std::{collections::HashMap, fs, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
+pub use hangwatch_common::MemCounters;
 use hangwatch_common::{
     COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, WaitEnd, kind, stat,
 };
@@ -80,6 +81,44 @@ pub enum KernelEvent {
 pub struct LoadOptions {
     pub wait_threshold_ns: u64,
     pub filter_tgid: u32,
+    /// Attach the memory syscall probes (`--exact-memory`): exact per-process counts of
+    /// brk/mmap/munmap/mremap/madvise, at the cost of the traced syscall path for every thread.
+    pub exact_memory: bool,
+}
+
+/// The syscall tracepoints of the memory probes, with their programs.
+const MEMORY_PROBES: [(&str, &str); 6] = [
+    ("mem_enter_brk", "sys_enter_brk"),
+    ("mem_exit_brk", "sys_exit_brk"),
+    ("mem_exit_mmap", "sys_exit_mmap"),
+    ("mem_exit_munmap", "sys_exit_munmap"),
+    ("mem_exit_mremap", "sys_exit_mremap"),
+    ("mem_exit_madvise", "sys_exit_madvise"),
+];
+
+/// Loads and attaches the memory probes: the syscall tracepoints, and the eviction of a
+/// process's counters when it exits.
+fn attach_memory_probes(ebpf: &mut Ebpf, btf: Result<&aya::Btf, &String>) -> Result<(), String> {
+    ensure_tracefs()?;
+    let btf = btf.map_err(|e| e.clone())?;
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut("mem_process_exit")
+        .ok_or("program mem_process_exit missing from the object")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    prog.load("sched_process_exit", btf)
+        .map_err(|e| format!("sched_process_exit: load: {}", short_error(&e.to_string())))?;
+    prog.attach().map_err(|e| format!("sched_process_exit: attach: {e}"))?;
+    for (name, tp) in MEMORY_PROBES {
+        let prog: &mut TracePoint = ebpf
+            .program_mut(name)
+            .ok_or(format!("program {name} missing from the object"))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        prog.load().map_err(|e| format!("{tp}: load: {}", short_error(&e.to_string())))?;
+        prog.attach("syscalls", tp).map_err(|e| format!("syscalls:{tp}: attach: {e}"))?;
+    }
+    Ok(())
 }
 
 pub struct Probes {
@@ -89,6 +128,8 @@ pub struct Probes {
     config: Config,
     clock_offsets: Vec<i64>,
     oom_format: Option<TracepointFormat>,
+    /// The memory probes are attached.
+    exact_memory: bool,
 }
 
 const TRACEFS: &str = "/sys/kernel/tracing";
@@ -160,6 +201,9 @@ fn task_offsets(config: &mut Config) -> Result<(), String> {
     config.off_tgid = f(&["tgid"])?;
     config.off_comm = f(&["comm"])?;
     config.off_flags = f(&["flags"])?;
+    // For the optional memory probes; a kernel without them leaves the brk counts at zero.
+    config.off_mm = f(&["mm"]).unwrap_or(0);
+    config.off_mm_brk = b.field_offset("mm_struct", &["brk"]).unwrap_or(0);
     if let Some(inum) = own_pid_namespace() {
         let ns = (|| -> Result<(), btf::BtfError> {
             config.off_thread_pid = b.field_offset("task_struct", &["thread_pid"])?;
@@ -314,12 +358,28 @@ impl Probes {
             impact: "OOM kills are only seen in the kernel log, not live",
         });
 
+        let mut exact_memory = false;
+        if opts.exact_memory {
+            let mem = attach_memory_probes(&mut ebpf, kernel_btf.as_ref());
+            if let Err(e) = &mem {
+                warn!("memory probes (--exact-memory) not attached: {e}");
+            }
+            exact_memory = mem.is_ok();
+            status.push(ProbeStatus {
+                name: "tracepoint/syscalls:sys_{enter,exit}_brk, sys_exit_{mmap,munmap,mremap,madvise}",
+                attached: mem.is_ok(),
+                reason: mem.err(),
+                impact: "memory counters come from /proc samples, not from the kernel",
+            });
+        }
+
         drop(kernel_btf);
         // Parsing the kernel's BTF (twice: ours and aya's) peaks at tens of MiB that glibc
         // would otherwise keep: give it back, as we ask of others.
         // SAFETY: malloc_trim has no preconditions.
         unsafe { libc::malloc_trim(0) };
-        let mut probes = Probes { ring: None, ebpf, status, config, clock_offsets, oom_format };
+        let mut probes =
+            Probes { ring: None, ebpf, status, config, clock_offsets, oom_format, exact_memory };
         probes.write_config()?;
         probes.write_clock_offsets()?;
         let ring = probes
@@ -411,6 +471,17 @@ impl Probes {
         {
             v.pid = ids as u32 as i32;
         }
+    }
+
+    /// The kernel's per-process memory syscall counters (with `--exact-memory`), by pid;
+    /// `None` when the memory probes are not attached.
+    pub fn memory_counters(&self) -> Option<HashMap<i32, MemCounters>> {
+        if !self.exact_memory {
+            return None;
+        }
+        let map = self.ebpf.map("MEM_COUNTERS")?;
+        let map = aya::maps::HashMap::<_, u32, MemCounters>::try_from(map).ok()?;
+        Some(map.iter().filter_map(Result::ok).map(|(pid, c)| (pid as i32, c)).collect())
     }
 
     /// Whether the kernel's pids are translated into hangwatch's own pid namespace (it runs

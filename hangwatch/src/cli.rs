@@ -32,6 +32,12 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_min_blocked)]
     pub keep_exited: Duration,
 
+    /// Count brk/mmap/munmap/mremap/madvise calls per process in the kernel (exact), instead of
+    /// inferring them from /proc samples. Costs every syscall on the machine the traced path
+    /// (docs/memory.md has the measured cost), so it is off by default.
+    #[arg(long)]
+    pub exact_memory: bool,
+
     /// How often live mode rescans /proc.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
@@ -84,6 +90,12 @@ pub struct SnapshotArgs {
     /// Print one JSON object instead of the human report.
     #[arg(long)]
     pub json: bool,
+
+    /// Count brk/mmap/munmap/mremap/madvise calls per process in the kernel (exact), instead of
+    /// inferring them from /proc samples. Costs every syscall on the machine the traced path
+    /// (docs/memory.md has the measured cost), so it is off by default.
+    #[arg(long)]
+    pub exact_memory: bool,
 
     #[command(flatten)]
     pub filter: Filter,

@@ -73,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cgroup: a.filter.cgroup.clone(),
                 all: a.all,
                 hung_after: a.hung_after,
+                exact_memory: a.exact_memory,
             })?;
             let mut out = io::stdout().lock();
             if a.json {
@@ -101,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 stats_every: std::time::Duration::from_secs(10),
                 hung_after: cli.hung_after,
                 keep_exited: cli.keep_exited,
+                exact_memory: cli.exact_memory,
             };
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(

@@ -871,6 +871,26 @@ pub struct MemStatus {
     pub growing: bool,
     pub growth_bytes_per_min: Option<f64>,
     pub samples: usize,
+    /// The kernel's exact counts of the memory calls since hangwatch attached
+    /// (`--exact-memory`); when present, the brk/mmap/munmap/returned figures above are
+    /// these, not inferred from samples.
+    pub kernel: Option<hangwatch_common::MemCounters>,
+}
+
+impl MemStatus {
+    /// Replaces the figures inferred from samples with the kernel's exact counts:
+    /// `returned_bytes` is then brk shrinks + munmap + mremap shrinks + freeing madvise.
+    pub fn apply_kernel_counters(&mut self, k: &hangwatch_common::MemCounters) {
+        self.brk_grows = k.brk_grows;
+        self.brk_shrinks = k.brk_shrinks;
+        self.brk_grow_bytes = k.brk_grow_bytes;
+        self.brk_shrink_bytes = k.brk_shrink_bytes;
+        self.mmap_bytes = Some(k.mmap_bytes);
+        self.munmap_bytes = Some(k.munmap_bytes);
+        self.returned_bytes =
+            k.brk_shrink_bytes + k.munmap_bytes + k.mremap_shrink_bytes + k.madvise_bytes;
+        self.kernel = Some(*k);
+    }
 }
 
 impl MemHistory {
@@ -899,6 +919,7 @@ impl MemHistory {
             growing: growth.is_some(),
             growth_bytes_per_min: growth,
             samples: self.len(),
+            kernel: None,
         })
     }
 }

@@ -28,6 +28,8 @@ pub struct Options {
     pub cgroup: Option<String>,
     pub all: bool,
     pub hung_after: Duration,
+    /// Attach the memory syscall probes (exact counts).
+    pub exact_memory: bool,
 }
 
 /// A wait that ended during the window (reported by the kernel probe).
@@ -246,6 +248,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let mut probes = Probes::load(&LoadOptions {
         wait_threshold_ns: threshold,
         filter_tgid: if opts.pids.len() == 1 { opts.pids[0] as u32 } else { 0 },
+        exact_memory: opts.exact_memory,
     })?;
     // Every process is read, even with --pid: the analysis follows waits into other processes.
     let (before, _) = scan(Detail::Stat, &[]);
@@ -274,6 +277,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     }
     let window = t0.elapsed();
     let _ = probes.recalibrate();
+    let kernel_mem = probes.memory_counters();
 
     let scan_start = Instant::now();
     let (after, vanished) = scan(Detail::Full, &[]);
@@ -306,6 +310,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let mem_cfg = Thresholds::for_window(opts.window);
     for p in &mut all {
         p.memory = mem.get(&p.pid).and_then(|h| h.status(&mem_cfg, p.cpu_percent));
+        if let (Some(m), Some(k)) =
+            (p.memory.as_mut(), kernel_mem.as_ref().and_then(|k| k.get(&p.pid)))
+        {
+            m.apply_kernel_counters(k);
+        }
     }
     // OOM kills: the kernel log, plus what the live probe saw during the window.
     let mut events = Vec::new();
@@ -517,6 +526,7 @@ mod tests {
             cgroup: None,
             all: false,
             hung_after: Duration::from_secs(30),
+            exact_memory: false,
         };
         let idle = crate::model::tests::process(5, 1.0, 10.0, vec![None]);
         let stuck = crate::model::tests::process(

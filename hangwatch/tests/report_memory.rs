@@ -270,3 +270,57 @@ wait
     drop(live);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--exact-memory`: every memory call of a known sequence, counted in the kernel.
+#[test]
+fn exact_memory_counts_each_call_in_the_kernel() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let child = Child::spawn("mem_calls");
+    let pid = child.pid_arg();
+    // The calls start 1.5 s into a 3 s window: well after the probes attach (~0.5 s).
+    let snap = snapshot_while(
+        &lock,
+        &["--pid", &pid, "--window", "3s", "--exact-memory"],
+        Duration::from_millis(1500),
+        || signal(&child, libc::SIGUSR1),
+    );
+    let probes = array_field(&snap, "probes");
+    assert!(
+        probes.iter().all(|p| p["attached"] == true),
+        "every probe attached: {}",
+        excerpt(&Value::Array(probes.clone()))
+    );
+    let m = memory_of(&snap, child.pid);
+    assert_eq!(str_field(m, "counted_by"), "kernel", "{}", excerpt(m));
+    let calls = field(m, "calls");
+    let want = [
+        ("brk_grows", 10),
+        ("brk_shrinks", 3),
+        ("mmap", 6),
+        ("mmap_bytes", 5 * 8 * MIB + MIB),
+        ("munmap", 5),
+        ("munmap_bytes", 5 * 8 * MIB),
+        ("mremap", 1),
+        ("mremap_grow_bytes", 2 * MIB),
+        ("mremap_shrink_bytes", 0),
+        ("madvise_free", 5),
+        ("madvise_free_bytes", 5 * 4 * MIB),
+    ];
+    for (name, value) in want {
+        assert_eq!(u64_field(calls, name), value, "{name}: {}", excerpt(m));
+    }
+    assert_eq!(u64_field(m, "brk_grows"), 10, "{}", excerpt(m));
+    assert_eq!(u64_field(m, "brk_grow_bytes"), 10 * MIB, "{}", excerpt(m));
+    assert_eq!(u64_field(m, "brk_shrink_bytes"), 3 * MIB, "{}", excerpt(m));
+    assert_eq!(u64_field(m, "munmap_bytes"), 5 * 8 * MIB, "{}", excerpt(m));
+    assert_eq!(u64_field(m, "returned_bytes"), (3 + 40 + 20) * MIB, "{}", excerpt(m));
+
+    // Without the flag the same figures come from samples.
+    let snap = snapshot_json(&lock, &["--pid", &pid, "--window", "200ms"]);
+    let m = memory_of(&snap, child.pid);
+    assert_eq!(str_field(m, "counted_by"), "samples", "{}", excerpt(m));
+    assert!(m["calls"].is_null(), "{}", excerpt(m));
+}

@@ -43,6 +43,9 @@ pub enum Input {
     },
     WaitEnd(WaitEndEvent),
     OomVictim(OomVictimEvent),
+    /// The kernel's per-process memory call counts (`--exact-memory`), all of them, read
+    /// from the map once a second.
+    KernelMemory(HashMap<i32, hangwatch_common::MemCounters>),
     /// The probes' counters and hangwatch's own resource use.
     Health {
         kernel: KernelStats,
@@ -261,6 +264,8 @@ pub struct Aggregator {
     ended: HashMap<i32, WaitEndEvent>,
     events: VecDeque<EventLine>,
     ooms: VecDeque<OomRow>,
+    /// The kernel's memory call counts by pid (`--exact-memory`), as last read.
+    kernel_mem: HashMap<i32, hangwatch_common::MemCounters>,
     health: Health,
     last_scan_ns: Option<u64>,
     events_in: u64,
@@ -279,6 +284,7 @@ impl Aggregator {
             ended: HashMap::new(),
             events: VecDeque::new(),
             ooms: VecDeque::new(),
+            kernel_mem: HashMap::new(),
             health: Health { probes, ..Default::default() },
             last_scan_ns: None,
             events_in: 0,
@@ -371,6 +377,10 @@ impl Aggregator {
                 });
                 out.push(Output::OomKill { ts_mono_ns: ts, victim: v, process });
             }
+            Input::KernelMemory(counts) => {
+                // Replaced whole: the kernel map is bounded and drops exited processes.
+                self.kernel_mem = counts;
+            }
             Input::Health { kernel, own_cpu_percent, own_rss_bytes, now_mono_ns } => {
                 let rate = match self.last_health_ns {
                     Some((t, n)) if now_mono_ns > t => {
@@ -451,6 +461,9 @@ impl Aggregator {
                 state.mem.push(m);
             }
             process.memory = state.mem.status(&self.mem_cfg, process.cpu_percent);
+            if let (Some(m), Some(k)) = (process.memory.as_mut(), self.kernel_mem.get(&pid)) {
+                m.apply_kernel_counters(k);
+            }
             if let Some(now_mem) = process.memory
                 && memory_changed(state.mem_announced.as_ref(), &now_mem)
             {
@@ -769,6 +782,46 @@ mod tests {
                 Output::FindingResolved { .. } => "finding_resolved",
             })
             .collect()
+    }
+
+    #[test]
+    fn kernel_memory_counts_replace_the_sampled_ones() {
+        use crate::memory::MemSample;
+        let mut a = agg();
+        let mem_scan = |now: u64| {
+            let mut input = scan(now, vec![sample(10, 1, None, 'R')]);
+            if let Input::Scan { mem, .. } = &mut input {
+                let m = MemSample {
+                    t_mono_ns: now,
+                    rss: 200 << 20,
+                    heap: 100 << 20,
+                    ..Default::default()
+                };
+                mem.insert(10, m);
+            }
+            input
+        };
+        a.handle(mem_scan(S), &nomem);
+        let sampled = a.view().processes[0].process.memory.expect("memory status");
+        assert!(sampled.kernel.is_none());
+        let counts = hangwatch_common::MemCounters {
+            brk_grows: 7,
+            brk_shrink_bytes: 1 << 20,
+            munmap_bytes: 8 << 20,
+            madvise_bytes: 4 << 20,
+            ..Default::default()
+        };
+        a.handle(Input::KernelMemory(HashMap::from([(10, counts), (99, counts)])), &nomem);
+        a.handle(mem_scan(2 * S), &nomem);
+        let m = a.view().processes[0].process.memory.expect("memory status");
+        assert_eq!(m.kernel, Some(counts));
+        assert_eq!(m.brk_grows, 7);
+        assert_eq!(m.munmap_bytes, Some(8 << 20));
+        assert_eq!(m.returned_bytes, 13 << 20);
+        // The kernel map drops exited processes: so does the aggregator's copy.
+        a.handle(Input::KernelMemory(HashMap::new()), &nomem);
+        a.handle(mem_scan(3 * S), &nomem);
+        assert!(a.view().processes[0].process.memory.as_ref().is_some_and(|m| m.kernel.is_none()));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Options {
     pub hung_after: Duration,
     /// How long exited processes are kept.
     pub keep_exited: Duration,
+    /// Attach the memory syscall probes (exact counts).
+    pub exact_memory: bool,
 }
 
 /// Memory is sampled every this many /proc scans.
@@ -122,6 +124,11 @@ async fn kernel_collector(
                 ticks += 1;
                 if ticks.is_multiple_of(30) {
                     let _ = probes.recalibrate();
+                }
+                if let Some(counts) = probes.memory_counters()
+                    && tx.send(Input::KernelMemory(counts)).await.is_err()
+                {
+                    return;
                 }
                 let (own_cpu_percent, own_rss_bytes) = usage.sample();
                 let input = Input::Health {
@@ -251,6 +258,7 @@ fn start(
     let probes = Probes::load(&LoadOptions {
         wait_threshold_ns: opts.filter.min_blocked_ns.max(10_000_000),
         filter_tgid: if opts.filter.pids.len() == 1 { opts.filter.pids[0] as u32 } else { 0 },
+        exact_memory: opts.exact_memory,
     })?;
     let agg = Aggregator::new(
         Config {

@@ -109,6 +109,8 @@ pub enum Record {
         not_returned: bool,
         growing: bool,
         growth_bytes_per_min: Option<f64>,
+        counted_by: String,
+        calls: Option<crate::output::json::MemCallsJson>,
     },
     Finding {
         time: String,
@@ -238,26 +240,31 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
             cpu_total_secs: (*lifetime_cpu_secs * 100.0).round() / 100.0,
         },
         Output::Stats { ts_mono_ns, health } => stats(health, *ts_mono_ns, clock, extra),
-        Output::Memory { ts_mono_ns, process, status: m } => Record::Memory {
-            time: clock.rfc3339(*ts_mono_ns),
-            ts_ns: *ts_mono_ns,
-            pid: process.pid,
-            comm: process.comm.clone(),
-            cgroup: process.cgroup.clone(),
-            rss_bytes: m.rss,
-            anon_rss_bytes: m.rss_anon,
-            peak_rss_bytes: m.peak_rss,
-            heap_bytes: m.heap,
-            heap_peak_bytes: m.heap_peak,
-            brk_grows: m.brk_grows,
-            brk_shrinks: m.brk_shrinks,
-            mmap_bytes: m.mmap_bytes,
-            munmap_bytes: m.munmap_bytes,
-            returned_bytes: m.returned_bytes,
-            not_returned: m.not_returned,
-            growing: m.growing,
-            growth_bytes_per_min: m.growth_bytes_per_min.map(|r| r.round()),
-        },
+        Output::Memory { ts_mono_ns, process, status: m } => {
+            let mem = crate::output::json::memory_json(m);
+            Record::Memory {
+                time: clock.rfc3339(*ts_mono_ns),
+                ts_ns: *ts_mono_ns,
+                pid: process.pid,
+                comm: process.comm.clone(),
+                cgroup: process.cgroup.clone(),
+                rss_bytes: m.rss,
+                anon_rss_bytes: m.rss_anon,
+                peak_rss_bytes: m.peak_rss,
+                heap_bytes: m.heap,
+                heap_peak_bytes: m.heap_peak,
+                brk_grows: m.brk_grows,
+                brk_shrinks: m.brk_shrinks,
+                mmap_bytes: m.mmap_bytes,
+                munmap_bytes: m.munmap_bytes,
+                returned_bytes: m.returned_bytes,
+                not_returned: m.not_returned,
+                growing: m.growing,
+                growth_bytes_per_min: m.growth_bytes_per_min.map(|r| r.round()),
+                counted_by: mem.counted_by,
+                calls: mem.calls,
+            }
+        }
         Output::Finding { ts_mono_ns, finding } => {
             finding_record(false, *ts_mono_ns, finding, clock)
         }

@@ -104,6 +104,27 @@ pub struct MemoryJson {
     pub growing: bool,
     pub growth_bytes_per_min: Option<f64>,
     pub samples: usize,
+    /// "kernel" (`--exact-memory`: the call counts are the kernel's) or "samples".
+    pub counted_by: String,
+    /// The kernel's call counts (`--exact-memory` only).
+    pub calls: Option<MemCallsJson>,
+}
+
+/// Memory system calls of a process since hangwatch attached, counted in the kernel.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemCallsJson {
+    pub brk_grows: u64,
+    pub brk_shrinks: u64,
+    pub mmap: u64,
+    pub mmap_bytes: u64,
+    pub munmap: u64,
+    pub munmap_bytes: u64,
+    pub mremap: u64,
+    pub mremap_grow_bytes: u64,
+    pub mremap_shrink_bytes: u64,
+    pub madvise_free: u64,
+    pub madvise_free_bytes: u64,
 }
 
 pub fn memory_json(m: &MemStatus) -> MemoryJson {
@@ -127,6 +148,20 @@ pub fn memory_json(m: &MemStatus) -> MemoryJson {
         growing: m.growing,
         growth_bytes_per_min: m.growth_bytes_per_min.map(|r| r.round()),
         samples: m.samples,
+        counted_by: if m.kernel.is_some() { "kernel" } else { "samples" }.to_string(),
+        calls: m.kernel.map(|k| MemCallsJson {
+            brk_grows: k.brk_grows,
+            brk_shrinks: k.brk_shrinks,
+            mmap: k.mmap_calls,
+            mmap_bytes: k.mmap_bytes,
+            munmap: k.munmap_calls,
+            munmap_bytes: k.munmap_bytes,
+            mremap: k.mremap_calls,
+            mremap_grow_bytes: k.mremap_grow_bytes,
+            mremap_shrink_bytes: k.mremap_shrink_bytes,
+            madvise_free: k.madvise_calls,
+            madvise_free_bytes: k.madvise_bytes,
+        }),
     }
 }
 
