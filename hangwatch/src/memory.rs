@@ -171,6 +171,9 @@ pub struct Thresholds {
     pub min_span: Duration,
     /// `growing` needs an RSS slope of at least this. Default 1 MiB/min.
     pub growth_min_bytes_per_min: f64,
+    /// ... and the line to rise by at least this over the samples' span: a short observation
+    /// extrapolates a 100 KiB step into MiB/min. Default 1 MiB.
+    pub growth_min_total_bytes: u64,
     /// `growing` needs a good fit: R² at least this ... Default 0.8.
     pub min_r2: f64,
     /// ... or at least this share of consecutive RSS deltas non-negative. Default 0.8.
@@ -201,6 +204,7 @@ impl Default for Thresholds {
             min_samples: 5,
             min_span: Duration::from_secs(5),
             growth_min_bytes_per_min: MIB as f64,
+            growth_min_total_bytes: MIB,
             min_r2: 0.8,
             min_nonneg_share: 0.8,
             retained_min_bytes: 256 * MIB,
@@ -421,14 +425,18 @@ impl MemHistory {
     ///
     /// Rule: over the samples of the last `cfg.window`, at least `cfg.min_samples` samples
     /// spanning at least `cfg.min_span`, a least-squares RSS slope ≥
-    /// `cfg.growth_min_bytes_per_min`, and a good fit: R² ≥ `cfg.min_r2` or at least
+    /// `cfg.growth_min_bytes_per_min` whose line rises by ≥ `cfg.growth_min_total_bytes` over
+    /// that span, and a good fit: R² ≥ `cfg.min_r2` or at least
     /// `cfg.min_nonneg_share` of the consecutive deltas ≥ 0 (a staircase of allocations
     /// fits a line badly but never goes down).
     pub fn growth(&self, cfg: &Thresholds) -> Option<f64> {
         let f = self.usable_fit(cfg)?;
         let good =
             f.r2.is_some_and(|r2| r2 >= cfg.min_r2) || f.nonneg_share >= cfg.min_nonneg_share;
-        (f.slope_bytes_per_min >= cfg.growth_min_bytes_per_min && good)
+        let rise = f.slope_bytes_per_min * f.span_ns as f64 / 60e9;
+        (f.slope_bytes_per_min >= cfg.growth_min_bytes_per_min
+            && rise >= cfg.growth_min_total_bytes as f64
+            && good)
             .then_some(f.slope_bytes_per_min)
     }
 
@@ -660,6 +668,26 @@ mod tests {
         let g = h.growth(&cfg).expect("growing");
         assert!((g - want).abs() / want < 0.2);
         assert!(!h.not_returned(&cfg, 0.0));
+    }
+
+    #[test]
+    fn a_small_step_in_a_short_window_is_not_growth() {
+        // 140 KiB more after 1 s of a 2 s snapshot: 4 MiB/min if extrapolated, 140 KiB real.
+        let mut h = MemHistory::default();
+        for i in 0..=10u64 {
+            let rss = MIB + if i >= 5 { 140 * KIB } else { 0 };
+            h.push(s(i * 200, rss, rss, 0));
+        }
+        let cfg = Thresholds::for_window(Duration::from_secs(2));
+        assert!(h.growth_rate_bytes_per_min(cfg.window).unwrap() > MIB as f64);
+        assert_eq!(h.growth(&cfg), None);
+        // The same shape in MiB is growth.
+        let mut h = MemHistory::default();
+        for i in 0..=10u64 {
+            let rss = 100 * MIB + if i >= 5 { 20 * MIB } else { 0 };
+            h.push(s(i * 200, rss, rss, 0));
+        }
+        assert!(h.growth(&cfg).is_some());
     }
 
     #[test]

@@ -114,8 +114,9 @@ pub fn render(r: &Report, limit: usize) -> String {
 
 /// "RSS 1.0 GiB (anon 1.0 GiB) · heap 1.0 GiB, peak 1.0 GiB, 0 shrinks · returned 0 B · NOT RETURNED"
 pub fn memory_line(m: &MemStatus) -> String {
+    let seen = if m.kernel.is_some() { "counted" } else { "seen" };
     let mut s = format!(
-        "RSS {} (anon {}, peak {}) · heap {} (peak {}, {} grows / {} shrinks seen) · returned {}",
+        "RSS {} (anon {}, peak {}) · heap {} (peak {}, {} grows / {} shrinks {seen}) · returned {}",
         fmt_bytes(m.rss),
         fmt_bytes(m.rss_anon),
         fmt_bytes(m.peak_rss),
@@ -125,6 +126,17 @@ pub fn memory_line(m: &MemStatus) -> String {
         m.brk_shrinks,
         fmt_bytes(m.returned_bytes)
     );
+    if let Some(k) = &m.kernel {
+        s.push_str(&format!(
+            " · calls: {} mmap {} / {} munmap {} / {} madvise-free {} (kernel)",
+            k.mmap_calls,
+            fmt_bytes(k.mmap_bytes),
+            k.munmap_calls,
+            fmt_bytes(k.munmap_bytes),
+            k.madvise_calls,
+            fmt_bytes(k.madvise_bytes)
+        ));
+    }
     if m.not_returned {
         s.push_str(" · NOT RETURNED");
     }
