@@ -92,7 +92,13 @@ enum Mode {
     Off,
     Hangwatch,
     Bpftrace,
+    /// `hangwatch --json --exact-memory`: the opt-in memory syscall probes (no target; the
+    /// report shows what they cost).
+    ExactMemory,
 }
+
+/// Workloads also run with `--exact-memory` (full bench only).
+const EXACT_MEMORY_WORKLOADS: &[&str] = &["futex", "poll0", "mmap", "brk", "madvise"];
 
 impl Mode {
     fn label(self) -> &'static str {
@@ -100,6 +106,7 @@ impl Mode {
             Mode::Off => "off",
             Mode::Hangwatch => "hangwatch",
             Mode::Bpftrace => "bpftrace",
+            Mode::ExactMemory => "exact-mem",
         }
     }
 }
@@ -479,6 +486,9 @@ impl<'a> Bench<'a> {
         if self.have_bpftrace {
             modes.push(Mode::Bpftrace);
         }
+        if !self.plan.quick && EXACT_MEMORY_WORKLOADS.contains(&w.key) {
+            modes.push(Mode::ExactMemory);
+        }
         modes
     }
 
@@ -578,7 +588,8 @@ impl<'a> Bench<'a> {
         let machine_tasks = machine_tasks();
         let mut tool = match mode {
             Mode::Off => None,
-            Mode::Hangwatch => Some(self.start_hangwatch()?),
+            Mode::Hangwatch => Some(self.start_hangwatch(false)?),
+            Mode::ExactMemory => Some(self.start_hangwatch(true)?),
             Mode::Bpftrace => Some(self.start_bpftrace()?),
         };
         let before = tool.as_ref().map(|t| self.sample_tool(t));
@@ -644,12 +655,18 @@ impl<'a> Bench<'a> {
 
     // -------------------------------------------------------------------- tools
 
-    fn start_hangwatch(&self) -> Result<Tool> {
+    fn start_hangwatch(&self, exact_memory: bool) -> Result<Tool> {
         let out = self.run_dir.join("hangwatch.jsonl");
         let err = self.run_dir.join("hangwatch.stderr");
         let mut cmd = self.ctx.cmd(&self.hangwatch);
         cmd.arg("--json");
-        self.start_tool(Mode::Hangwatch, cmd, out, err, |text| !text.is_empty())
+        let mode = if exact_memory {
+            cmd.arg("--exact-memory");
+            Mode::ExactMemory
+        } else {
+            Mode::Hangwatch
+        };
+        self.start_tool(mode, cmd, out, err, |text| !text.is_empty())
     }
 
     fn start_bpftrace(&self) -> Result<Tool> {
@@ -722,7 +739,7 @@ impl<'a> Bench<'a> {
             )),
             None => Some("did not exit within 10 s of two SIGINTs; killed".to_owned()),
         };
-        let json = if t.mode == Mode::Hangwatch {
+        let json = if matches!(t.mode, Mode::Hangwatch | Mode::ExactMemory) {
             let summary = JsonSummary::read(&t.out);
             if let Some(s) = &summary
                 && !s.probes_failed.is_empty()
@@ -1009,6 +1026,34 @@ impl<'a> Bench<'a> {
                 hs.reported.map_or("n/a".into(), |d| d.to_string()),
                 r.triples_cell(&used),
             );
+        }
+
+        // ---- the opt-in memory probes
+        let exact: Vec<&WorkloadResult> = results
+            .iter()
+            .filter(|r| r.triples.iter().flatten().any(|run| run.mode == Mode::ExactMemory))
+            .collect();
+        if !exact.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Opt-in: `hangwatch --json --exact-memory` (memory syscall probes)\n\n\
+                 Not the default and not held to a target: the syscall tracepoints put every \
+                 system call of the machine on the traced path (docs/memory.md).\n"
+            );
+            s.push_str("| workload | off ops/s | default slowdown | --exact-memory ops/s | --exact-memory slowdown |\n");
+            s.push_str("| --- | ---: | ---: | ---: | ---: |\n");
+            for r in exact {
+                let used = r.used_triples();
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    r.w.title,
+                    median(&r.ops(Mode::Off, &used)).map_or("–".into(), fmt_ops),
+                    r.slowdown(Mode::Hangwatch, &used).map_or("–".into(), |s| s.cell()),
+                    median(&r.ops(Mode::ExactMemory, &used)).map_or("–".into(), fmt_ops),
+                    r.slowdown(Mode::ExactMemory, &used).map_or("–".into(), |s| s.cell()),
+                );
+            }
         }
 
         // ---- blocked threads: live mode details
