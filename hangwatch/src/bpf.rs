@@ -70,6 +70,10 @@ pub struct OomVictimEvent {
     pub shmem_rss_kb: Option<u64>,
     pub uid: Option<u32>,
     pub oom_score_adj: Option<i64>,
+    /// What the kernel log and the cgroup files said about the kill when it was read (the
+    /// constraint, the victim's memory cgroup, the limit that was hit); added by live mode's
+    /// collector.
+    pub context: Option<Box<crate::oom::OomKill>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -667,6 +671,7 @@ pub fn decode_oom(raw: &[u8; OOM_RAW_LEN], f: &TracepointFormat, ts_ns: u64) -> 
         shmem_rss_kb: u("shmem_rss"),
         uid: f.int(raw, "uid").map(|v| v as u32),
         oom_score_adj: f.int(raw, "oom_score_adj"),
+        context: None,
     }
 }
 

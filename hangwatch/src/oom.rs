@@ -697,6 +697,7 @@ mod tests {
             shmem_rss_kb: Some(0),
             uid: Some(0),
             oom_score_adj: Some(0),
+            context: None,
         };
         let live = OomKill::from_tracepoint(&ev);
         assert_eq!(live.time_boot_us, 1_174_806_900);

@@ -267,6 +267,16 @@ wait
     assert_eq!(i64_field(&rec, "pid"), sleeper, "{}", excerpt(&rec));
     assert_eq!(i64_field(&rec, "tid"), sleeper, "{}", excerpt(&rec));
 
+    // The oom_kill finding names the cgroup the victim was killed in (the kernel log's), not
+    // the one it was in when hangwatch last scanned it, and the limit that was hit.
+    let f = live
+        .wait_for(Duration::from_secs(15), |v| v["type"] == "finding" && v["kind"] == "oom_kill")
+        .unwrap_or_else(|| panic!("no oom_kill finding:\n{}", live.seen.join("\n")));
+    let summary = str_field(&f, "summary");
+    assert!(summary.contains(&format!("in {}", cg.path)), "{summary}");
+    assert!(summary.contains("limit 64.0 MiB"), "{summary}");
+    assert_eq!(array_field(&f, "pids")[0].as_i64(), Some(hog), "{}", excerpt(&f));
+
     drop(live);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -246,6 +246,8 @@ pub struct OomRow {
     pub cgroup: Option<String>,
     pub ppid: Option<i32>,
     pub anon_rss_bytes: Option<u64>,
+    /// The limit of the cgroup that hit it, when known.
+    pub memory_limit_bytes: Option<u64>,
 }
 
 pub struct Config {
@@ -349,7 +351,12 @@ impl Aggregator {
                     .clone()
                     .or_else(|| process.as_ref().map(|p| p.comm.clone()))
                     .unwrap_or_default();
-                let cgroup = process.as_ref().map(|p| p.cgroup.clone());
+                // The memory cgroup it was killed in (the kernel log's), else its last known.
+                let cgroup = v
+                    .context
+                    .as_ref()
+                    .and_then(|k| k.cgroup.clone())
+                    .or_else(|| process.as_ref().map(|p| p.cgroup.clone()));
                 if self.ooms.len() >= self.cfg.max_oom {
                     self.ooms.pop_front();
                 }
@@ -360,6 +367,7 @@ impl Aggregator {
                     cgroup: cgroup.clone(),
                     ppid,
                     anon_rss_bytes: v.anon_rss_kb.map(|k| k * 1024),
+                    memory_limit_bytes: v.context.as_ref().and_then(|k| k.memory_limit_bytes),
                 });
                 self.push_event(EventLine {
                     ts_mono_ns: ts,
@@ -625,7 +633,7 @@ impl Aggregator {
                 comm: o.comm.clone(),
                 cgroup: o.cgroup.clone(),
                 ppid: o.ppid,
-                memory_limit_bytes: None,
+                memory_limit_bytes: o.memory_limit_bytes,
             })
             .collect();
         let facts = env.facts(&procs, ooms);

@@ -106,6 +106,9 @@ async fn kernel_collector(
                         Some(KernelEvent::WaitEnd(w)) => Input::WaitEnd(w),
                         Some(KernelEvent::OomVictim(mut o)) => {
                             probes.translate_victim(&mut o);
+                            // Now, while the kernel log's lines about it are fresh and the
+                            // victim may still be in its cgroup.
+                            o.context = Some(Box::new(oom_context(&o, None)));
                             Input::OomVictim(o)
                         }
                         None => continue,
@@ -337,7 +340,10 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 last_stats = *ts_mono_ns;
             }
             if let Output::OomKill { victim, process, .. } = &o {
-                let k = oom_context(victim, process.as_ref().map(|p| p.cgroup.as_str()));
+                let k = match &victim.context {
+                    Some(k) => (**k).clone(),
+                    None => oom_context(victim, process.as_ref().map(|p| p.cgroup.as_str())),
+                };
                 extra.oom_cgroup = k.cgroup;
                 extra.oom_constraint = Some(k.constraint);
                 extra.memory_limit_bytes = k.memory_limit_bytes;

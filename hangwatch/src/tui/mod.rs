@@ -324,6 +324,7 @@ pub(crate) mod testing {
             cgroup: Some("/system.slice/leaky.service".into()),
             ppid: None,
             anon_rss_bytes: Some(1 << 30),
+            memory_limit_bytes: Some(2 << 30),
         });
         v.events.push(EventLine {
             ts_mono_ns: NOW - 30 * SEC,
