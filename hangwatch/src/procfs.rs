@@ -270,39 +270,110 @@ pub fn parse_schedstat(s: &str) -> Option<(u64, u64)> {
 /// (`schedstat`) per thread that has not run since, instead of four (`stat`, `syscall`,
 /// `wchan`, `sched`). A thread that has not been scheduled in since it was seen asleep is still
 /// in the same wait: nothing it could change has changed.
+///
+/// With the kernel's help it reads nothing at all: once a thread has been seen asleep in the
+/// same wait for longer than the `sched_waking` probe's threshold, its wake-up is certain to be
+/// reported (a `WaitEnd` record), so until [`ThreadCache::woken`] names it the entry is served
+/// as is. [`ThreadCache::distrust_all`] (records were lost) falls back to `schedstat`.
 #[derive(Debug, Default)]
 pub struct ThreadCache {
-    map: HashMap<i32, (u64, u64, u64, ThreadSample)>,
+    map: HashMap<i32, CacheEntry>,
     generation: u64,
     /// Threads served from the cache in the last scan (for tests and stats).
     pub hits: u64,
+    /// Of those, served without reading anything (trusted to the kernel's wake-up records).
+    pub trusted_hits: u64,
+    /// Waits at least this long are reported by the kernel when they end; `None`: no probe.
+    trust_after_ns: Option<u64>,
 }
 
+#[derive(Debug)]
+struct CacheEntry {
+    run_ns: u64,
+    slices: u64,
+    generation: u64,
+    /// CLOCK_MONOTONIC when this wait was first seen (it began no later).
+    first_seen_ns: u64,
+    sample: ThreadSample,
+}
+
+/// Margin on the probe's threshold before an entry is trusted (clock calibration error).
+const TRUST_MARGIN_NS: u64 = 100_000_000;
+
 impl ThreadCache {
+    /// A cache that trusts the kernel's wake-up records for waits of at least `threshold_ns`
+    /// (the `sched_waking` probe's threshold; `None` when the probe is not attached).
+    pub fn with_kernel_wakeups(threshold_ns: Option<u64>) -> Self {
+        ThreadCache { trust_after_ns: threshold_ns, ..Default::default() }
+    }
+
     /// Starts a scan; entries not used during the previous scan are dropped (exited threads).
     pub fn begin_scan(&mut self) {
         let g = self.generation;
-        self.map.retain(|_, e| e.2 == g);
+        self.map.retain(|_, e| e.generation == g);
         self.generation += 1;
         self.hits = 0;
+        self.trusted_hits = 0;
+    }
+
+    /// These threads woke (the kernel said so): read them again.
+    pub fn woken(&mut self, tids: impl IntoIterator<Item = i32>) {
+        for tid in tids {
+            self.map.remove(&tid);
+        }
+    }
+
+    /// Wake-up records may have been lost: check every entry with `schedstat` again.
+    pub fn distrust_all(&mut self) {
+        for e in self.map.values_mut() {
+            e.first_seen_ns = u64::MAX;
+        }
+    }
+
+    fn trusted(&self, e: &CacheEntry, now: u64) -> bool {
+        self.trust_after_ns.is_some_and(|t| {
+            e.first_seen_ns != u64::MAX
+                && now.saturating_sub(e.first_seen_ns) >= t.saturating_add(TRUST_MARGIN_NS)
+        })
     }
 
     fn get(&mut self, pid: i32, tid: i32) -> Option<ThreadSample> {
+        let now = monotonic_ns();
+        if let Some(e) = self.map.get(&tid)
+            && self.trusted(e, now)
+        {
+            let e = self.map.get_mut(&tid).expect("just found");
+            e.generation = self.generation;
+            self.hits += 1;
+            self.trusted_hits += 1;
+            return Some(e.sample.clone());
+        }
         let ss = read_string(Path::new(&format!("/proc/{pid}/task/{tid}/schedstat")))
             .and_then(|s| parse_schedstat(&s));
         if let (Some((run, slices)), Some(e)) = (ss, self.map.get_mut(&tid))
-            && e.0 == run
-            && e.1 == slices
-            && e.3.is_sleeping()
+            && e.run_ns == run
+            && e.slices == slices
+            && e.sample.is_sleeping()
         {
-            e.2 = self.generation;
+            e.generation = self.generation;
+            if e.first_seen_ns == u64::MAX {
+                // Verified again after a loss: trusted from now on, after the threshold.
+                e.first_seen_ns = now;
+            }
             self.hits += 1;
-            return Some(e.3.clone());
+            return Some(e.sample.clone());
         }
         let t = read_thread(pid, tid, Detail::Full)?;
         match ss {
-            Some((run, slices)) if t.is_sleeping() => {
-                self.map.insert(tid, (run, slices, self.generation, t.clone()));
+            Some((run_ns, slices)) if t.is_sleeping() => {
+                let entry = CacheEntry {
+                    run_ns,
+                    slices,
+                    generation: self.generation,
+                    first_seen_ns: now,
+                    sample: t.clone(),
+                };
+                self.map.insert(tid, entry);
             }
             _ => {
                 self.map.remove(&tid);
@@ -606,6 +677,55 @@ mod tests {
         assert!(read_process_cached(pid, &mut cache).is_none());
         cache.begin_scan();
         assert!(cache.map.is_empty(), "exited threads are evicted");
+    }
+
+    #[test]
+    fn trusted_entries_are_served_until_the_kernel_says_woken() {
+        use std::io::Write;
+        // A child blocked reading its stdin: it wakes when we write a line.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x; exec sleep 30"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Threshold 0: trusted once seen asleep for the margin (100 ms).
+        let mut cache = ThreadCache::with_kernel_wakeups(Some(0));
+        cache.begin_scan();
+        let first = read_process_cached(pid, &mut cache).unwrap();
+        let read_wait = first.threads[0].syscall.clone();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        cache.begin_scan();
+        read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!((cache.hits, cache.trusted_hits), (1, 1), "served without reading");
+        // It wakes (and moves on to sleep in nanosleep), but nobody told the cache yet.
+        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        cache.begin_scan();
+        let stale = read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!(stale.threads[0].syscall, read_wait, "trusted: the old wait, by design");
+        // The kernel's record arrives: read again.
+        cache.woken([pid]);
+        cache.begin_scan();
+        let fresh = read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!(cache.trusted_hits, 0);
+        assert_ne!(fresh.threads[0].syscall, read_wait, "now in nanosleep: {fresh:?}");
+        // After a loss every entry is checked against schedstat again (a hit, not trusted).
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        cache.distrust_all();
+        cache.begin_scan();
+        read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!((cache.hits, cache.trusted_hits), (1, 0));
+        // Without the probe nothing is trusted.
+        let mut plain = ThreadCache::with_kernel_wakeups(None);
+        for _ in 0..2 {
+            plain.begin_scan();
+            read_process_cached(pid, &mut plain).unwrap();
+        }
+        assert_eq!((plain.hits, plain.trusted_hits), (1, 0));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub fn build_process(
         .map(|b| b.threads.iter().map(|t| (t.tid, t.stat.utime + t.stat.stime)).collect())
         .unwrap_or_default();
     let cpu_delta = before.map_or(0, |b| after.cpu_ticks().saturating_sub(b.cpu_ticks()));
+    // By tid: a process may have 10,000 threads, looked up once each.
+    let prev_waits: HashMap<i32, &Wait> = prev
+        .map(|p| p.threads.iter().filter_map(|t| Some((t.tid, t.blocked.as_ref()?))).collect())
+        .unwrap_or_default();
     let threads = after
         .threads
         .iter()
@@ -135,9 +139,8 @@ pub fn build_process(
                         .unwrap_or(0);
                     let since = (es as i64).saturating_add(off).max(0) as u64;
                     let dur = ctx.now_mono_ns.saturating_sub(since);
-                    let known = prev
-                        .and_then(|p| p.threads.iter().find(|x| x.tid == t.tid))
-                        .and_then(|x| x.blocked.as_ref())
+                    let known = prev_waits
+                        .get(&t.tid)
                         .filter(|w| w.nr == *nr && w.since_mono_ns.abs_diff(since) < 1_000_000)
                         .map(|w| Arc::clone(&w.decoded));
                     (dur >= ctx.min_blocked_ns).then(|| Wait {

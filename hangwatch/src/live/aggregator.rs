@@ -484,20 +484,28 @@ impl Aggregator {
             }
             // Events about waits that began earlier carry what the process looked like then.
             let info = ProcessInfo::of(&state.process);
-            // Waits that ended since the last scan.
+            // Waits that ended since the last scan (looked up by tid: a process may have
+            // 10,000 threads).
+            let sleeping_since: HashMap<i32, u64> = sample
+                .threads
+                .iter()
+                .filter(|t| t.is_sleeping())
+                .filter_map(|t| Some((t.tid, t.exec_start_ns?)))
+                .collect();
             let mut gone = Vec::new();
             for (&tid, &es) in &state.announced {
-                let still = sample
-                    .threads
-                    .iter()
-                    .any(|t| t.tid == tid && t.exec_start_ns == Some(es) && t.is_sleeping());
-                if !still {
+                if sleeping_since.get(&tid) != Some(&es) {
                     gone.push(tid);
                 }
             }
+            let prev_threads: HashMap<i32, &crate::model::Thread> = if gone.is_empty() {
+                HashMap::new()
+            } else {
+                state.process.threads.iter().map(|t| (t.tid, t)).collect()
+            };
             for tid in gone {
                 state.announced.remove(&tid);
-                if let Some(prev) = state.process.threads.iter().find(|t| t.tid == tid)
+                if let Some(prev) = prev_threads.get(&tid)
                     && let Some(w) = &prev.blocked
                 {
                     let (duration_ns, exact, woken_by) =

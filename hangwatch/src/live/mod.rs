@@ -71,11 +71,38 @@ impl SelfUsage {
     }
 }
 
+/// Threads the kernel saw wake from a long wait, passed from the ring buffer reader to the
+/// /proc scanner, whose cache then stops serving them (see [`procfs::ThreadCache`]).
+#[derive(Default)]
+struct WakeLog {
+    tids: std::sync::Mutex<Vec<i32>>,
+    /// Records were lost: the scanner must not trust its cache until it re-checked.
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl WakeLog {
+    fn push(&self, tid: i32) {
+        if let Ok(mut v) = self.tids.lock() {
+            v.push(tid);
+        }
+    }
+
+    /// Hands what was logged to the scanner's cache.
+    fn apply(&self, cache: &mut procfs::ThreadCache) {
+        let tids = self.tids.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        cache.woken(tids);
+        if self.lost.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            cache.distrust_all();
+        }
+    }
+}
+
 /// Reads the ring buffer as it fills; sends health once a second.
 async fn kernel_collector(
     mut probes: Probes,
     tx: mpsc::Sender<Input>,
     dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    wakes: std::sync::Arc<WakeLog>,
 ) {
     use std::sync::atomic::Ordering;
     let Some(ring) = probes.take_ring() else { return };
@@ -93,6 +120,7 @@ async fn kernel_collector(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut usage = SelfUsage { last: None };
     let mut ticks = 0u64;
+    let mut lost_seen = 0u64;
     let fmt = probes.oom_format();
     loop {
         tokio::select! {
@@ -103,7 +131,10 @@ async fn kernel_collector(
                     let ev = crate::bpf::decode_record(&item, fmt.as_ref());
                     drop(item);
                     let input = match ev {
-                        Some(KernelEvent::WaitEnd(w)) => Input::WaitEnd(w),
+                        Some(KernelEvent::WaitEnd(w)) => {
+                            wakes.push(w.tid);
+                            Input::WaitEnd(w)
+                        }
                         Some(KernelEvent::OomVictim(mut o)) => {
                             probes.translate_victim(&mut o);
                             // Now, while the kernel log's lines about it are fresh and the
@@ -134,8 +165,13 @@ async fn kernel_collector(
                     return;
                 }
                 let (own_cpu_percent, own_rss_bytes) = usage.sample();
+                let kernel = probes.stats();
+                if kernel.lost_events > lost_seen {
+                    lost_seen = kernel.lost_events;
+                    wakes.lost.store(true, Ordering::Relaxed);
+                }
                 let input = Input::Health {
-                    kernel: probes.stats(),
+                    kernel,
                     own_cpu_percent,
                     own_rss_bytes,
                     now_mono_ns: procfs::monotonic_ns(),
@@ -148,11 +184,19 @@ async fn kernel_collector(
     }
 }
 
-/// Scans /proc every `interval` on a plain thread (blocking file I/O).
-fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, offsets: Vec<i64>) {
+/// Scans /proc every `interval` on a plain thread (blocking file I/O). `trust_ns`: the
+/// `sched_waking` probe's threshold when it is attached (see [`procfs::ThreadCache`]).
+fn proc_collector(
+    tx: mpsc::Sender<Input>,
+    interval: Duration,
+    pids: Vec<i32>,
+    offsets: Vec<i64>,
+    wakes: std::sync::Arc<WakeLog>,
+    trust_ns: Option<u64>,
+) {
     let mut offsets = offsets;
     let mut n = 0u64;
-    let mut cache = procfs::ThreadCache::default();
+    let mut cache = procfs::ThreadCache::with_kernel_wakeups(trust_ns);
     loop {
         let start = std::time::Instant::now();
         if n % 30 == 29
@@ -162,6 +206,7 @@ fn proc_collector(tx: mpsc::Sender<Input>, interval: Duration, pids: Vec<i32>, o
         }
         n += 1;
         cache.begin_scan();
+        wakes.apply(&mut cache);
         let (samples, _vanished) =
             snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
         let now = procfs::monotonic_ns();
@@ -258,8 +303,9 @@ fn start(
         }
     }
     limit_malloc_arenas();
+    let threshold_ns = opts.filter.min_blocked_ns.max(10_000_000);
     let probes = Probes::load(&LoadOptions {
-        wait_threshold_ns: opts.filter.min_blocked_ns.max(10_000_000),
+        wait_threshold_ns: threshold_ns,
         filter_tgid: if opts.filter.pids.len() == 1 { opts.filter.pids[0] as u32 } else { 0 },
         exact_memory: opts.exact_memory,
     })?;
@@ -279,9 +325,16 @@ fn start(
     let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let offsets = probes.clock_offsets().to_vec();
     let (ptx, interval, pids) = (tx.clone(), opts.interval, opts.filter.pids.clone());
+    let wakes = std::sync::Arc::new(WakeLog::default());
+    let trust_ns = probes
+        .status
+        .iter()
+        .any(|p| p.attached && p.name.starts_with("tp_btf/sched_waking"))
+        .then_some(threshold_ns);
+    let scan_wakes = wakes.clone();
     std::thread::Builder::new()
         .name("proc-scan".into())
-        .spawn(move || proc_collector(ptx, interval, pids, offsets))
+        .spawn(move || proc_collector(ptx, interval, pids, offsets, scan_wakes, trust_ns))
         .map_err(|e| Error::Unsupported(format!("cannot start the /proc scanner: {e}")))?;
     for p in probes.status.iter().filter(|p| !p.attached) {
         warn!(
@@ -291,7 +344,7 @@ fn start(
             p.impact
         );
     }
-    tokio::spawn(kernel_collector(probes, tx, dropped.clone()));
+    tokio::spawn(kernel_collector(probes, tx, dropped.clone(), wakes));
     Ok((agg, rx, dropped))
 }
 
