@@ -715,7 +715,8 @@ mod tests {
     use super::*;
     use crate::procfs::{Stat, StatusMem, SyscallState, ThreadSample};
 
-    struct NoMem;
+    /// A process whose memory and fds cannot be read.
+    pub(super) struct NoMem;
     impl TaskView for NoMem {
         fn read_mem(&self, _: u64, _: usize) -> Option<Vec<u8>> {
             None
@@ -724,7 +725,8 @@ mod tests {
             None
         }
     }
-    struct TestEnv;
+    /// /proc with nothing to follow: no facts beyond the OOM kills given.
+    pub(super) struct TestEnv;
     impl Env for TestEnv {
         fn task_view(&self, _: i32) -> Box<dyn TaskView> {
             Box::new(NoMem)
@@ -984,24 +986,7 @@ mod live_analysis_tests {
         procfs::{Stat, StatusMem, SyscallState, ThreadSample},
     };
 
-    struct Env2;
-    struct NoMem;
-    impl TaskView for NoMem {
-        fn read_mem(&self, _: u64, _: usize) -> Option<Vec<u8>> {
-            None
-        }
-        fn fd_target(&self, _: i32) -> Option<String> {
-            None
-        }
-    }
-    impl Env for Env2 {
-        fn task_view(&self, _: i32) -> Box<dyn TaskView> {
-            Box::new(NoMem)
-        }
-        fn facts(&self, _: &[Process], oom_kills: Vec<OomFact>) -> Facts {
-            Facts { oom_kills, ..Default::default() }
-        }
-    }
+    use super::tests::TestEnv;
 
     const S: u64 = 1_000_000_000;
 
@@ -1068,7 +1053,7 @@ mod live_analysis_tests {
         for i in 0..11u64 {
             let now = 100 * S + i * S;
             let v = if i < 6 { vec![hung(10, 50 * S, now)] } else { vec![] };
-            for o in a.handle(scan(now, v), &Env2) {
+            for o in a.handle(scan(now, v), &TestEnv) {
                 match o {
                     Output::Finding { finding, .. } => {
                         assert_eq!(finding.kind, analysis::FindingKind::Hung);
