@@ -184,3 +184,35 @@ fn more_runnable_threads_than_the_cpu_quota_is_cpu_throttled() {
     assert!(summary.contains("2 runnable threads"), "the thread count is named: {summary}");
     drop(burners);
 }
+
+#[test]
+fn semaphore_whose_poster_died_is_an_orphaned_wait() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let orphan = Child::spawn("sem_orphan");
+    orphan.wait_since_ready(std::time::Duration::from_millis(1200));
+    let snap = snapshot_json(&lock, &["--pid", &orphan.pid_arg()]);
+    let found = of_kind(&snap, "orphaned_wait");
+    assert_eq!(found.len(), 1, "one orphaned_wait expected:\n{}", excerpt(&snap));
+    assert_eq!(pids(found[0]), vec![orphan.pid as i64]);
+    let summary = str_field(found[0], "summary");
+    assert!(summary.contains("process-shared futex"), "{summary}");
+    // glibc creates the semaphore under a temporary name and links it: maps shows that one.
+    assert!(summary.contains("/dev/shm/sem."), "the semaphore's object is named: {summary}");
+    assert!(summary.contains("no other live process maps"), "{summary}");
+    assert!(of_kind(&snap, "deadlock").is_empty(), "{}", excerpt(&snap));
+
+    // The same wait while the worker lives on and maps the semaphore: it could still post.
+    let alive = Child::spawn_args("sem_orphan", &["live"]);
+    alive.wait_since_ready(std::time::Duration::from_millis(1200));
+    let snap = snapshot_json(&lock, &["--pid", &alive.pid_arg(), "--hung-after", "1s"]);
+    let f = findings(&snap);
+    assert!(
+        f.iter()
+            .all(|f| str_field(f, "kind") != "orphaned_wait" && str_field(f, "kind") != "deadlock"),
+        "{}",
+        excerpt(&snap)
+    );
+}

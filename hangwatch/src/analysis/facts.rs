@@ -4,7 +4,7 @@
 //! point at is read; a process that vanishes meanwhile is skipped, never an error.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     fs,
 };
 
@@ -68,6 +68,13 @@ pub struct Facts {
     pub fd_inode: HashMap<(i32, i32), (u64, Kind)>,
     /// tid → (futex word, word at +8: glibc's mutex owner field).
     pub futex_words: HashMap<i32, (u32, Option<u32>)>,
+    /// (pid, tid) → which futex it waits on, for the futex waits.
+    pub futex_key: HashMap<(i32, i32), FutexKey>,
+    /// Shared memory object (device, inode) → every process that maps it (the only ones that
+    /// can wake a process-shared futex in it), for the objects futex waits point into.
+    pub object_mappers: HashMap<(String, u64), BTreeSet<i32>>,
+    /// Shared memory object → its path as /proc/PID/maps shows it.
+    pub object_paths: HashMap<(String, u64), String>,
     pub cpu_quota: HashMap<String, CpuQuota>,
     /// pid → its cgroup in the cpu controller's hierarchy (for processes with runnable threads).
     pub cpu_cgroup_of: HashMap<i32, String>,
@@ -78,6 +85,66 @@ pub struct Facts {
 pub enum Kind {
     Pipe,
     Socket,
+}
+
+/// The futex a thread waits on, as the kernel identifies it: a process-private one by its
+/// process and address; one in shared memory by the object mapped there and the offset in
+/// it, which is the same in every process that maps it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FutexKey {
+    Private { pid: i32, addr: u64 },
+    Shared { dev: String, inode: u64, offset: u64 },
+}
+
+/// One line of /proc/PID/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub shared: bool,
+    /// Offset of `start` in the mapped object.
+    pub offset: u64,
+    pub dev: String,
+    pub inode: u64,
+    pub path: String,
+}
+
+/// `7f..-7f.. rw-s 00000000 00:05 1234   /dev/shm/sem.x (deleted)`
+pub fn parse_maps_line(l: &str) -> Option<Mapping> {
+    let mut it = l.splitn(6, ' ');
+    let (range, perms, offset, dev, inode) =
+        (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    let path = it.next().unwrap_or("").trim().to_string();
+    let (start, end) = range.split_once('-')?;
+    Some(Mapping {
+        start: u64::from_str_radix(start, 16).ok()?,
+        end: u64::from_str_radix(end, 16).ok()?,
+        shared: perms.as_bytes().get(3) == Some(&b's'),
+        offset: u64::from_str_radix(offset, 16).ok()?,
+        dev: dev.to_string(),
+        inode: inode.parse().ok()?,
+        path,
+    })
+}
+
+/// The futex key of `addr` in a process with these mappings: shared when the address is in a
+/// shared mapping of an object (a file, /dev/shm, a memfd, shared anonymous memory), else
+/// private. A futex op without FUTEX_PRIVATE_FLAG on private memory is private too.
+pub fn futex_key(pid: i32, addr: u64, maps: &[Mapping]) -> FutexKey {
+    match maps.iter().find(|m| m.start <= addr && addr < m.end) {
+        Some(m) if m.shared && m.inode != 0 => FutexKey::Shared {
+            dev: m.dev.clone(),
+            inode: m.inode,
+            offset: m.offset + (addr - m.start),
+        },
+        _ => FutexKey::Private { pid, addr },
+    }
+}
+
+fn read_maps(pid: i32) -> Vec<Mapping> {
+    fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map(|s| s.lines().filter_map(parse_maps_line).collect())
+        .unwrap_or_default()
 }
 
 /// "pipe:[123]" → (123, Pipe); "socket:[9]" → (9, Socket).
@@ -233,6 +300,7 @@ pub fn gather(
     let mut wanted: HashSet<u64> = HashSet::new();
     for p in procs {
         let mut view: Option<Box<dyn TaskView>> = None;
+        let mut own_maps: Option<Vec<Mapping>> = None;
         for (t, w) in p.blocked_threads() {
             let v = view.get_or_insert_with(|| view_for(p.pid));
             let mut fds = w.decoded.fds.clone();
@@ -259,6 +327,22 @@ pub fn gather(
                     .and_then(|u| u.as_str())
                     .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
                 if let Some(addr) = uaddr {
+                    let private =
+                        w.decoded.args.get("private").and_then(|v| v.as_bool()).unwrap_or(true);
+                    let key = if private {
+                        FutexKey::Private { pid: p.pid, addr }
+                    } else {
+                        let maps = own_maps.get_or_insert_with(|| read_maps(p.pid));
+                        let key = futex_key(p.pid, addr, maps);
+                        if let FutexKey::Shared { dev, inode, .. } = &key
+                            && let Some(m) =
+                                maps.iter().find(|m| &m.dev == dev && m.inode == *inode)
+                        {
+                            f.object_paths.insert((dev.clone(), *inode), m.path.clone());
+                        }
+                        key
+                    };
+                    f.futex_key.insert((p.pid, t.tid), key);
                     let word =
                         v.read_mem(addr, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
                     let owner = v
@@ -280,6 +364,17 @@ pub fn gather(
                 f.cpu_quota.insert(cg.clone(), q);
             }
             f.cpu_cgroup_of.insert(p.pid, cg);
+        }
+    }
+    // Who maps the shared objects that futex waits point into.
+    if !f.object_paths.is_empty() {
+        for pid in procfs::list_pids() {
+            for m in read_maps(pid) {
+                let obj = (m.dev, m.inode);
+                if m.shared && f.object_paths.contains_key(&obj) {
+                    f.object_mappers.entry(obj).or_default().insert(pid);
+                }
+            }
         }
     }
     if wanted.is_empty() {
@@ -339,6 +434,39 @@ mod tests {
         assert_eq!(parse_target("socket:[9]"), Some((9, Kind::Socket)));
         assert_eq!(parse_target("/dev/null"), None);
         assert_eq!(parse_target("pipe:[x]"), None);
+    }
+
+    #[test]
+    fn maps_and_futex_keys() {
+        let maps: Vec<Mapping> = [
+            "55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0                          [heap]",
+            "7f1000000000-7f1000001000 rw-s 00000000 00:1a 4242                       /dev/shm/sem.Ab12Cd (deleted)",
+            "7f2000000000-7f2000400000 rw-s 00200000 08:01 77 /var/lib/db/shared mem",
+            "7f3000000000-7f3000001000 rw-p 00000000 00:00 0",
+            "garbage",
+        ]
+        .iter()
+        .filter_map(|l| parse_maps_line(l))
+        .collect();
+        assert_eq!(maps.len(), 4);
+        assert_eq!(maps[1].path, "/dev/shm/sem.Ab12Cd (deleted)");
+        assert_eq!(maps[2].path, "/var/lib/db/shared mem");
+        assert!(maps[1].shared && !maps[0].shared);
+        // In a shared object: keyed by the object and the offset in it (page offset included).
+        assert_eq!(
+            futex_key(9, 0x7f1000000010, &maps),
+            FutexKey::Shared { dev: "00:1a".into(), inode: 4242, offset: 0x10 }
+        );
+        assert_eq!(
+            futex_key(9, 0x7f2000000100, &maps),
+            FutexKey::Shared { dev: "08:01".into(), inode: 77, offset: 0x200100 }
+        );
+        // Private memory, or no mapping at all: private.
+        assert_eq!(
+            futex_key(9, 0x55d0c0000100, &maps),
+            FutexKey::Private { pid: 9, addr: 0x55d0c0000100 }
+        );
+        assert_eq!(futex_key(9, 0x10, &maps), FutexKey::Private { pid: 9, addr: 0x10 });
     }
 
     #[test]

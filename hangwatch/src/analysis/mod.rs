@@ -13,7 +13,7 @@ use crate::{
     model::{Process, Wait},
     output::{fmt_bytes, fmt_duration_ns},
 };
-use facts::{Facts, Kind as FdKind};
+use facts::{Facts, FutexKey, Kind as FdKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -304,6 +304,9 @@ impl<'a> Graph<'a> {
                     }
                 }
             }
+            if edges.is_empty() && !self.gone.contains_key(&(p.pid, tid)) {
+                self.futex_releasers(p, tid, facts, edges);
+            }
             return;
         }
         let mut outside = Vec::new();
@@ -341,6 +344,67 @@ impl<'a> Graph<'a> {
         }
         // Known releasers first: chains follow the first edge.
         edges.extend(outside);
+    }
+
+    /// A futex wait whose word names no owner (a condition variable, a semaphore, a
+    /// barrier ...): a private futex can be woken by any other thread of its process; a
+    /// process-shared one by any thread of any process that maps the same object, except
+    /// processes whose every thread waits on that very futex. If no such process is left, the
+    /// wait is orphaned: whoever would have posted it is gone.
+    fn futex_releasers(&mut self, p: &Process, tid: i32, facts: &Facts, edges: &mut Vec<Edge>) {
+        let Some(key) = facts.futex_key.get(&(p.pid, tid)) else { return };
+        let waiters: Vec<(i32, i32)> =
+            facts.futex_key.iter().filter(|(_, k)| *k == key).map(|(w, _)| *w).collect();
+        let also = match waiters.len() {
+            0 | 1 => String::new(),
+            2 => ", 1 other thread waits on it".to_string(),
+            n => format!(", {} other threads wait on it", n - 1),
+        };
+        match key {
+            FutexKey::Private { addr, .. } => {
+                if p.threads.len() > 1 {
+                    edges.push(Edge {
+                        target: Target::Process(p.pid),
+                        why: format!(
+                            "futex {addr:#x} (private) that another thread of pid {} could wake{also}",
+                            p.pid
+                        ),
+                    });
+                }
+            }
+            FutexKey::Shared { dev, inode, offset } => {
+                let obj = (dev.clone(), *inode);
+                let path = facts.object_paths.get(&obj).map_or("?", String::as_str);
+                let all_waiting = |q: i32| {
+                    self.procs.get(&q).is_some_and(|qp| {
+                        qp.threads.iter().filter(|t| t.state != 'Z').all(|t| {
+                            t.blocked.is_some() && facts.futex_key.get(&(q, t.tid)) == Some(key)
+                        })
+                    })
+                };
+                let mappers = facts.object_mappers.get(&obj).cloned().unwrap_or_default();
+                let releasers: Vec<i32> =
+                    mappers.into_iter().filter(|q| !all_waiting(*q)).collect();
+                if releasers.is_empty() {
+                    self.gone.insert(
+                        (p.pid, tid),
+                        format!(
+                            "a process-shared futex at {path}+{offset:#x} that no other live process maps: whoever would wake it is gone{also}"
+                        ),
+                    );
+                }
+                for q in releasers {
+                    let why = if q == p.pid {
+                        format!(
+                            "shared futex at {path}+{offset:#x} that another of its threads could wake{also}"
+                        )
+                    } else {
+                        format!("shared futex at {path}+{offset:#x} that pid {q} also maps{also}")
+                    };
+                    edges.push(Edge { target: Target::Process(q), why });
+                }
+            }
+        }
     }
 
     /// The blocked threads an edge leads to. A process with a running thread is making
@@ -910,6 +974,62 @@ mod tests {
             why.contains(&"unix socket:[501] whose peer socket:[500] only pid 30 holds"),
             "{why:?}"
         );
+    }
+
+    /// A process whose threads all wait on futexes whose words name no owner.
+    fn futex_waiters(pid: i32, n: usize, running: bool) -> Process {
+        let mut waits: Vec<Option<Wait>> =
+            (0..n).map(|_| Some(wait("futex", 600.0, true))).collect();
+        if running {
+            waits.push(None);
+        }
+        process(pid, 5.0, 900.0, waits)
+    }
+
+    #[test]
+    fn private_futex_waits_with_no_thread_left_to_wake_them() {
+        // Two threads each wait on a condition variable; no third thread: lost wake-up.
+        let procs = vec![futex_waiters(50, 2, false)];
+        let mut f = Facts::default();
+        f.futex_key.insert((50, 50), FutexKey::Private { pid: 50, addr: 0x1000 });
+        f.futex_key.insert((50, 51), FutexKey::Private { pid: 50, addr: 0x2000 });
+        let found = analyze(&procs, &f, &cfg());
+        assert_eq!(kinds(&found), vec!["deadlock"], "{found:#?}");
+        assert!(found[0].summary.contains("futex 0x1000 (private) that another thread of pid 50"));
+        // A third thread that runs can wake them.
+        let procs = vec![futex_waiters(50, 2, true)];
+        assert!(!kinds(&analyze(&procs, &f, &cfg())).contains(&"deadlock"));
+    }
+
+    #[test]
+    fn shared_futex_needs_a_live_mapper_that_is_not_waiting_on_it() {
+        let key = FutexKey::Shared { dev: "00:1a".into(), inode: 9, offset: 0 };
+        let obj = ("00:1a".to_string(), 9);
+        let mut f = Facts::default();
+        f.futex_key.insert((60, 60), key.clone());
+        f.object_paths.insert(obj.clone(), "/dev/shm/sem.x (deleted)".into());
+        // Only the waiter maps it.
+        f.object_mappers.insert(obj.clone(), BTreeSet::from([60]));
+        let procs = vec![futex_waiters(60, 1, false)];
+        let found = analyze(&procs, &f, &cfg());
+        assert_eq!(kinds(&found), vec!["orphaned_wait"], "{found:#?}");
+        assert!(
+            found[0]
+                .summary
+                .contains("/dev/shm/sem.x (deleted)+0x0 that no other live process maps")
+        );
+        // Another process maps it and is idle in pause(): it could post; nothing to report.
+        let mut procs = procs;
+        procs.push(process(61, 0.0, 900.0, vec![Some(wait("pause", 600.0, true))]));
+        f.object_mappers.insert(obj.clone(), BTreeSet::from([60, 61]));
+        let found = analyze(&procs, &f, &cfg());
+        assert!(!kinds(&found).contains(&"orphaned_wait") && !kinds(&found).contains(&"deadlock"));
+        // ... unless that process waits on the same semaphore too: both orphaned.
+        procs[1] = futex_waiters(61, 1, false);
+        f.futex_key.insert((61, 61), key);
+        let found = analyze(&procs, &f, &cfg());
+        assert_eq!(kinds(&found), vec!["orphaned_wait", "orphaned_wait"], "{found:#?}");
+        assert!(found[0].summary.contains("1 other thread waits on it"), "{}", found[0].summary);
     }
 
     #[test]
