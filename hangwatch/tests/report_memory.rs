@@ -131,12 +131,20 @@ fn oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log() {
     );
     let child = Child::spawn("mem_hog");
     cg.add(child.pid);
+    // Let hangwatch sample the victim's memory (every 2 s) before it grows and dies.
+    thread::sleep(Duration::from_millis(4500));
     signal(&child, libc::SIGUSR1);
     let rec = live
         .wait_for(Duration::from_secs(30), |v| {
             v["type"] == "oom_kill" && v["pid"].as_i64() == Some(child.pid as i64)
         })
         .unwrap_or_else(|| panic!("no live oom_kill record for pid {}", child.pid));
+    // What hangwatch had seen of it: small and idle before the signal.
+    let history = field(&rec, "victim_memory");
+    assert!(history.is_object(), "victim_memory: {}", excerpt(&rec));
+    assert!(u64_field(history, "samples") >= 1, "{}", excerpt(&rec));
+    assert!(u64_field(history, "first_rss_bytes") < 16 * MIB, "{}", excerpt(&rec));
+    assert!(!array_field(history, "rss_samples").is_empty(), "{}", excerpt(&rec));
     assert_eq!(str_field(&rec, "comm"), "mem_hog", "{}", excerpt(&rec));
     assert_eq!(str_field(&rec, "cgroup"), cg.path, "{}", excerpt(&rec));
     assert_eq!(u64_field(&rec, "memory_limit_bytes"), LIMIT, "{}", excerpt(&rec));

@@ -80,6 +80,8 @@ pub enum Output {
         ts_mono_ns: u64,
         victim: OomVictimEvent,
         process: Option<ProcessInfo>,
+        /// The victim's memory as hangwatch had sampled it, if it had been watching it.
+        history: Option<VictimMemory>,
     },
     ProcessExit {
         process: ProcessInfo,
@@ -238,6 +240,44 @@ pub struct ProcessRow {
     pub children: Vec<i32>,
 }
 
+/// What hangwatch had seen of an OOM victim's memory before the kill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VictimMemory {
+    /// From its first to its last memory sample.
+    pub watched_ns: u64,
+    pub samples: usize,
+    pub first_rss_bytes: u64,
+    pub last_rss_bytes: u64,
+    /// The largest RSS seen, or the kernel's high-water mark if larger.
+    pub peak_rss_bytes: u64,
+    pub heap_bytes: u64,
+    /// Set when its memory was growing steadily (the `growing` verdict).
+    pub growth_bytes_per_min: Option<f64>,
+    /// The newest samples (at most [`VICTIM_SAMPLES`]), oldest first: (CLOCK_MONOTONIC ns, RSS).
+    pub rss_samples: Vec<(u64, u64)>,
+}
+
+/// Samples of a victim's RSS carried in its `oom_kill` record.
+pub const VICTIM_SAMPLES: usize = 10;
+
+impl VictimMemory {
+    fn of(h: &MemHistory, status: Option<&MemStatus>) -> Option<Self> {
+        let first = h.samples().next()?;
+        let last = h.latest()?;
+        let skip = h.len().saturating_sub(VICTIM_SAMPLES);
+        Some(VictimMemory {
+            watched_ns: last.t_mono_ns.saturating_sub(first.t_mono_ns),
+            samples: h.len(),
+            first_rss_bytes: first.rss,
+            last_rss_bytes: last.rss,
+            peak_rss_bytes: h.rss_peak.max(last.hwm),
+            heap_bytes: last.heap,
+            growth_bytes_per_min: status.and_then(|m| m.growth_bytes_per_min),
+            rss_samples: h.samples().skip(skip).map(|s| (s.t_mono_ns, s.rss)).collect(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OomRow {
     pub ts_mono_ns: u64,
@@ -340,6 +380,10 @@ impl Aggregator {
             Input::OomVictim(v) => {
                 self.events_in += 1;
                 let mut ppid = None;
+                let history = self
+                    .procs
+                    .get(&v.pid)
+                    .and_then(|s| VictimMemory::of(&s.mem, s.process.memory.as_ref()));
                 let process = self.procs.get_mut(&v.pid).map(|s| {
                     s.oom_killed = true;
                     ppid = Some(s.process.ppid);
@@ -383,7 +427,7 @@ impl Aggregator {
                             .unwrap_or_default()
                     ),
                 });
-                out.push(Output::OomKill { ts_mono_ns: ts, victim: v, process });
+                out.push(Output::OomKill { ts_mono_ns: ts, victim: v, process, history });
             }
             Input::KernelMemory(counts) => {
                 // Replaced whole: the kernel map is bounded and drops exited processes.

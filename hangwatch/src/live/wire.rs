@@ -5,6 +5,21 @@
 use serde::{Deserialize, Serialize};
 
 use super::aggregator::{Health, Output, ProcessInfo};
+
+/// `oom_kill.victim_memory`: the victim's memory as hangwatch sampled it before the kill.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VictimMemoryJson {
+    pub watched_secs: f64,
+    pub samples: usize,
+    pub first_rss_bytes: u64,
+    pub last_rss_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub heap_bytes: u64,
+    pub growth_bytes_per_min: Option<f64>,
+    /// `[ts_ns, rss_bytes]`, oldest first, the newest 10.
+    pub rss_samples: Vec<[u64; 2]>,
+}
 use crate::{
     model::Wait,
     output::{
@@ -66,6 +81,7 @@ pub enum Record {
         total_vm_bytes: Option<u64>,
         oom_score_adj: Option<i64>,
         source: String,
+        victim_memory: Option<VictimMemoryJson>,
     },
     ProcessExit {
         time: String,
@@ -209,7 +225,7 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
                 args,
             }
         }
-        Output::OomKill { ts_mono_ns, victim, process } => Record::OomKill {
+        Output::OomKill { ts_mono_ns, victim, process, history } => Record::OomKill {
             time: clock.rfc3339(*ts_mono_ns),
             ts_ns: *ts_mono_ns,
             pid: victim.pid,
@@ -230,6 +246,16 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
             total_vm_bytes: victim.total_vm_kb.map(|k| k * 1024),
             oom_score_adj: victim.oom_score_adj,
             source: "tracepoint".into(),
+            victim_memory: history.as_ref().map(|h| VictimMemoryJson {
+                watched_secs: (h.watched_ns as f64 / 1e7).round() / 100.0,
+                samples: h.samples,
+                first_rss_bytes: h.first_rss_bytes,
+                last_rss_bytes: h.last_rss_bytes,
+                peak_rss_bytes: h.peak_rss_bytes,
+                heap_bytes: h.heap_bytes,
+                growth_bytes_per_min: h.growth_bytes_per_min.map(|r| r.round()),
+                rss_samples: h.rss_samples.iter().map(|&(t, rss)| [t, rss]).collect(),
+            }),
         },
         Output::ProcessExit { process, ts_mono_ns, lifetime_cpu_secs } => Record::ProcessExit {
             time: clock.rfc3339(*ts_mono_ns),
