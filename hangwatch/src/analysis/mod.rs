@@ -106,6 +106,10 @@ struct Graph<'a> {
     edges: BTreeMap<Tkey, Vec<Edge>>,
     /// Explanations for waits whose releaser is gone.
     gone: BTreeMap<Tkey, String>,
+    /// How many threads wait on each futex.
+    futex_waiters: HashMap<FutexKey, usize>,
+    /// Processes whose every live thread waits on one and the same futex.
+    all_on_one_futex: HashMap<i32, FutexKey>,
 }
 
 fn wait_of(p: &Process, tid: i32) -> Option<&Wait> {
@@ -203,7 +207,30 @@ fn all_fds(w: &Wait, facts: &Facts, pid: i32) -> Vec<i32> {
 impl<'a> Graph<'a> {
     fn build(procs: &'a [Process], facts: &Facts) -> Self {
         let by_pid: HashMap<i32, &Process> = procs.iter().map(|p| (p.pid, p)).collect();
-        let mut g = Graph { procs: by_pid, edges: BTreeMap::new(), gone: BTreeMap::new() };
+        let mut futex_waiters: HashMap<FutexKey, usize> = HashMap::new();
+        for k in facts.futex_key.values() {
+            *futex_waiters.entry(k.clone()).or_default() += 1;
+        }
+        let mut all_on_one_futex = HashMap::new();
+        for p in procs {
+            let mut keys = p
+                .threads
+                .iter()
+                .filter(|t| t.state != 'Z')
+                .map(|t| t.blocked.as_ref().and_then(|_| facts.futex_key.get(&(p.pid, t.tid))));
+            if let Some(Some(first)) = keys.next()
+                && keys.all(|k| k == Some(first))
+            {
+                all_on_one_futex.insert(p.pid, first.clone());
+            }
+        }
+        let mut g = Graph {
+            procs: by_pid,
+            edges: BTreeMap::new(),
+            gone: BTreeMap::new(),
+            futex_waiters,
+            all_on_one_futex,
+        };
         for p in procs {
             for (t, w) in p.blocked_threads() {
                 let key = (p.pid, t.tid);
@@ -353,9 +380,7 @@ impl<'a> Graph<'a> {
     /// wait is orphaned: whoever would have posted it is gone.
     fn futex_releasers(&mut self, p: &Process, tid: i32, facts: &Facts, edges: &mut Vec<Edge>) {
         let Some(key) = facts.futex_key.get(&(p.pid, tid)) else { return };
-        let waiters: Vec<(i32, i32)> =
-            facts.futex_key.iter().filter(|(_, k)| *k == key).map(|(w, _)| *w).collect();
-        let also = match waiters.len() {
+        let also = match self.futex_waiters.get(key).copied().unwrap_or(0) {
             0 | 1 => String::new(),
             2 => ", 1 other thread waits on it".to_string(),
             n => format!(", {} other threads wait on it", n - 1),
@@ -375,13 +400,7 @@ impl<'a> Graph<'a> {
             FutexKey::Shared { dev, inode, offset } => {
                 let obj = (dev.clone(), *inode);
                 let path = facts.object_paths.get(&obj).map_or("?", String::as_str);
-                let all_waiting = |q: i32| {
-                    self.procs.get(&q).is_some_and(|qp| {
-                        qp.threads.iter().filter(|t| t.state != 'Z').all(|t| {
-                            t.blocked.is_some() && facts.futex_key.get(&(q, t.tid)) == Some(key)
-                        })
-                    })
-                };
+                let all_waiting = |q: i32| self.all_on_one_futex.get(&q) == Some(key);
                 let mappers = facts.object_mappers.get(&obj).cloned().unwrap_or_default();
                 let releasers: Vec<i32> =
                     mappers.into_iter().filter(|q| !all_waiting(*q)).collect();
@@ -445,16 +464,36 @@ impl<'a> Graph<'a> {
     /// itself stuck. A wait with no known releaser (a socket whose peer is unknown) or with a
     /// running one is not stuck. This is the OR model of wait-for graphs: a cycle alone is not
     /// a deadlock when some member can still be released from outside it.
+    ///
+    /// A process target is free when any of its live threads is not stuck: running, sleeping
+    /// for less than `--min-blocked` (active), or in a wait that can end otherwise. Counted
+    /// per process once per round, so 10,000 threads waiting on one another cost 10,000 steps
+    /// a round, not 10,000².
     fn stuck(&self) -> BTreeSet<Tkey> {
         let mut stuck: BTreeSet<Tkey> =
             self.edges.iter().filter(|(_, e)| !e.is_empty()).map(|(k, _)| *k).collect();
         loop {
+            // Per process: live threads that are not stuck.
+            let mut not_stuck: HashMap<i32, usize> = HashMap::with_capacity(self.procs.len());
+            for (&pid, p) in &self.procs {
+                let n = p
+                    .threads
+                    .iter()
+                    .filter(|t| t.state != 'Z' && !stuck.contains(&(pid, t.tid)))
+                    .count();
+                not_stuck.insert(pid, n);
+            }
+            let live = |pid: i32| {
+                self.procs.get(&pid).is_some_and(|p| p.threads.iter().any(|t| t.state != 'Z'))
+            };
             let mut freed = Vec::new();
             for &k in &stuck {
-                let edges = &self.edges[&k];
-                let free = edges.iter().any(|e| {
-                    let next = self.next(k, e);
-                    next.is_empty() || next.iter().all(|n| !stuck.contains(n))
+                let free = self.edges[&k].iter().any(|e| match e.target {
+                    Target::Outside => true,
+                    Target::Thread(pid, tid) => !stuck.contains(&(pid, tid)),
+                    // Gone (or only zombies left): not a releaser we can wait on; the wait
+                    // ends or is orphaned, either way not a cycle.
+                    Target::Process(pid) => !live(pid) || not_stuck[&pid] > 0,
                 });
                 if free {
                     freed.push(k);
@@ -494,7 +533,15 @@ impl<'a> Graph<'a> {
                     continue;
                 }
                 for e in self.edges.get(&node).map(|v| v.as_slice()).unwrap_or(&[]) {
-                    for nxt in self.next(node, e).into_iter().filter(|n| stuck.contains(n)) {
+                    // A process target may have 10,000 stuck threads: a few are enough to
+                    // find a way round.
+                    let nexts: Vec<Tkey> = self
+                        .next(node, e)
+                        .into_iter()
+                        .filter(|n| stuck.contains(n))
+                        .take(16)
+                        .collect();
+                    for nxt in nexts {
                         if let Some(pos) = path.iter().position(|(k, _)| *k == nxt) {
                             // Close the cycle; each step states what *it* waits on.
                             let mut cyc: Vec<(Tkey, String)> = path[pos..].to_vec();
@@ -504,7 +551,10 @@ impl<'a> Graph<'a> {
                             for (c, w) in cyc.iter_mut().zip(whys) {
                                 c.1 = w;
                             }
-                            covered.extend(cyc.iter().map(|(k, _)| *k));
+                            // The rest of the stuck threads of these processes belong to
+                            // the same deadlock.
+                            let pids: BTreeSet<i32> = cyc.iter().map(|(k, _)| k.0).collect();
+                            covered.extend(stuck.iter().filter(|k| pids.contains(&k.0)));
                             found.push(cyc);
                             break 'search;
                         }

@@ -120,7 +120,7 @@ async fn kernel_collector(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut usage = SelfUsage { last: None };
     let mut ticks = 0u64;
-    let mut lost_seen = 0u64;
+    let mut missed_seen = 0u64;
     let fmt = probes.oom_format();
     loop {
         tokio::select! {
@@ -166,8 +166,10 @@ async fn kernel_collector(
                 }
                 let (own_cpu_percent, own_rss_bytes) = usage.sample();
                 let kernel = probes.stats();
-                if kernel.lost_events > lost_seen {
-                    lost_seen = kernel.lost_events;
+                // A lost record or a failed read in the probe may be a wake-up never reported.
+                let missed = kernel.lost_events + kernel.read_errors;
+                if missed > missed_seen {
+                    missed_seen = missed;
                     wakes.lost.store(true, Ordering::Relaxed);
                 }
                 let input = Input::Health {
