@@ -756,41 +756,14 @@ pub struct MemCgroup {
 impl MemCgroup {
     /// `None` (after saying why) when no memory controller can be used.
     pub fn create(limit: u64) -> Option<MemCgroup> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!(
-            "hangwatch-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let v1_root = Path::new("/sys/fs/cgroup/memory");
-        let v2_root = Path::new("/sys/fs/cgroup");
-        let v1 = v1_root.join("memory.limit_in_bytes").exists();
-        let (root, limit_file) = if v1 {
-            (v1_root, "memory.limit_in_bytes")
-        } else {
-            let controllers =
-                std::fs::read_to_string(v2_root.join("cgroup.controllers")).unwrap_or_default();
-            if !controllers.split_whitespace().any(|c| c == "memory") {
-                eprintln!("SKIPPED: no cgroup v1 memory hierarchy and no v2 memory controller");
-                return None;
-            }
-            let sub =
-                std::fs::read_to_string(v2_root.join("cgroup.subtree_control")).unwrap_or_default();
-            if !sub.split_whitespace().any(|c| c == "memory")
-                && let Err(e) = std::fs::write(v2_root.join("cgroup.subtree_control"), "+memory")
-            {
-                eprintln!("SKIPPED: cannot enable the v2 memory controller for children: {e}");
-                return None;
-            }
-            (v2_root, "memory.max")
-        };
-        let dir = root.join(&name);
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        let cg = MemCgroup { dir, path: format!("/{name}"), v1 };
-        let lf = cg.dir.join(limit_file);
-        std::fs::write(&lf, limit.to_string())
-            .unwrap_or_else(|e| panic!("write {}: {e}", lf.display()));
-        Some(cg)
+        let limit = limit.to_string();
+        let (dir, path, v1) = create_cgroup(
+            "hangwatch-test",
+            "memory",
+            &[("memory.limit_in_bytes", limit.clone())],
+            &[("memory.max", limit)],
+        )?;
+        Some(MemCgroup { dir, path, v1 })
     }
 
     pub fn add(&self, pid: i32) {
@@ -812,6 +785,62 @@ impl Drop for MemCgroup {
     fn drop(&mut self) {
         remove_cgroup(&self.dir);
     }
+}
+
+/// Creates a test's own cgroup under `controller`: in its v1 hierarchy
+/// (`/sys/fs/cgroup/<controller>`, hybrid systems) with `v1` settings, else in the v2 tree
+/// with `v2` settings (enabling the controller for children if needed). Returns its directory,
+/// its path as the kernel names it (`/<name>`) and whether it is v1; `None` (after saying why)
+/// when the controller cannot be used.
+fn create_cgroup(
+    prefix: &str,
+    controller: &str,
+    v1: &[(&str, String)],
+    v2: &[(&str, String)],
+) -> Option<(PathBuf, String, bool)> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let v1_root = Path::new("/sys/fs/cgroup").join(controller);
+    let v2_root = Path::new("/sys/fs/cgroup");
+    let is_v1 = v1.first().is_some_and(|(file, _)| v1_root.join(file).exists());
+    let (root, settings) = if is_v1 {
+        (v1_root.as_path(), v1)
+    } else {
+        let has = |file: &str| {
+            std::fs::read_to_string(v2_root.join(file))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|c| c == controller)
+        };
+        if !has("cgroup.controllers") {
+            eprintln!(
+                "SKIPPED: no cgroup v1 {controller} hierarchy and no v2 {controller} controller"
+            );
+            return None;
+        }
+        if !has("cgroup.subtree_control")
+            && let Err(e) =
+                std::fs::write(v2_root.join("cgroup.subtree_control"), format!("+{controller}"))
+        {
+            eprintln!("SKIPPED: cannot enable the v2 {controller} controller for children: {e}");
+            return None;
+        }
+        (v2_root, v2)
+    };
+    let dir = root.join(&name);
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    for (file, value) in settings {
+        let f = dir.join(file);
+        if let Err(e) = std::fs::write(&f, value) {
+            remove_cgroup(&dir);
+            panic!("write {value} to {}: {e}", f.display());
+        }
+    }
+    Some((dir, format!("/{name}"), is_v1))
 }
 
 /// Kills what is left in a test's own cgroup and removes it.
@@ -852,50 +881,14 @@ impl CpuCgroup {
     /// A cgroup allowed `cores` CPUs' worth of time per 100 ms period. `None` (after saying
     /// why) when no cpu controller can be used.
     pub fn create(cores: f64) -> Option<CpuCgroup> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!(
-            "hangwatch-cpu-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
         let quota = ((cores * 100_000.0) as u64).max(1000);
-        let v1_root = Path::new("/sys/fs/cgroup/cpu");
-        let (root, settings): (&Path, Vec<(&str, String)>) =
-            if v1_root.join("cpu.cfs_quota_us").exists() {
-                (
-                    v1_root,
-                    vec![
-                        ("cpu.cfs_period_us", "100000".into()),
-                        ("cpu.cfs_quota_us", quota.to_string()),
-                    ],
-                )
-            } else {
-                let v2 = Path::new("/sys/fs/cgroup");
-                let ctl =
-                    std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
-                if !ctl.split_whitespace().any(|c| c == "cpu") {
-                    eprintln!("SKIPPED: no cgroup v1 cpu hierarchy and no v2 cpu controller");
-                    return None;
-                }
-                let sub =
-                    std::fs::read_to_string(v2.join("cgroup.subtree_control")).unwrap_or_default();
-                if !sub.split_whitespace().any(|c| c == "cpu")
-                    && let Err(e) = std::fs::write(v2.join("cgroup.subtree_control"), "+cpu")
-                {
-                    eprintln!("SKIPPED: cannot enable the v2 cpu controller for children: {e}");
-                    return None;
-                }
-                (v2, vec![("cpu.max", format!("{quota} 100000"))])
-            };
-        let dir = root.join(&name);
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        let cg = CpuCgroup { dir, path: format!("/{name}") };
-        for (file, value) in settings {
-            let f = cg.dir.join(file);
-            std::fs::write(&f, &value)
-                .unwrap_or_else(|e| panic!("write {value} to {}: {e}", f.display()));
-        }
-        Some(cg)
+        let (dir, path, _) = create_cgroup(
+            "hangwatch-cpu-test",
+            "cpu",
+            &[("cpu.cfs_period_us", "100000".into()), ("cpu.cfs_quota_us", quota.to_string())],
+            &[("cpu.max", format!("{quota} 100000"))],
+        )?;
+        Some(CpuCgroup { dir, path })
     }
 
     pub fn add(&self, pid: i32) {
