@@ -42,6 +42,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use serde_json::Value as Json;
 
 use super::{Ctx, capture, display_cmd};
 
@@ -813,7 +814,7 @@ impl<'a> Bench<'a> {
         progs.dedup_by_key(|p| p.id);
         if self.have_bpftool
             && let Ok(text) = capture(self.ctx.cmd("bpftool").args(["prog", "show", "--json"]))
-            && let Ok(Json::Arr(all)) = Json::parse(&text)
+            && let Ok(Json::Array(all)) = serde_json::from_str::<Json>(&text)
         {
             for p in &mut progs {
                 let found = all.iter().find(|j| j.get("id").and_then(Json::as_u64) == Some(p.id));
@@ -836,16 +837,16 @@ impl<'a> Bench<'a> {
             .filter_map(|f| f.num("map_id"))
             .collect();
         let maps =
-            Json::parse(&capture(self.ctx.cmd("bpftool").args(["map", "show", "--json"])).ok()?)
+            serde_json::from_str::<Json>(&capture(self.ctx.cmd("bpftool").args(["map", "show", "--json"])).ok()?)
                 .ok()?;
-        let id = maps.as_arr()?.iter().find_map(|m| {
+        let id = maps.as_array()?.iter().find_map(|m| {
             let id = m.get("id")?.as_u64()?;
             (ids.contains(&id) && m.get("name")?.as_str()? == "STATS").then_some(id)
         })?;
         let dump =
             capture(self.ctx.cmd("bpftool").args(["map", "dump", "id", &id.to_string(), "--json"]))
                 .ok()?;
-        percpu_sums(&Json::parse(&dump).ok()?)
+        percpu_sums(&serde_json::from_str::<Json>(&dump).ok()?)
     }
 
     // -------------------------------------------------------------------- snapshot
@@ -2062,7 +2063,7 @@ impl JsonSummary {
             probes_failed: Vec::new(),
         };
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let Ok(j) = Json::parse(line) else { continue };
+            let Ok(j) = serde_json::from_str::<Json>(line) else { continue };
             let Some(ty) = j.get("type").and_then(Json::as_str) else {
                 continue;
             };
@@ -2076,7 +2077,7 @@ impl JsonSummary {
                 s.dropped_records = j.get("dropped_records").and_then(Json::as_u64).unwrap_or(0);
                 s.probes_failed = j
                     .get("probes_failed")
-                    .and_then(Json::as_arr)
+                    .and_then(Json::as_array)
                     .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
                     .unwrap_or_default();
             }
@@ -2099,12 +2100,12 @@ impl JsonSummary {
 /// key. bpftool prints raw hex bytes for maps without BTF and numbers for maps with it.
 fn percpu_sums(dump: &Json) -> Option<Vec<u64>> {
     let mut out: Vec<u64> = Vec::new();
-    for entry in dump.as_arr()? {
+    for entry in dump.as_array()? {
         let entry = entry.get("formatted").unwrap_or(entry);
         let key = bytes_or_num(entry.get("key")?)? as usize;
         let sum: u64 = entry
             .get("values")?
-            .as_arr()?
+            .as_array()?
             .iter()
             .filter_map(|v| bytes_or_num(v.get("value")?))
             .sum();
@@ -2119,8 +2120,8 @@ fn percpu_sums(dump: &Json) -> Option<Vec<u64>> {
 /// A little-endian integer from `["0x05","0x00",..]`, or a plain number.
 fn bytes_or_num(j: &Json) -> Option<u64> {
     match j {
-        Json::Num(_) => j.as_u64(),
-        Json::Arr(bytes) => {
+        Json::Number(_) => j.as_u64(),
+        Json::Array(bytes) => {
             let mut v = 0u64;
             for (i, b) in bytes.iter().enumerate().take(8) {
                 let b = u64::from_str_radix(b.as_str()?.trim_start_matches("0x"), 16).ok()?;
@@ -2129,188 +2130,6 @@ fn bytes_or_num(j: &Json) -> Option<u64> {
             Some(v)
         }
         _ => None,
-    }
-}
-
-/// Just enough JSON for bpftool's and hangwatch's output (xtask keeps its dependencies few).
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn parse(text: &str) -> Result<Json> {
-        let mut p = JsonParser { b: text.as_bytes(), i: 0 };
-        let v = p.value()?;
-        p.ws();
-        ensure!(p.i == p.b.len(), "trailing characters at byte {}", p.i);
-        Ok(v)
-    }
-
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn as_arr(&self) -> Option<&[Json]> {
-        match self {
-            Json::Arr(a) => Some(a),
-            _ => None,
-        }
-    }
-
-    fn as_u64(&self) -> Option<u64> {
-        match self {
-            Json::Num(n) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as u64),
-            _ => None,
-        }
-    }
-}
-
-struct JsonParser<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl JsonParser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> Result<()> {
-        self.ws();
-        ensure!(self.b.get(self.i) == Some(&c), "expected '{}' at byte {}", c as char, self.i);
-        self.i += 1;
-        Ok(())
-    }
-
-    fn value(&mut self) -> Result<Json> {
-        self.ws();
-        let Some(&c) = self.b.get(self.i) else { bail!("unexpected end of JSON") };
-        match c {
-            b'{' => {
-                self.i += 1;
-                let mut fields = Vec::new();
-                self.ws();
-                if self.b.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Ok(Json::Obj(fields));
-                }
-                loop {
-                    self.ws();
-                    let k = self.string()?;
-                    self.eat(b':')?;
-                    fields.push((k, self.value()?));
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Json::Obj(fields));
-                        }
-                        _ => bail!("expected ',' or '}}' at byte {}", self.i),
-                    }
-                }
-            }
-            b'[' => {
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.b.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Ok(Json::Arr(items));
-                }
-                loop {
-                    items.push(self.value()?);
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Json::Arr(items));
-                        }
-                        _ => bail!("expected ',' or ']' at byte {}", self.i),
-                    }
-                }
-            }
-            b'"' => Ok(Json::Str(self.string()?)),
-            b't' | b'f' | b'n' => {
-                for (word, v) in
-                    [("true", Json::Bool(true)), ("false", Json::Bool(false)), ("null", Json::Null)]
-                {
-                    if self.b[self.i..].starts_with(word.as_bytes()) {
-                        self.i += word.len();
-                        return Ok(v);
-                    }
-                }
-                bail!("bad literal at byte {}", self.i)
-            }
-            _ => {
-                let start = self.i;
-                while self.i < self.b.len()
-                    && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                {
-                    self.i += 1;
-                }
-                let s = std::str::from_utf8(&self.b[start..self.i])?;
-                Ok(Json::Num(
-                    s.parse().with_context(|| format!("bad number {s:?} at byte {start}"))?,
-                ))
-            }
-        }
-    }
-
-    fn string(&mut self) -> Result<String> {
-        ensure!(self.b.get(self.i) == Some(&b'"'), "expected a string at byte {}", self.i);
-        self.i += 1;
-        let mut out = Vec::new();
-        loop {
-            let Some(&c) = self.b.get(self.i) else { bail!("unterminated string") };
-            self.i += 1;
-            match c {
-                b'"' => return Ok(String::from_utf8_lossy(&out).into_owned()),
-                b'\\' => {
-                    let Some(&e) = self.b.get(self.i) else { bail!("unterminated escape") };
-                    self.i += 1;
-                    let ch = match e {
-                        b'n' => '\n',
-                        b't' => '\t',
-                        b'r' => '\r',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'u' => {
-                            let hex = self
-                                .b
-                                .get(self.i..self.i + 4)
-                                .ok_or_else(|| anyhow!("short \\u escape"))?;
-                            self.i += 4;
-                            let code = u32::from_str_radix(std::str::from_utf8(hex)?, 16)?;
-                            char::from_u32(code).unwrap_or('\u{fffd}')
-                        }
-                        other => other as char,
-                    };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                _ => out.push(c),
-            }
-        }
     }
 }
 
@@ -2383,25 +2202,12 @@ mod tests {
     }
 
     #[test]
-    fn json() {
-        let j =
-            Json::parse(r#"{"type":"stats","events":3,"x":[1,-2.5e1,true,null],"s":"a\"\u00e9"}"#)
-                .expect("parses");
-        assert_eq!(j.get("type").and_then(Json::as_str), Some("stats"));
-        assert_eq!(j.get("events").and_then(Json::as_u64), Some(3));
-        assert_eq!(j.get("x").and_then(Json::as_arr).map(<[Json]>::len), Some(4));
-        assert_eq!(j.get("s").and_then(Json::as_str), Some("a\"é"));
-        assert!(Json::parse("{\"a\":1} x").is_err());
-        assert!(Json::parse("[1,").is_err());
-    }
-
-    #[test]
     fn bpftool_percpu_dump() {
         let dump = r#"[{"key":["0x00","0x00","0x00","0x00"],"values":[{"cpu":0,"value":["0x05","0x01","0x00","0x00","0x00","0x00","0x00","0x00"]},{"cpu":1,"value":["0x02","0x00","0x00","0x00","0x00","0x00","0x00","0x00"]}]},{"key":["0x01","0x00","0x00","0x00"],"values":[{"cpu":0,"value":["0x00","0x00","0x00","0x00","0x00","0x00","0x00","0x00"]}]}]"#;
-        let sums = percpu_sums(&Json::parse(dump).expect("parses")).expect("sums");
+        let sums = percpu_sums(&serde_json::from_str::<Json>(dump).expect("parses")).expect("sums");
         assert_eq!(sums, vec![0x105 + 2, 0]);
         let formatted = r#"[{"key":0,"values":[{"cpu":0,"value":7},{"cpu":1,"value":1}]}]"#;
-        assert_eq!(percpu_sums(&Json::parse(formatted).expect("parses")), Some(vec![8]));
+        assert_eq!(percpu_sums(&serde_json::from_str::<Json>(formatted).expect("parses")), Some(vec![8]));
     }
 
     #[test]
