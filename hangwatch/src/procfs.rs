@@ -285,6 +285,8 @@ pub struct ThreadCache {
     pub trusted_hits: u64,
     /// Waits at least this long are reported by the kernel when they end; `None`: no probe.
     trust_after_ns: Option<u64>,
+    /// CLOCK_MONOTONIC at the start of the current scan.
+    scan_ns: u64,
 }
 
 #[derive(Debug)]
@@ -314,6 +316,7 @@ impl ThreadCache {
         self.generation += 1;
         self.hits = 0;
         self.trusted_hits = 0;
+        self.scan_ns = monotonic_ns();
     }
 
     /// These threads woke (the kernel said so): read them again.
@@ -338,7 +341,7 @@ impl ThreadCache {
     }
 
     fn get(&mut self, pid: i32, tid: i32) -> Option<ThreadSample> {
-        let now = monotonic_ns();
+        let now = self.scan_ns;
         if let Some(e) = self.map.get(&tid)
             && self.trusted(e, now)
         {

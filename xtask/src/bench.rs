@@ -836,9 +836,10 @@ impl<'a> Bench<'a> {
             .filter(|f| f.kind == "bpf-map")
             .filter_map(|f| f.num("map_id"))
             .collect();
-        let maps =
-            serde_json::from_str::<Json>(&capture(self.ctx.cmd("bpftool").args(["map", "show", "--json"])).ok()?)
-                .ok()?;
+        let maps = serde_json::from_str::<Json>(
+            &capture(self.ctx.cmd("bpftool").args(["map", "show", "--json"])).ok()?,
+        )
+        .ok()?;
         let id = maps.as_array()?.iter().find_map(|m| {
             let id = m.get("id")?.as_u64()?;
             (ids.contains(&id) && m.get("name")?.as_str()? == "STATS").then_some(id)
@@ -2207,7 +2208,10 @@ mod tests {
         let sums = percpu_sums(&serde_json::from_str::<Json>(dump).expect("parses")).expect("sums");
         assert_eq!(sums, vec![0x105 + 2, 0]);
         let formatted = r#"[{"key":0,"values":[{"cpu":0,"value":7},{"cpu":1,"value":1}]}]"#;
-        assert_eq!(percpu_sums(&serde_json::from_str::<Json>(formatted).expect("parses")), Some(vec![8]));
+        assert_eq!(
+            percpu_sums(&serde_json::from_str::<Json>(formatted).expect("parses")),
+            Some(vec![8])
+        );
     }
 
     #[test]

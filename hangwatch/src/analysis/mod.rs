@@ -428,11 +428,14 @@ impl<'a> Graph<'a> {
 
     /// The blocked threads an edge leads to. A process with a running thread is making
     /// progress: no edge through it.
-    fn next(&self, from: Tkey, e: &Edge) -> Vec<Tkey> {
+    ///
+    /// At most `limit` of those that pass `keep`: a process target may have 10,000 blocked
+    /// threads, and a walk needs only a few.
+    fn next(&self, from: Tkey, e: &Edge, keep: impl Fn(&Tkey) -> bool, limit: usize) -> Vec<Tkey> {
         match e.target {
             Target::Thread(pid, tid) => {
                 let blocked = self.procs.get(&pid).and_then(|p| wait_of(p, tid)).is_some();
-                if blocked { vec![(pid, tid)] } else { vec![] }
+                if blocked && keep(&(pid, tid)) { vec![(pid, tid)] } else { vec![] }
             }
             Target::Outside => vec![],
             Target::Process(pid) => {
@@ -442,7 +445,8 @@ impl<'a> Graph<'a> {
                 }
                 p.blocked_threads()
                     .map(|(t, _)| (pid, t.tid))
-                    .filter(|k| *k != from || p.threads.len() == 1)
+                    .filter(|k| (*k != from || p.threads.len() == 1) && keep(k))
+                    .take(limit)
                     .collect()
             }
         }
@@ -533,15 +537,8 @@ impl<'a> Graph<'a> {
                     continue;
                 }
                 for e in self.edges.get(&node).map(|v| v.as_slice()).unwrap_or(&[]) {
-                    // A process target may have 10,000 stuck threads: a few are enough to
-                    // find a way round.
-                    let nexts: Vec<Tkey> = self
-                        .next(node, e)
-                        .into_iter()
-                        .filter(|n| stuck.contains(n))
-                        .take(16)
-                        .collect();
-                    for nxt in nexts {
+                    // A few stuck threads of a target are enough to find a way round.
+                    for nxt in self.next(node, e, |n| stuck.contains(n), 16) {
                         if let Some(pos) = path.iter().position(|(k, _)| *k == nxt) {
                             // Close the cycle; each step states what *it* waits on.
                             let mut cyc: Vec<(Tkey, String)> = path[pos..].to_vec();
@@ -586,7 +583,7 @@ impl<'a> Graph<'a> {
                 break;
             };
             out.push(self.step(cur, &e.why));
-            match self.next(cur, e).first() {
+            match self.next(cur, e, |_| true, 1).first() {
                 Some(n) => cur = *n,
                 None => break,
             }

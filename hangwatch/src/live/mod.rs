@@ -138,8 +138,12 @@ async fn kernel_collector(
                         Some(KernelEvent::OomVictim(mut o)) => {
                             probes.translate_victim(&mut o);
                             // Now, while the kernel log's lines about it are fresh and the
-                            // victim may still be in its cgroup.
-                            o.context = Some(Box::new(oom_context(&o, None)));
+                            // victim may still be in its cgroup; file I/O, off the runtime.
+                            let v = o.clone();
+                            o.context = tokio::task::spawn_blocking(move || oom_context(&v, None))
+                                .await
+                                .ok()
+                                .map(Box::new);
                             Input::OomVictim(o)
                         }
                         None => continue,
