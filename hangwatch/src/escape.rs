@@ -38,18 +38,18 @@ pub const FIELD_COLS: usize = 512;
 
 /// Format characters that must never be applied, whatever the standard library's tables say.
 const INVISIBLE: &[(char, char)] = &[
-    ('\u{00ad}', '\u{00ad}'), // soft hyphen
-    ('\u{061c}', '\u{061c}'), // arabic letter mark
-    ('\u{115f}', '\u{1160}'), // hangul fillers (blank but wide)
-    ('\u{180e}', '\u{180e}'), // mongolian vowel separator
-    ('\u{200b}', '\u{200f}'), // zero-width space/joiners, LRM, RLM
-    ('\u{2028}', '\u{202e}'), // line/paragraph separators, bidi embeddings and overrides
-    ('\u{2060}', '\u{206f}'), // word joiner, invisible operators, bidi isolates, deprecated
-    ('\u{3164}', '\u{3164}'), // hangul filler
-    ('\u{fe00}', '\u{fe0f}'), // variation selectors
-    ('\u{feff}', '\u{feff}'), // zero-width no-break space / BOM
-    ('\u{ffa0}', '\u{ffa0}'), // halfwidth hangul filler
-    ('\u{fff9}', '\u{fffb}'), // interlinear annotation
+    ('\u{00ad}', '\u{00ad}'),   // soft hyphen
+    ('\u{061c}', '\u{061c}'),   // arabic letter mark
+    ('\u{115f}', '\u{1160}'),   // hangul fillers (blank but wide)
+    ('\u{180e}', '\u{180e}'),   // mongolian vowel separator
+    ('\u{200b}', '\u{200f}'),   // zero-width space/joiners, LRM, RLM
+    ('\u{2028}', '\u{202e}'),   // line/paragraph separators, bidi embeddings and overrides
+    ('\u{2060}', '\u{206f}'),   // word joiner, invisible operators, bidi isolates, deprecated
+    ('\u{3164}', '\u{3164}'),   // hangul filler
+    ('\u{fe00}', '\u{fe0f}'),   // variation selectors
+    ('\u{feff}', '\u{feff}'),   // zero-width no-break space / BOM
+    ('\u{ffa0}', '\u{ffa0}'),   // halfwidth hangul filler
+    ('\u{fff9}', '\u{fffb}'),   // interlinear annotation
     ('\u{e0000}', '\u{e007f}'), // tags
 ];
 
@@ -165,7 +165,8 @@ mod tests {
 
     #[test]
     fn plain_text_is_borrowed_unchanged() {
-        for s in ["python3 job.py --input data.csv", "/system.slice/a.service", "日本語", "é", ""] {
+        for s in ["python3 job.py --input data.csv", "/system.slice/a.service", "日本語", "é", ""]
+        {
             assert!(matches!(field(s, 100), Cow::Borrowed(_)), "{s}");
             assert_eq!(field(s, 100), s);
         }
