@@ -5,6 +5,7 @@
 //! * one file per panel draws from an `&App`: [`header`], [`table`], [`detail`], [`findings`],
 //!   [`events`], [`help`] (the key bar and the `?` overlay). Drawing never touches the
 //!   aggregator.
+//! * [`sanitize`] escapes what processes control once per update, and scrubs each frame.
 //! * [`terminal`] owns the terminal: raw mode and the alternate screen, restored on Drop, on
 //!   panic (a panic hook) and on SIGTERM (the loop below ends, the guard drops).
 //!
@@ -17,6 +18,7 @@ pub mod events;
 pub mod findings;
 pub mod header;
 pub mod help;
+pub mod sanitize;
 pub mod table;
 pub mod terminal;
 
@@ -119,6 +121,7 @@ pub fn frame(frame: &mut Frame, app: &mut App) {
         }
     }
     draw(frame, app);
+    sanitize::scrub(frame.buffer_mut());
 }
 
 /// Runs the UI until `q`, Ctrl-C, SIGINT or SIGTERM, or until the publisher goes away.
