@@ -38,11 +38,20 @@ fn main() -> ExitCode {
                 });
             }
             None => {
+                for r in hangwatch::tui::log_refused() {
+                    eprintln!("hangwatch: warning: not logging to {r}");
+                }
+                eprintln!("hangwatch: warning: no private log file: diagnostics are dropped");
                 logger.filter_level(log::LevelFilter::Off);
             }
         }
     }
     logger.init();
+    if hangwatch::tui::log_path().is_some() {
+        for r in hangwatch::tui::log_refused() {
+            log::warn!("not logging to {r}");
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -107,6 +116,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(
                     "stdout is not a terminal: use --json for a JSON Lines stream, or `hangwatch snapshot`".into(),
+                )
+                .into());
+            }
+            if !cli.json && std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+                return Err(Error::Usage(
+                    "TERM=dumb: this terminal cannot show the live UI; use `hangwatch snapshot` or `hangwatch --json`".into(),
                 )
                 .into());
             }
