@@ -25,8 +25,10 @@
 //! No crate does "escape visibly and bound by width" (crates like `strip-ansi-escapes` remove
 //! sequences, which hides that a name was hostile), hence this module.
 //!
-//! JSON output does not use this: serde escapes control characters, so a JSON string carries
-//! the name as read (see docs/json.md and docs/security.md).
+//! JSON output carries every name exactly as read (the same string once decoded), written by
+//! [`json_to_writer`]: serde escapes the C0 controls, and its formatter here also writes DEL,
+//! C1, bidi and invisible characters as `\uXXXX`, so that JSON printed on a terminal is as safe
+//! as the report (see docs/json.md and docs/security.md).
 
 use std::{borrow::Cow, fmt::Write as _};
 
@@ -159,9 +161,61 @@ pub fn in_place(s: &mut String, max_cols: usize) {
     }
 }
 
+/// A `serde_json` formatter that also writes DEL, the C1 controls, bidi and invisible format
+/// characters as `\uXXXX` escapes (serde escapes only C0, `\"` and `\\`). The JSON decodes to
+/// exactly the same strings; only its bytes change, so that `hangwatch --json` printed on a
+/// terminal cannot drive it either.
+struct TerminalSafeJson;
+
+impl serde_json::ser::Formatter for TerminalSafeJson {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_unsafe(c) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    write!(w, "\\u{:04x}", u)?;
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// `serde_json::to_writer` with [`TerminalSafeJson`]: compact JSON, one value.
+pub fn json_to_writer<W: std::io::Write, T: ?Sized + serde::Serialize>(
+    w: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    value.serialize(&mut serde_json::Serializer::with_formatter(w, TerminalSafeJson))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_is_the_same_value_but_terminal_safe() {
+        let hostile = "\x1b]0;pwned\x07\u{9b}2J\u{202e}x\u{7f}\u{e0041}\n\"q\"\\ é 日本";
+        let mut out = Vec::new();
+        json_to_writer(&mut out, &serde_json::json!({ "comm": hostile, "n": 1 })).expect("json");
+        let text = std::str::from_utf8(&out).expect("utf-8");
+        assert!(!text.chars().any(is_unsafe), "{text}");
+        assert!(text.contains("\\u009b2J\\u202ex\\u007f\\udb40\\udc41"), "{text}");
+        assert!(text.contains("é 日本"), "{text}");
+        let back: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(back["comm"], hostile);
+        // Plain strings are written as serde writes them.
+        let mut plain = Vec::new();
+        json_to_writer(&mut plain, &serde_json::json!(["a b", "é"])).expect("json");
+        assert_eq!(plain, serde_json::to_vec(&serde_json::json!(["a b", "é"])).expect("json"));
+    }
 
     #[test]
     fn plain_text_is_borrowed_unchanged() {

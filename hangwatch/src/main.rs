@@ -86,7 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let mut out = io::stdout().lock();
             if a.json {
-                serde_json::to_writer(&mut out, &output::json::snapshot(&report))?;
+                hangwatch::escape::json_to_writer(&mut out, &output::json::snapshot(&report))?;
                 out.write_all(b"\n")?;
             } else {
                 let limit = if a.all || !a.filter.pids.is_empty() {

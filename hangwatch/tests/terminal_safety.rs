@@ -1,7 +1,8 @@
 //! Terminal safety of the human report (issue 9): a real process whose name, thread names,
 //! command line and the path of the FIFO it waits on carry escape sequences, a newline that
 //! forges a report line, a bidi override and invalid UTF-8. The report's bytes must hold none
-//! of it raw, and show it escaped; `--json` must carry the names as the process set them.
+//! of it raw, and show it escaped; `--json` must carry the names as the process set them, in
+//! bytes that are as safe on a terminal.
 //!
 //! Needs root; without it each test says SKIPPED.
 
@@ -65,7 +66,11 @@ fn hostile_names_stay_exact_in_json() {
     let serial = serial();
     let h = Hostile::spawn("json");
     h.child.wait_since_ready(std::time::Duration::from_millis(700));
-    let snap = snapshot_json(&serial, &["--pid", &h.child.pid_arg(), "--min-blocked", "500ms"]);
+    let _serial = serial;
+    let out = snapshot_bytes(&["--json", "--pid", &h.child.pid_arg(), "--min-blocked", "500ms"]);
+    // Printed on a terminal, the JSON cannot drive it either: C1, bidi and DEL are `\uXXXX`.
+    assert_terminal_safe(&out, "snapshot --json");
+    let snap: serde_json::Value = serde_json::from_slice(&out).expect("one JSON value");
     let p = find_process(&snap, h.child.pid);
     assert_eq!(str_field(p, "comm"), MAIN_COMM);
     assert!(str_field(p, "cmdline").ends_with(FORGED_ARG), "{}", excerpt(p));
