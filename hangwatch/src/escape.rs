@@ -57,6 +57,9 @@ const INVISIBLE: &[(char, char)] = &[
 
 /// True when `c` must be shown as an escape rather than written to a terminal.
 pub fn is_unsafe(c: char) -> bool {
+    if (' '..='~').contains(&c) {
+        return false;
+    }
     if c.is_control() {
         return true;
     }
@@ -71,6 +74,10 @@ pub fn is_unsafe(c: char) -> bool {
 
 /// True when some character of `s` would be escaped.
 pub fn needs_escape(s: &str) -> bool {
+    // Most names and paths are printable ASCII: one byte compare each.
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return false;
+    }
     s.chars().any(is_unsafe)
 }
 
