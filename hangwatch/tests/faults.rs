@@ -321,6 +321,7 @@ fn without_tracefs_the_probe_is_named_and_the_snapshot_still_works() {
     };
     let _serial = serial();
     let child = Child::spawn("futex_wait");
+    child.wait_since_ready(Duration::from_millis(1200));
     // A private mount namespace where tracefs (and debugfs, whose tracing/ mounts it) is
     // unmounted, and hangwatch runs without CAP_SYS_ADMIN, so it cannot mount it again: as in
     // a container given only CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE.
