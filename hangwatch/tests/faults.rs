@@ -585,3 +585,53 @@ fn root_without_cap_syslog_says_the_kernel_log_is_unreadable() {
     assert!(str_field(w, "missing").contains("CAP_SYSLOG"), "{w}");
     assert!(str_field(w, "consequence").contains("OOM"), "{w}");
 }
+
+#[test]
+fn live_mode_with_reduced_privileges_says_what_it_cannot_read() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    let child = Child::spawn("futex_wait"); // runs as root: another user's process
+    let bin = WorldExecutable::new("reduced-live");
+    let Some(mut cmd) = setpriv(
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &format!("--inh-caps={REDUCED}"),
+            &format!("--ambient-caps={REDUCED}"),
+        ],
+        &bin,
+    ) else {
+        return;
+    };
+    cmd.args(["--json", "--interval", "200ms"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut live = cmd.spawn().expect("start");
+    let mut err = live.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 || tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = String::new();
+    let t0 = Instant::now();
+    while !text.contains("CAP_DAC_READ_SEARCH") && t0.elapsed() < Duration::from_secs(20) {
+        if let Ok(s) = rx.recv_timeout(Duration::from_millis(200)) {
+            text.push_str(&s);
+        }
+    }
+    kill(live.id() as i32, libc::SIGTERM);
+    let status = wait_exit(&mut live, Duration::from_secs(5));
+    drop(child);
+    assert!(
+        text.lines().any(|l| l.contains("cannot read /proc/PID/task/TID/syscall")
+            && l.contains("CAP_DAC_READ_SEARCH")),
+        "stderr names the missing permission: {text}"
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(STOPPED), "{text}");
+}

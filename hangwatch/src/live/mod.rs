@@ -215,6 +215,12 @@ fn proc_collector(
         wakes.apply(&mut cache);
         let (samples, _vanished) =
             snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
+        if n == 1 {
+            // What could not be read for lack of permission, said once (docs/security.md).
+            for l in crate::access::check(&samples) {
+                warn!("{}", l.message());
+            }
+        }
         let now = procfs::monotonic_ns();
         // Memory moves slowly next to waits: sampled every MEM_EVERY scans.
         let mem = if n % MEM_EVERY == 1 {
