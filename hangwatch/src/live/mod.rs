@@ -216,9 +216,14 @@ fn proc_collector(
         let (samples, _vanished) =
             snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
         if n == 1 {
-            // What could not be read for lack of permission, said once (docs/security.md).
+            // What could not be read for lack of permission, said once (docs/snapshot.md,
+            // "Reduced privileges"); what no capability of ours would lift is only noted.
             for l in crate::access::check(&samples) {
-                warn!("{}", l.message());
+                if l.grantable {
+                    warn!("{}", l.message());
+                } else {
+                    log::info!("{}", l.message());
+                }
             }
         }
         let now = procfs::monotonic_ns();
