@@ -1,4 +1,5 @@
 //! hangwatch: which threads are stuck, on what, since when; and the memory processes hold.
+pub mod access;
 pub mod analysis;
 pub mod bpf;
 pub mod btf;
@@ -10,8 +11,11 @@ pub mod memory;
 pub mod model;
 pub mod oom;
 pub mod output;
+pub mod pids;
 pub mod privileges;
 pub mod procfs;
+pub mod signals;
 pub mod snapshot;
+pub mod stdio;
 pub mod syscalls;
 pub mod tui;

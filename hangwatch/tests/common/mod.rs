@@ -12,6 +12,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod faults;
 pub mod hostile;
 
 use std::collections::HashMap;
