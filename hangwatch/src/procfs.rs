@@ -167,6 +167,35 @@ pub fn parse_status_mem(s: &str) -> StatusMem {
     m
 }
 
+/// Most bytes of /proc/PID/cmdline read. A process writes its own argv (up to 2 MiB with the
+/// default stack limit, more with a bigger one): past this the command line is cut and
+/// flagged `cmdline_truncated`, so 100 processes with 2 MB command lines cost 400 KiB, not
+/// 200 MB. Reading stops at the bound: the kernel copies only the pages asked for.
+pub const MAX_CMDLINE_BYTES: usize = 4096;
+
+/// The first `max` bytes of a file, and whether there was more (at most `max + 1` bytes are
+/// read, however long the file is).
+pub fn read_bounded(path: &Path, max: usize) -> Option<(Vec<u8>, bool)> {
+    let f = fs::File::open(path).ok()?;
+    read_bounded_from(f, max).ok()
+}
+
+/// [`read_bounded`] over any reader.
+pub fn read_bounded_from<R: io::Read>(r: R, max: usize) -> io::Result<(Vec<u8>, bool)> {
+    let mut buf = Vec::with_capacity(max.min(64 * 1024) + 1);
+    io::Read::read_to_end(&mut r.take(max as u64 + 1), &mut buf)?;
+    let more = buf.len() > max;
+    buf.truncate(max);
+    Ok((buf, more))
+}
+
+/// /proc/PID/cmdline read with [`MAX_CMDLINE_BYTES`]: the joined command line and whether it
+/// was cut.
+pub fn read_cmdline(pid: i32) -> Option<(String, bool)> {
+    let (b, more) = read_bounded(Path::new(&format!("/proc/{pid}/cmdline")), MAX_CMDLINE_BYTES)?;
+    Some((parse_cmdline(&b), more))
+}
+
 /// /proc/PID/cmdline: NUL-separated, joined with spaces; empty for kernel threads and zombies.
 pub fn parse_cmdline(b: &[u8]) -> String {
     let parts: Vec<String> = b.split(|&c| c == 0).filter(|p| !p.is_empty()).map(lossy).collect();
@@ -217,6 +246,8 @@ pub struct ProcessSample {
     pub pid: i32,
     pub stat: Stat,
     pub cmdline: String,
+    /// The command line was longer than [`MAX_CMDLINE_BYTES`] and was cut.
+    pub cmdline_truncated: bool,
     pub cgroup: String,
     pub mem: StatusMem,
     pub threads: Vec<ThreadSample>,
@@ -404,13 +435,11 @@ fn read_process_with(
     let base = format!("/proc/{pid}");
     let stat = parse_stat(&read(Path::new(&format!("{base}/stat")))?)?;
     let kthread = stat.flags & PF_KTHREAD != 0;
-    let (cmdline, cgroup, mem) = if kthread {
-        (String::new(), "/".to_string(), StatusMem::default())
+    let ((cmdline, cmdline_truncated), cgroup, mem) = if kthread {
+        ((String::new(), false), "/".to_string(), StatusMem::default())
     } else {
         (
-            read(Path::new(&format!("{base}/cmdline")))
-                .map(|b| parse_cmdline(&b))
-                .unwrap_or_default(),
+            read_cmdline(pid).unwrap_or_default(),
             read_string(Path::new(&format!("{base}/cgroup")))
                 .map(|s| parse_cgroup(&s))
                 .unwrap_or_else(|| "/".to_string()),
@@ -430,7 +459,7 @@ fn read_process_with(
             })
             .collect()
     };
-    Some(ProcessSample { pid, stat, cmdline, cgroup, mem, threads })
+    Some(ProcessSample { pid, stat, cmdline, cmdline_truncated, cgroup, mem, threads })
 }
 
 pub fn process_exists(pid: i32) -> bool {
@@ -642,6 +671,23 @@ mod tests {
     fn cmdline_join() {
         assert_eq!(parse_cmdline(b"python3\0-c\0print(1)\0"), "python3 -c print(1)");
         assert_eq!(parse_cmdline(b""), "");
+    }
+
+    #[test]
+    fn bounded_reads_cut_and_flag() {
+        let data = vec![b'a'; 10_000];
+        let (b, more) = read_bounded_from(&data[..], MAX_CMDLINE_BYTES).unwrap();
+        assert_eq!((b.len(), more), (MAX_CMDLINE_BYTES, true));
+        let (b, more) = read_bounded_from(&data[..MAX_CMDLINE_BYTES], MAX_CMDLINE_BYTES).unwrap();
+        assert_eq!((b.len(), more), (MAX_CMDLINE_BYTES, false));
+        let (b, more) = read_bounded_from(&b"x\0y\0"[..], MAX_CMDLINE_BYTES).unwrap();
+        assert_eq!((parse_cmdline(&b).as_str(), more), ("x y", false));
+        // A cut in the middle of a multi-byte character stays valid (lossy) text.
+        let mut cut = vec![b'a'; 3];
+        cut.extend_from_slice("é".as_bytes());
+        let (b, more) = read_bounded_from(&cut[..], 4).unwrap();
+        assert!(more);
+        assert_eq!(parse_cmdline(&b), "aaa\u{fffd}");
     }
 
     #[test]

@@ -170,6 +170,7 @@ pub fn build_process(
         ppid: after.stat.ppid,
         comm: after.stat.comm.clone(),
         cmdline: after.cmdline.clone(),
+        cmdline_truncated: after.cmdline_truncated,
         cgroup: after.cgroup.clone(),
         cpu_percent: cpu_delta as f64 / tps / ctx.window_secs.max(1e-3) * 100.0,
         cpu_total_secs: after.cpu_ticks() as f64 / tps,
@@ -461,6 +462,7 @@ mod tests {
                 ..Default::default()
             },
             cmdline: "python3 job.py".into(),
+            cmdline_truncated: false,
             cgroup: "/x".into(),
             mem: StatusMem { vm_rss: 4096, ..Default::default() },
             threads,

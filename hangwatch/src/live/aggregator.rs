@@ -496,6 +496,7 @@ impl Aggregator {
             // A zombie has lost its cmdline and cgroup: keep what the live process had.
             if let (Some(old), true) = (self.procs.get(&pid), sample.stat.state == 'Z') {
                 process.cmdline = old.process.cmdline.clone();
+                process.cmdline_truncated = old.process.cmdline_truncated;
                 process.cgroup = old.process.cgroup.clone();
             }
             let state = self.procs.entry(pid).or_insert_with(|| ProcState {
@@ -796,6 +797,7 @@ mod tests {
                 ..Default::default()
             },
             cmdline: format!("prog {pid}"),
+            cmdline_truncated: false,
             cgroup: "/job".into(),
             mem: StatusMem::default(),
             threads: vec![ThreadSample {
@@ -1048,6 +1050,7 @@ mod live_analysis_tests {
                 ..Default::default()
             },
             cmdline: "job".into(),
+            cmdline_truncated: false,
             cgroup: "/x".into(),
             mem: StatusMem::default(),
             threads: vec![ThreadSample {
