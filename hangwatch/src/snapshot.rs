@@ -326,7 +326,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let live_ooms: Vec<OomKill> = events
         .iter()
         .filter_map(|e| match e {
-            KernelEvent::OomVictim(v) => Some(OomKill::from_tracepoint(v)),
+            KernelEvent::OomVictim(v) => {
+                let mut k = OomKill::from_tracepoint(v);
+                oom::apply_victim_memcg(&mut k, v.memcg_id);
+                Some(k)
+            }
             KernelEvent::WaitEnd(_) => None,
         })
         .collect();
