@@ -395,6 +395,12 @@ impl ThreadCache {
         })
     }
 
+    /// Whether `pid` was served whole from its last read in the current scan (nothing of it
+    /// ran since: its memory figures cannot have changed through it either).
+    pub fn served_whole(&self, pid: i32) -> bool {
+        self.procs.get(&pid).is_some_and(|e| e.served > 0 && e.generation == self.generation)
+    }
+
     /// Whether `tid` is cached and trusted asleep in the same wait now.
     fn is_trusted(&self, tid: i32) -> bool {
         self.map.get(&tid).is_some_and(|e| self.trusted(e, self.scan_ns))
@@ -870,6 +876,7 @@ mod tests {
             cache.begin_scan();
             let p = read_process_cached(pid, &mut cache).unwrap();
             assert_eq!(p, first);
+            assert!(cache.served_whole(pid));
             served += cache.idle_process_hits;
         }
         assert_eq!(served, u64::from(PROC_REFRESH_SCANS), "served whole while asleep");
@@ -877,6 +884,7 @@ mod tests {
         cache.begin_scan();
         read_process_cached(pid, &mut cache).unwrap();
         assert_eq!(cache.idle_process_hits, 0, "refreshed");
+        assert!(!cache.served_whole(pid));
         cache.begin_scan();
         read_process_cached(pid, &mut cache).unwrap();
         assert_eq!(cache.idle_process_hits, 1);

@@ -217,11 +217,13 @@ fn proc_collector(
         let (samples, _vanished) =
             snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
         let now = procfs::monotonic_ns();
-        // Memory moves slowly next to waits: sampled every MEM_EVERY scans.
+        // Memory moves slowly next to waits: sampled every MEM_EVERY scans, and not for a
+        // process served whole from the cache (it has not run since; it is sampled again on
+        // its periodic full read).
         let mem = if n % MEM_EVERY == 1 {
             samples
                 .values()
-                .filter(|p| !p.is_kernel_thread())
+                .filter(|p| !p.is_kernel_thread() && !cache.served_whole(p.pid))
                 .filter_map(|p| crate::memory::sample(p.pid, now).map(|m| (p.pid, m)))
                 .collect()
         } else {
