@@ -136,6 +136,7 @@ async fn kernel_collector(
                             Input::WaitEnd(w)
                         }
                         Some(KernelEvent::OomVictim(mut o)) => {
+                            probes.victim_memcg(&mut o);
                             probes.translate_victim(&mut o);
                             // Now, while the kernel log's lines about it are fresh and the
                             // victim may still be in its cgroup; file I/O, off the runtime.
@@ -227,11 +228,13 @@ fn proc_collector(
             }
         }
         let now = procfs::monotonic_ns();
-        // Memory moves slowly next to waits: sampled every MEM_EVERY scans.
+        // Memory moves slowly next to waits: sampled every MEM_EVERY scans, and not for a
+        // process served whole from the cache (it has not run since; it is sampled again on
+        // its periodic full read).
         let mem = if n % MEM_EVERY == 1 {
             samples
                 .values()
-                .filter(|p| !p.is_kernel_thread())
+                .filter(|p| !p.is_kernel_thread() && !cache.served_whole(p.pid))
                 .filter_map(|p| crate::memory::sample(p.pid, now).map(|m| (p.pid, m)))
                 .collect()
         } else {
@@ -272,6 +275,14 @@ pub fn oom_context(
         .rev()
         .find(|k| k.host_pid == victim.host_pid)
         .unwrap_or(live);
+    // The kernel log rate-limits its OOM reports (10 per 5 s): in a storm most kills have no
+    // `oom-kill:` line. The probe read the victim's cgroup when the kernel chose it.
+    oom::apply_victim_memcg(&mut k, victim.memcg_id);
+    if k.memory_limit_bytes.is_none()
+        && let Some(oom_memcg) = k.oom_memcg.as_deref()
+    {
+        k.memory_limit_bytes = oom::effective_memory_limit(oom_memcg);
+    }
     if k.cgroup.is_none() {
         k.cgroup = known_cgroup.map(str::to_string).or_else(|| {
             std::fs::read_to_string(format!("/proc/{}/cgroup", victim.pid))

@@ -239,6 +239,8 @@ pub struct ProcessJson {
     pub ppid: i32,
     pub comm: String,
     pub cmdline: String,
+    /// The command line was longer than the read bound and `cmdline` is its beginning.
+    pub cmdline_truncated: bool,
     pub cgroup: String,
     pub cpu_percent: f64,
     pub cpu_total_secs: f64,
@@ -334,6 +336,7 @@ pub fn process_json(r: &Report, p: &model::Process) -> ProcessJson {
         ppid: p.ppid,
         comm: p.comm.clone(),
         cmdline: p.cmdline.clone(),
+        cmdline_truncated: p.cmdline_truncated,
         cgroup: p.cgroup.clone(),
         cpu_percent: round2(p.cpu_percent),
         cpu_total_secs: round2(p.cpu_total_secs),

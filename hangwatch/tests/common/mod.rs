@@ -972,3 +972,6 @@ impl Drop for Live {
         let _ = self.child.wait();
     }
 }
+
+/// Peak RSS and output size of one hangwatch run (bounded-read tests).
+pub mod bounded;
