@@ -4,6 +4,8 @@ pub mod bpf;
 pub mod btf;
 pub mod cli;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod live;
 pub mod memory;
 pub mod model;

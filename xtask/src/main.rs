@@ -17,6 +17,7 @@ use anyhow::{Context as _, Result, anyhow, ensure};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod fuzz;
 mod soak;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
@@ -70,6 +71,15 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Fuzz every parser of outside data for N seconds per target (proptest, debug profile).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (a property test of hangwatch/src/fuzz.rs, e.g. `btf_blobs`).
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Set up, build, then run live mode under process/thread churn and OOM kills, sampling
     /// hangwatch's RSS, CPU, fds and losses every 10 s; fails on growth (docs/benchmarks.md).
     Soak {
@@ -103,6 +113,10 @@ fn dispatch(command: Cmd) -> Result<ExitCode> {
         Cmd::Test { extra } => ctx.test(&extra).map(|()| ExitCode::SUCCESS),
         Cmd::Bench { quick } => ctx.bench(quick),
         Cmd::Soak { minutes } => ctx.soak(minutes),
+        Cmd::Fuzz { seconds, target } => {
+            ctx.setup()?;
+            fuzz::run(&ctx, seconds, target.as_deref())
+        }
     }
 }
 
