@@ -4,6 +4,7 @@ pub mod bpf;
 pub mod btf;
 pub mod cli;
 pub mod error;
+pub mod escape;
 #[cfg(test)]
 mod fuzz;
 pub mod live;
