@@ -630,6 +630,56 @@ proptest! {
     }
 }
 
+// --------------------------------------------------------------------------- terminal escaping
+
+/// Text a process controls (its name, command line, paths), biased to what attacks a terminal:
+/// C0 and C1 controls, DEL, escape sequences, bidi overrides, invisible format characters,
+/// wide and combining characters.
+fn hostile_text() -> impl Strategy<Value = String> {
+    let hostile_char = prop_oneof![
+        2 => prop::char::range('\u{0}', '\u{1f}'),
+        1 => prop::char::range('\u{7f}', '\u{9f}'),
+        1 => prop::char::range('\u{200b}', '\u{200f}'),
+        1 => prop::char::range('\u{202a}', '\u{202e}'),
+        1 => prop::char::range('\u{2066}', '\u{2069}'),
+        1 => prop::sample::select(vec!['\u{feff}', '\u{ad}', '\u{e0041}', '\u{301}', '日', '…']),
+        4 => prop::char::range(' ', '~'),
+        1 => any::<char>(),
+    ];
+    prop_oneof![
+        4 => prop::collection::vec(hostile_char, 0..80).prop_map(|v| v.into_iter().collect()),
+        1 => any::<String>(),
+    ]
+}
+
+/// Columns as `escape` counts them for characters it lets through.
+fn shown_cols(s: &str) -> usize {
+    use unicode_width::UnicodeWidthChar as _;
+    s.chars().map(|c| c.width().unwrap_or(1)).sum()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn escape_hostile_text(s in hostile_text(), max_cols in prop_oneof![0usize..100, Just(512)]) {
+        let f = crate::escape::field(&s, max_cols);
+        prop_assert!(!f.chars().any(crate::escape::is_unsafe), "unsafe char left in {f:?}");
+        prop_assert!(shown_cols(&f) <= max_cols.max(1), "{} columns > {max_cols}: {f:?}", shown_cols(&f));
+        let r = crate::escape::report(&s);
+        prop_assert!(!r.chars().any(|c| c != '\n' && crate::escape::is_unsafe(c)));
+        let mut json = Vec::new();
+        prop_assert!(crate::escape::json_to_writer(&mut json, &s).is_ok());
+        let text = String::from_utf8(json);
+        prop_assert!(text.is_ok());
+        if let Ok(text) = text {
+            prop_assert!(!text.chars().any(crate::escape::is_unsafe), "unsafe char in {text:?}");
+            let back: Result<String, _> = serde_json::from_str(&text);
+            prop_assert_eq!(back.ok(), Some(s.clone()));
+        }
+    }
+}
+
 // --------------------------------------------------------------------------- regressions
 // Each input below made a parser panic (arithmetic overflow) when the properties above found
 // it; release builds wrapped silently instead and reported a wrong figure.

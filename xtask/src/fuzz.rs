@@ -75,8 +75,16 @@ fn build_test_binary(ctx: &Ctx) -> Result<PathBuf> {
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("could not start `{shown}`"))?;
-    ensure!(out.status.success(), "`{shown}` failed ({})", out.status);
     let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // With --message-format=json the compiler's errors are on stdout: show them.
+        for m in text.lines().filter_map(|l| serde_json::from_str::<Json>(l).ok()) {
+            if let Some(r) = m.pointer("/message/rendered").and_then(Json::as_str) {
+                eprint!("{r}");
+            }
+        }
+        bail!("`{shown}` failed ({})", out.status);
+    }
     text.lines()
         .filter_map(|l| serde_json::from_str::<Json>(l).ok())
         .filter(|m| m.get("reason").and_then(Json::as_str) == Some("compiler-artifact"))
