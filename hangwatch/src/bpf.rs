@@ -691,7 +691,7 @@ impl TracepointFormat {
     /// Reads an integer field (sign-extended when signed).
     pub fn int(&self, raw: &[u8], name: &str) -> Option<i64> {
         let f = self.field(name)?;
-        let b = raw.get(f.offset..f.offset + f.size)?;
+        let b = raw.get(f.offset..f.offset.checked_add(f.size)?)?;
         Some(match (f.size, f.signed) {
             (1, true) => b[0] as i8 as i64,
             (1, false) => b[0] as i64,
@@ -708,11 +708,11 @@ impl TracepointFormat {
     pub fn string(&self, raw: &[u8], name: &str) -> Option<String> {
         let f = self.field(name)?;
         if !f.data_loc {
-            let b = raw.get(f.offset..f.offset + f.size)?;
+            let b = raw.get(f.offset..f.offset.checked_add(f.size)?)?;
             let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
             return Some(procfs::lossy(&b[..end]));
         }
-        let loc = u32::from_le_bytes(raw.get(f.offset..f.offset + 4)?.try_into().ok()?);
+        let loc = u32::from_le_bytes(raw.get(f.offset..f.offset.checked_add(4)?)?.try_into().ok()?);
         let (off, len) = ((loc & 0xffff) as usize, (loc >> 16) as usize);
         let b = raw.get(off..(off + len).min(raw.len()))?;
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());

@@ -184,7 +184,8 @@ impl Btf {
         }
         for m in t.members.iter().filter(|m| m.name == 0) {
             if let Some((off, ty)) = self.find_member(m.type_id, name, depth + 1) {
-                return Some((m.bit_offset + off, ty));
+                // An offset past 2^32 bits is malformed BTF: not found.
+                return Some((m.bit_offset.checked_add(off)?, ty));
             }
         }
         None
@@ -215,7 +216,7 @@ impl Btf {
                 strukt: strukt.to_string(),
                 field: path.join("."),
             })?;
-            bits += off;
+            bits = bits.checked_add(off).ok_or(BtfError::Malformed("member offset"))?;
             id = ty;
         }
         Ok(bits / 8)

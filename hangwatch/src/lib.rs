@@ -6,6 +6,8 @@ pub mod btf;
 pub mod cli;
 pub mod error;
 pub mod escape;
+#[cfg(test)]
+mod fuzz;
 pub mod live;
 pub mod memory;
 pub mod model;

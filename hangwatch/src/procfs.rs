@@ -104,7 +104,8 @@ pub fn parse_exec_start_ns(s: &str) -> Option<u64> {
         digits.push('0');
     }
     let ns: u64 = digits.parse().ok()?;
-    Some(ms * 1_000_000 + ns)
+    // A value past u64 ns (584 years of uptime) is garbage, not a time.
+    ms.checked_mul(1_000_000)?.checked_add(ns)
 }
 
 /// Picks the cgroup path that names a process's container: the v1 memory controller's path
@@ -152,7 +153,11 @@ pub fn parse_status_mem(s: &str) -> StatusMem {
     for line in s.lines() {
         let Some((k, v)) = line.split_once(':') else { continue };
         let kb = || -> u64 {
-            v.split_ascii_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0) * 1024
+            v.split_ascii_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+                .saturating_mul(1024)
         };
         match k {
             "VmSize" => m.vm_size = kb(),
@@ -602,16 +607,21 @@ pub fn online_cpus() -> Vec<u32> {
     parse_cpu_list(&s)
 }
 
+/// Most CPUs a CPU list yields (the kernel's NR_CPUS is at most 8192 today).
+const MAX_CPUS: usize = 65_536;
+
+/// "0-3,8-11" → [0, 1, 2, 3, 8, 9, 10, 11]; at most [`MAX_CPUS`] entries, whatever it says.
 pub fn parse_cpu_list(s: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let room = MAX_CPUS.saturating_sub(out.len());
         match part.split_once('-') {
             Some((a, b)) => {
                 if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
-                    out.extend(a..=b.min(a + 65_535));
+                    out.extend((a..=b).take(room));
                 }
             }
-            None => out.extend(part.parse::<u32>().ok()),
+            None => out.extend(part.parse::<u32>().ok().into_iter().take(room)),
         }
     }
     out

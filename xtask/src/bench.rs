@@ -1727,7 +1727,7 @@ fn run_workload(mut cmd: Command, timeout: Duration, discard_stdout: bool) -> Re
 }
 
 /// Compiles every `*.c` of `src` into `bin_dir` with `cc -O2 -pthread`.
-fn compile_workloads(ctx: &Ctx, src: &Path, bin_dir: &Path) -> Result<()> {
+pub(super) fn compile_workloads(ctx: &Ctx, src: &Path, bin_dir: &Path) -> Result<()> {
     let mut sources: Vec<PathBuf> = fs::read_dir(src)
         .with_context(|| format!("listing {}", src.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -1810,7 +1810,7 @@ fn machine_tasks() -> u64 {
         .unwrap_or(0)
 }
 
-fn clock_ticks() -> f64 {
+pub(super) fn clock_ticks() -> f64 {
     use std::sync::OnceLock;
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -1899,7 +1899,7 @@ fn proc_cpu(pid: u32) -> ProcCpu {
 }
 
 /// utime + stime from /proc/PID/stat (fields 14 and 15; the comm in field 2 may hold spaces).
-fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+pub(super) fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state): utime is field 14 -> index 11.
@@ -1907,7 +1907,7 @@ fn stat_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// (VmRSS, VmHWM) in bytes.
-fn proc_rss(pid: u32) -> (u64, u64) {
+pub(super) fn proc_rss(pid: u32) -> (u64, u64) {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     (status_kib(&text, "VmRSS:") * 1024, status_kib(&text, "VmHWM:") * 1024)
 }

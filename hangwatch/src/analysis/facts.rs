@@ -129,7 +129,9 @@ pub fn futex_key(pid: i32, addr: u64, maps: &[Mapping]) -> FutexKey {
         Some(m) if m.shared && m.inode != 0 => FutexKey::Shared {
             dev: m.dev.clone(),
             inode: m.inode,
-            offset: m.offset + (addr - m.start),
+            // Wrapping, as in the kernel's own u64 arithmetic: a maps line with an absurd
+            // offset must not panic, and two addresses keep two distinct keys.
+            offset: m.offset.wrapping_add(addr - m.start),
         },
         _ => FutexKey::Private { pid, addr },
     }
@@ -278,7 +280,7 @@ pub fn parse_cpu_stat(s: &str) -> (u64, u64) {
         match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
             (Some("nr_throttled"), Some(v)) => nr = v,
             (Some("throttled_time"), Some(v)) => ns = v,
-            (Some("throttled_usec"), Some(v)) => ns = v * 1000,
+            (Some("throttled_usec"), Some(v)) => ns = v.saturating_mul(1000),
             _ => {}
         }
     }
