@@ -6,6 +6,7 @@ pub mod cli;
 pub mod error;
 pub mod live;
 pub mod memory;
+pub mod memory_layout;
 pub mod model;
 pub mod oom;
 pub mod output;

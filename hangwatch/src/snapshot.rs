@@ -13,6 +13,7 @@ use crate::{
     bpf::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
     error::Error,
     memory::{self, MemHistory, Thresholds},
+    memory_layout,
     model::{self, Process, Thread, Wait},
     oom::{self, OomKill},
     procfs::{self, Detail, ProcessSample, SyscallState},
@@ -311,8 +312,19 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         all.push(build_process(before.get(&s.pid), s, &ctx, &ProcTask { pid: s.pid }, None));
     }
     let mem_cfg = Thresholds::for_window(opts.window);
+    let retain_cfg = memory_layout::RetainCfg::default();
     for p in &mut all {
-        p.memory = mem.get(&p.pid).and_then(|h| h.status(&mem_cfg, p.cpu_percent));
+        let h = mem.get(&p.pid);
+        p.memory = h.and_then(|h| h.status(&mem_cfg));
+        // Where the memory is and whether it is held idle: decided from what the kernel shows
+        // now (docs/memory.md), read only for the few processes holding enough of it.
+        let act = memory_layout::activity_of(p, window.as_nanos() as u64);
+        if let (Some(m), Some(h)) = (p.memory.as_mut(), h)
+            && memory_layout::worth_reading(m.rss_anon, &retain_cfg)
+        {
+            let layout = memory_layout::read_layout(p.pid);
+            m.judge_retained(layout, h.steady(&mem_cfg), &act, &retain_cfg);
+        }
         if let (Some(m), Some(k)) =
             (p.memory.as_mut(), kernel_mem.as_ref().and_then(|k| k.get(&p.pid)))
         {

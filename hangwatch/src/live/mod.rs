@@ -226,6 +226,16 @@ fn proc_collector(
         } else {
             std::collections::HashMap::new()
         };
+        // Where the memory is, for the few processes holding enough of it (docs/memory.md).
+        let retain_cfg = crate::memory_layout::RetainCfg::default();
+        let layouts: std::collections::HashMap<i32, crate::memory_layout::Layout> = mem
+            .iter()
+            .filter(|(_, m)| crate::memory_layout::worth_reading(m.rss_anon, &retain_cfg))
+            .filter_map(|(&pid, _)| crate::memory_layout::read_layout(pid).map(|l| (pid, l)))
+            .collect();
+        if !mem.is_empty() && tx.blocking_send(Input::MemLayouts(layouts)).is_err() {
+            return;
+        }
         let input = Input::Scan {
             now_mono_ns: now,
             samples,
