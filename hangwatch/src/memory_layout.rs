@@ -60,7 +60,7 @@ pub struct Layout {
     /// The `[heap]` mapping: glibc's main arena (and any brk allocator).
     pub heap: Region,
     /// glibc thread arenas: anonymous `rw-p` mappings that start on a 64 MiB boundary and
-    /// are 64 MiB long, or shorter and followed by their `---p` reserve up to 64 MiB.
+    /// end on one, or are followed by their `---p` reserve up to one (`count`: 64 MiB heaps).
     pub arenas: Region,
     /// Every other private anonymous mapping (big `malloc` chunks, pymalloc arenas,
     /// jemalloc/Go/JVM heaps, thread stacks).
@@ -223,18 +223,29 @@ pub fn parse_smaps<R: BufRead>(r: R, max_bytes: u64, max_mappings: u32) -> io::R
     Ok(classify(&maps, mappings, truncated))
 }
 
-/// A thread-arena heap: `rw-p` anonymous, starting on a 64 MiB boundary, either 64 MiB long
-/// or followed right away by its `---p` reserve ending on the next 64 MiB boundary.
-fn is_arena_heap(m: &Mapping, next: Option<&Mapping>) -> bool {
-    let len = m.end - m.start;
-    if m.kind != Kind::AnonRw || !m.start.is_multiple_of(ARENA_HEAP_ALIGN) || len > ARENA_HEAP_ALIGN
-    {
-        return false;
+/// Thread-arena heaps: a `rw-p` anonymous mapping starting on a 64 MiB boundary that either
+/// ends on one (full heaps: the kernel merges adjacent full heaps into one mapping) or is
+/// followed right away by its `---p` reserve ending on one. Returns how many 64 MiB heaps the
+/// mapping spans (0: not an arena).
+fn arena_heaps(m: &Mapping, next: Option<&Mapping>) -> u32 {
+    if m.kind != Kind::AnonRw || !m.start.is_multiple_of(ARENA_HEAP_ALIGN) {
+        return 0;
     }
-    len == ARENA_HEAP_ALIGN
-        || next.is_some_and(|n| {
-            n.kind == Kind::AnonNone && n.start == m.end && n.end == m.start + ARENA_HEAP_ALIGN
-        })
+    let end = if m.end.is_multiple_of(ARENA_HEAP_ALIGN) {
+        m.end
+    } else {
+        match next {
+            Some(n)
+                if n.kind == Kind::AnonNone
+                    && n.start == m.end
+                    && n.end.is_multiple_of(ARENA_HEAP_ALIGN) =>
+            {
+                n.end
+            }
+            _ => return 0,
+        }
+    };
+    u32::try_from((end - m.start) / ARENA_HEAP_ALIGN).unwrap_or(u32::MAX)
 }
 
 fn classify(maps: &[Mapping], mappings: u32, truncated: bool) -> Layout {
@@ -242,8 +253,13 @@ fn classify(maps: &[Mapping], mappings: u32, truncated: bool) -> Layout {
     for (i, m) in maps.iter().enumerate() {
         match m.kind {
             Kind::Heap => l.heap.add(m),
-            Kind::AnonRw if is_arena_heap(m, maps.get(i + 1)) => l.arenas.add(m),
-            Kind::AnonRw => l.anon_mmaps.add(m),
+            Kind::AnonRw => match arena_heaps(m, maps.get(i + 1)) {
+                0 => l.anon_mmaps.add(m),
+                n => {
+                    l.arenas.add(m);
+                    l.arenas.count += n - 1;
+                }
+            },
             Kind::AnonNone | Kind::Other => {}
         }
     }
@@ -453,6 +469,16 @@ mod tests {
         let s = smaps_entry("7f0004000000-7f0008000000", "rw-p", "", 1024, 1024);
         let l = parse_smaps(s.as_bytes(), MAX_SMAPS_BYTES, MAX_MAPPINGS).unwrap();
         assert_eq!(l.arenas.count, 1);
+        // Full heaps next to each other are merged by the kernel into one mapping, and a
+        // partly used heap merges with the full one before it.
+        let s = [
+            smaps_entry("7fce18000000-7fce20000000", "rw-p", "", 1024, 1024),
+            smaps_entry("7fce20000000-7fce24803000", "rw-p", "", 1024, 1024),
+            smaps_entry("7fce24803000-7fce28000000", "---p", "", 0, 0),
+        ]
+        .concat();
+        let l = parse_smaps(s.as_bytes(), MAX_SMAPS_BYTES, MAX_MAPPINGS).unwrap();
+        assert_eq!((l.arenas.count, l.arenas.anon, l.anon_mmaps.count), (4, 2 * MIB, 0));
         // Not aligned.
         let s = [
             smaps_entry("7f0000200000-7f0001400000", "rw-p", "", 1024, 1024),
