@@ -203,6 +203,8 @@ fn proc_collector(
     let mut offsets = offsets;
     let mut n = 0u64;
     let mut cache = procfs::ThreadCache::with_kernel_wakeups(trust_ns);
+    let mut layout_cache = crate::memory_layout::LayoutCache::default();
+    let retain_cfg = crate::memory_layout::RetainCfg::default();
     loop {
         let start = std::time::Instant::now();
         if n % 30 == 29
@@ -227,14 +229,13 @@ fn proc_collector(
             std::collections::HashMap::new()
         };
         // Where the memory is, for the few processes holding enough of it (docs/memory.md).
-        let retain_cfg = crate::memory_layout::RetainCfg::default();
-        let layouts: std::collections::HashMap<i32, crate::memory_layout::Layout> = mem
-            .iter()
-            .filter(|(_, m)| crate::memory_layout::worth_reading(m.rss_anon, &retain_cfg))
-            .filter_map(|(&pid, _)| crate::memory_layout::read_layout(pid).map(|l| (pid, l)))
-            .collect();
-        if !mem.is_empty() && tx.blocking_send(Input::MemLayouts(layouts)).is_err() {
-            return;
+        if !mem.is_empty() {
+            let anon = mem.iter().map(|(&pid, m)| (pid, m.rss_anon)).collect();
+            let layouts =
+                layout_cache.layouts(now, &anon, &retain_cfg, crate::memory_layout::read_layout);
+            if tx.blocking_send(Input::MemLayouts(layouts)).is_err() {
+                return;
+            }
         }
         let input = Input::Scan {
             now_mono_ns: now,
