@@ -878,6 +878,25 @@ mod tests {
     }
 
     #[test]
+    fn steady_means_no_shrink_and_no_growth_in_the_window() {
+        let cfg = Thresholds::for_window(Duration::from_secs(1));
+        let mut h = MemHistory::default();
+        for i in 0..6 {
+            h.push(s(i * 200, 520 * MIB, 512 * MIB, 512 * MIB));
+        }
+        assert!(h.steady(&cfg));
+        // malloc_trim during the window: anon RSS dropped.
+        h.push(s(1200, 10 * MIB, 2 * MIB, 512 * MIB));
+        assert!(!h.steady(&cfg));
+        // Still allocating: growing 100 MiB per second.
+        let mut h = MemHistory::default();
+        for i in 0..6 {
+            h.push(s(i * 200, (300 + 20 * i) * MIB, (300 + 20 * i) * MIB, 0));
+        }
+        assert!(!h.steady(&cfg));
+    }
+
+    #[test]
     fn for_window_thresholds() {
         let c = Thresholds::for_window(Duration::from_secs(3));
         assert_eq!(c.window, Duration::from_secs(3));

@@ -877,6 +877,56 @@ mod tests {
     }
 
     #[test]
+    fn not_returned_from_the_layout_then_resolved_when_given_back() {
+        use crate::memory::{MIB, MemSample};
+        use crate::memory_layout::{Layout, Quiet, Region};
+        let mut a = agg();
+        let heap = Region {
+            count: 1,
+            size: 512 * MIB,
+            rss: 512 * MIB,
+            anon: 512 * MIB,
+            referenced: 512 * MIB,
+        };
+        let layout = Layout { heap, mappings: 20, ..Default::default() };
+        // Asleep in a futex since t=0; memory sampled every scan.
+        let mem_scan = |a: &mut Aggregator, now: u64, anon: u64, with_layout: bool| {
+            let layouts = if with_layout { HashMap::from([(10, layout)]) } else { HashMap::new() };
+            a.handle(Input::MemLayouts(layouts), &nomem);
+            let mut input = scan(now, vec![sample(10, 1, Some(0), 'S')]);
+            if let Input::Scan { mem, .. } = &mut input {
+                let m = MemSample {
+                    t_mono_ns: now,
+                    rss: anon,
+                    rss_anon: anon,
+                    heap: anon,
+                    ..Default::default()
+                };
+                mem.insert(10, m);
+            }
+            a.handle(input, &nomem)
+        };
+        let mut out = Vec::new();
+        for i in 1..=10 {
+            out.extend(mem_scan(&mut a, i * S, 512 * MIB, true));
+        }
+        let m = a.view().processes[0].process.memory.expect("memory status");
+        assert!(m.not_returned, "{m:#?}");
+        assert!(
+            matches!(m.retained.map(|r| r.quiet), Some(Quiet::Asleep { for_ns }) if for_ns >= 9 * S)
+        );
+        assert!(kinds(&out).contains(&"finding"), "{:?}", kinds(&out));
+        // malloc_trim: anon RSS falls, no layout is read any more; the verdict goes away.
+        let mut out = Vec::new();
+        for i in 11..=20 {
+            out.extend(mem_scan(&mut a, i * S, 2 * MIB, false));
+        }
+        let m = a.view().processes[0].process.memory.expect("memory status");
+        assert!(!m.not_returned && m.layout.is_none(), "{m:#?}");
+        assert!(kinds(&out).contains(&"finding_resolved"), "{:?}", kinds(&out));
+    }
+
+    #[test]
     fn kernel_memory_counts_replace_the_sampled_ones() {
         use crate::memory::MemSample;
         let mut a = agg();
