@@ -12,6 +12,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod hostile;
 pub mod retain;
 
 use std::collections::HashMap;
