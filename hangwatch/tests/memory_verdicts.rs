@@ -45,6 +45,12 @@ fn freed_brk_heap_pinned_by_a_live_top_chunk_is_flagged_every_time() {
     assert_flagged(&v, "in its brk heap");
     let heap = &v[0].memory["layout"]["brk_heap"];
     assert!(u64_field(heap, "anon_bytes") >= 500 << 20, "{}", excerpt(heap));
+    // The human report says where too, and the finding's severity.
+    let run = run_hangwatch(&["snapshot", "--pid", &child.pid_arg()]);
+    assert!(run.status.success(), "{}", run.describe());
+    assert!(run.stdout.contains("memory_not_returned [low]"), "{}", run.stdout);
+    assert!(run.stdout.contains("· where: "), "{}", run.stdout);
+    assert!(run.stdout.contains("in its brk heap"), "{}", run.stdout);
 }
 
 #[test]
