@@ -10,6 +10,7 @@ pub mod escape;
 mod fuzz;
 pub mod live;
 pub mod memory;
+pub mod memory_layout;
 pub mod model;
 pub mod oom;
 pub mod output;

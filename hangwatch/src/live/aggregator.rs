@@ -11,6 +11,7 @@ use crate::{
     },
     bpf::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
     memory::{MemHistory, MemSample, MemStatus, Thresholds},
+    memory_layout::{self, Layout, RetainCfg},
     model::{self, Process, Wait},
     procfs::ProcessSample,
     snapshot::{self, BuildCtx},
@@ -43,6 +44,9 @@ pub enum Input {
     },
     WaitEnd(WaitEndEvent),
     OomVictim(OomVictimEvent),
+    /// Where the memory is (/proc/PID/smaps) of the processes that hold enough of it, read
+    /// with the memory samples of the next `Scan` (a process absent here has none).
+    MemLayouts(HashMap<i32, Layout>),
     /// The kernel's per-process memory call counts (`--exact-memory`), all of them, read
     /// from the map once a second.
     KernelMemory(HashMap<i32, hangwatch_common::MemCounters>),
@@ -215,6 +219,8 @@ struct ProcState {
     mem: MemHistory,
     /// The memory status last announced.
     mem_announced: Option<MemStatus>,
+    /// Its layout as last read with a memory sample (`None` if not read then).
+    layout: Option<Layout>,
 }
 
 /// Everything the TUI draws, owned.
@@ -339,6 +345,12 @@ pub struct Aggregator {
     now_ns: u64,
     findings: Vec<Finding>,
     mem_cfg: Thresholds,
+    /// The `not_returned` verdict's thresholds, and the span its "held steady" looks at: a
+    /// few seconds, like a snapshot's window, so both reach the same verdict.
+    retain_cfg: RetainCfg,
+    steady_cfg: Thresholds,
+    /// Layouts read with the memory samples of the next scan.
+    layouts: HashMap<i32, Layout>,
     hung_after_ns: u64,
 }
 
@@ -364,6 +376,9 @@ impl Aggregator {
                 min_span: std::time::Duration::from_secs(30),
                 ..Thresholds::default()
             },
+            retain_cfg: RetainCfg::default(),
+            steady_cfg: Thresholds::for_window(std::time::Duration::from_secs(5)),
+            layouts: HashMap::new(),
             hung_after_ns: 30_000_000_000,
         }
     }
@@ -453,6 +468,7 @@ impl Aggregator {
                 });
                 out.push(Output::OomKill { ts_mono_ns: ts, victim: v, process, history });
             }
+            Input::MemLayouts(layouts) => self.layouts = layouts,
             Input::KernelMemory(counts) => {
                 // Replaced whole: the kernel map is bounded and drops exited processes.
                 self.kernel_mem = counts;
@@ -544,11 +560,25 @@ impl Aggregator {
                 seen_scan: 0,
                 mem: MemHistory::new(MEM_HISTORY),
                 mem_announced: None,
+                layout: None,
             });
             if let Some(m) = mem.remove(&pid) {
                 state.mem.push(m);
+                state.layout = self.layouts.remove(&pid);
             }
-            process.memory = state.mem.status(&self.mem_cfg, process.cpu_percent);
+            process.memory = state.mem.status(&self.mem_cfg);
+            // The same verdict as a snapshot's, from the same inputs.
+            let act = memory_layout::activity_of(&process, (window_secs * 1e9) as u64);
+            if let Some(m) = process.memory.as_mut()
+                && state.layout.is_some()
+            {
+                m.judge_retained(
+                    state.layout,
+                    state.mem.steady(&self.steady_cfg),
+                    &act,
+                    &self.retain_cfg,
+                );
+            }
             if let (Some(m), Some(k)) = (process.memory.as_mut(), self.kernel_mem.get(&pid)) {
                 m.apply_kernel_counters(k);
             }
@@ -881,6 +911,56 @@ mod tests {
                 Output::FindingResolved { .. } => "finding_resolved",
             })
             .collect()
+    }
+
+    #[test]
+    fn not_returned_from_the_layout_then_resolved_when_given_back() {
+        use crate::memory::{MIB, MemSample};
+        use crate::memory_layout::{Layout, Quiet, Region};
+        let mut a = agg();
+        let heap = Region {
+            count: 1,
+            size: 512 * MIB,
+            rss: 512 * MIB,
+            anon: 512 * MIB,
+            referenced: 512 * MIB,
+        };
+        let layout = Layout { heap, mappings: 20, ..Default::default() };
+        // Asleep in a futex since t=0; memory sampled every scan.
+        let mem_scan = |a: &mut Aggregator, now: u64, anon: u64, with_layout: bool| {
+            let layouts = if with_layout { HashMap::from([(10, layout)]) } else { HashMap::new() };
+            a.handle(Input::MemLayouts(layouts), &nomem);
+            let mut input = scan(now, vec![sample(10, 1, Some(0), 'S')]);
+            if let Input::Scan { mem, .. } = &mut input {
+                let m = MemSample {
+                    t_mono_ns: now,
+                    rss: anon,
+                    rss_anon: anon,
+                    heap: anon,
+                    ..Default::default()
+                };
+                mem.insert(10, m);
+            }
+            a.handle(input, &nomem)
+        };
+        let mut out = Vec::new();
+        for i in 1..=10 {
+            out.extend(mem_scan(&mut a, i * S, 512 * MIB, true));
+        }
+        let m = a.view().processes[0].process.memory.expect("memory status");
+        assert!(m.not_returned, "{m:#?}");
+        assert!(
+            matches!(m.retained.map(|r| r.quiet), Some(Quiet::Asleep { for_ns }) if for_ns >= 9 * S)
+        );
+        assert!(kinds(&out).contains(&"finding"), "{:?}", kinds(&out));
+        // malloc_trim: anon RSS falls, no layout is read any more; the verdict goes away.
+        let mut out = Vec::new();
+        for i in 11..=20 {
+            out.extend(mem_scan(&mut a, i * S, 2 * MIB, false));
+        }
+        let m = a.view().processes[0].process.memory.expect("memory status");
+        assert!(!m.not_returned && m.layout.is_none(), "{m:#?}");
+        assert!(kinds(&out).contains(&"finding_resolved"), "{:?}", kinds(&out));
     }
 
     #[test]

@@ -204,6 +204,8 @@ fn proc_collector(
     let mut offsets = offsets;
     let mut n = 0u64;
     let mut cache = procfs::ThreadCache::with_kernel_wakeups(trust_ns);
+    let mut layout_cache = crate::memory_layout::LayoutCache::default();
+    let retain_cfg = crate::memory_layout::RetainCfg::default();
     loop {
         let start = std::time::Instant::now();
         if n % 30 == 29
@@ -240,6 +242,15 @@ fn proc_collector(
         } else {
             std::collections::HashMap::new()
         };
+        // Where the memory is, for the few processes holding enough of it (docs/memory.md).
+        if !mem.is_empty() {
+            let anon = mem.iter().map(|(&pid, m)| (pid, m.rss_anon)).collect();
+            let layouts =
+                layout_cache.layouts(now, &anon, &retain_cfg, crate::memory_layout::read_layout);
+            if tx.blocking_send(Input::MemLayouts(layouts)).is_err() {
+                return;
+            }
+        }
         let input = Input::Scan {
             now_mono_ns: now,
             samples,
