@@ -314,7 +314,9 @@ impl MemHistory {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(2);
         MemHistory {
-            samples: VecDeque::with_capacity(capacity.min(DEFAULT_CAPACITY)),
+            // Grown as samples come (a busy node has thousands of processes, most of them
+            // idle and sampled rarely: reserving the whole ring up front cost 8.6 KiB each).
+            samples: VecDeque::with_capacity(capacity.min(4)),
             capacity,
             samples_seen: 0,
             heap_peak: 0,

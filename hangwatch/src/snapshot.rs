@@ -80,6 +80,8 @@ pub struct Report {
     pub cgroup_oom_counters: Vec<(String, u64)>,
     pub probes: Vec<ProbeStatus>,
     pub stats: Stats,
+    /// What could not be read for lack of permission, and what the report lacks for it.
+    pub limitations: Vec<crate::access::Limitation>,
 }
 
 impl Report {
@@ -171,6 +173,7 @@ pub fn build_process(
         ppid: after.stat.ppid,
         comm: after.stat.comm.clone(),
         cmdline: after.cmdline.clone(),
+        cmdline_truncated: after.cmdline_truncated,
         cgroup: after.cgroup.clone(),
         cpu_percent: cpu_delta as f64 / tps / ctx.window_secs.max(1e-3) * 100.0,
         cpu_total_secs: after.cpu_ticks() as f64 / tps,
@@ -347,7 +350,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let live_ooms: Vec<OomKill> = events
         .iter()
         .filter_map(|e| match e {
-            KernelEvent::OomVictim(v) => Some(OomKill::from_tracepoint(v)),
+            KernelEvent::OomVictim(v) => {
+                let mut k = OomKill::from_tracepoint(v);
+                oom::apply_victim_memcg(&mut k, v.memcg_id);
+                Some(k)
+            }
             KernelEvent::WaitEnd(_) => None,
         })
         .collect();
@@ -437,6 +444,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             scan_ms,
         },
         probes: probes.status.clone(),
+        limitations: crate::access::check(&after),
     })
 }
 
@@ -483,6 +491,7 @@ mod tests {
                 ..Default::default()
             },
             cmdline: "python3 job.py".into(),
+            cmdline_truncated: false,
             cgroup: "/x".into(),
             mem: StatusMem { vm_rss: 4096, ..Default::default() },
             threads,

@@ -264,6 +264,30 @@ pub struct VictimMemory {
     pub rss_samples: Vec<(u64, u64)>,
 }
 
+/// Brings the model of a process whose sample did not change since the last scan up to `now`
+/// in place: its age, its CPU (none: its ticks did not move) and the durations of its waits.
+/// `false` (nothing changed) when only a full rebuild gives the right answer: a sleeping thread
+/// not yet reported blocked may cross `--min-blocked` now, and a process that was working may
+/// "go quiet" now.
+fn refresh_unchanged(p: &mut Process, sample: &ProcessSample, ctx: &BuildCtx) -> bool {
+    if p.cpu_percent >= 0.05
+        || p.threads.len() != sample.threads.len()
+        || p.threads.iter().any(|t| t.blocked.is_none() && matches!(t.state, 'S' | 'D'))
+    {
+        return false;
+    }
+    let tps = ctx.ticks_per_sec.max(1) as f64;
+    p.cpu_percent = 0.0;
+    p.age_secs = (ctx.uptime_secs - sample.stat.starttime as f64 / tps).max(0.0);
+    for t in &mut p.threads {
+        t.cpu_ticks_window = 0;
+        if let Some(w) = &mut t.blocked {
+            w.duration_ns = ctx.now_mono_ns.saturating_sub(w.since_mono_ns);
+        }
+    }
+    true
+}
+
 /// Samples of a victim's RSS carried in its `oom_kill` record.
 pub const VICTIM_SAMPLES: usize = 10;
 
@@ -506,6 +530,17 @@ impl Aggregator {
                     self.exit(old, now, out);
                 }
             }
+            // Unchanged since the last scan (an idle process, served whole by the scanner):
+            // only the clocks move.
+            if let Some(state) = self.procs.get_mut(&pid)
+                && state.exited_at_ns.is_none()
+                && !mem.contains_key(&pid)
+                && state.last_sample == sample
+                && refresh_unchanged(&mut state.process, &sample, &ctx)
+            {
+                state.seen_scan = scan_no;
+                continue;
+            }
             let before = self.procs.get(&pid).map(|s| &s.last_sample);
             let view = env.task_view(pid);
             let prev = self.procs.get(&pid).map(|s| &s.process);
@@ -513,6 +548,7 @@ impl Aggregator {
             // A zombie has lost its cmdline and cgroup: keep what the live process had.
             if let (Some(old), true) = (self.procs.get(&pid), sample.stat.state == 'Z') {
                 process.cmdline = old.process.cmdline.clone();
+                process.cmdline_truncated = old.process.cmdline_truncated;
                 process.cgroup = old.process.cgroup.clone();
             }
             let state = self.procs.entry(pid).or_insert_with(|| ProcState {
@@ -827,6 +863,7 @@ mod tests {
                 ..Default::default()
             },
             cmdline: format!("prog {pid}"),
+            cmdline_truncated: false,
             cgroup: "/job".into(),
             mem: StatusMem::default(),
             threads: vec![ThreadSample {
@@ -965,6 +1002,34 @@ mod tests {
         a.handle(Input::KernelMemory(HashMap::new()), &nomem);
         a.handle(mem_scan(3 * S), &nomem);
         assert!(a.view().processes[0].process.memory.as_ref().is_some_and(|m| m.kernel.is_none()));
+    }
+
+    #[test]
+    fn an_unchanged_process_is_brought_up_to_date_like_a_full_rebuild() {
+        let idle = || sample(10, 1, Some(5 * S), 'S');
+        // Fast path: the same sample scan after scan.
+        let mut a = agg();
+        for t in [100, 101, 102] {
+            a.handle(scan(t * S, vec![idle()]), &nomem);
+        }
+        // Full rebuild: a fresh aggregator that sees it first at 101 s and then at 102 s.
+        let mut b = agg();
+        b.handle(scan(101 * S, vec![idle()]), &nomem);
+        let out = b.handle(scan(102 * S, vec![idle()]), &nomem);
+        assert!(out.is_empty(), "{out:?}");
+        let pa = a.view().processes[0].process.clone();
+        let pb = b.view().processes[0].process.clone();
+        assert_eq!(pa, pb);
+        let w = pa.threads[0].blocked.as_ref().expect("blocked");
+        assert_eq!(w.duration_ns, 97 * S, "the duration moves on with the clock");
+        assert!((pa.age_secs - 101.99).abs() < 1e-6, "{}", pa.age_secs);
+        // A sleeping thread not yet past --min-blocked is rebuilt: it crosses it now.
+        let mut c = agg();
+        let young = || sample(10, 1, Some(100 * S + S / 2), 'S');
+        let out = c.handle(scan(100 * S + S / 2 + 1, vec![young()]), &nomem);
+        assert!(out.is_empty(), "not blocked yet: {out:?}");
+        let out = c.handle(scan(102 * S, vec![young()]), &nomem);
+        assert_eq!(kinds(&out), vec!["blocked"]);
     }
 
     #[test]
@@ -1129,6 +1194,7 @@ mod live_analysis_tests {
                 ..Default::default()
             },
             cmdline: "job".into(),
+            cmdline_truncated: false,
             cgroup: "/x".into(),
             mem: StatusMem::default(),
             threads: vec![ThreadSample {

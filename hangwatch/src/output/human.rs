@@ -54,6 +54,9 @@ fn render_unchecked(r: &Report, limit: usize) -> String {
             p.impact
         );
     }
+    for l in &r.limitations {
+        let _ = writeln!(o, "warning: {}", l.message());
+    }
     if !r.findings.is_empty() {
         let _ = writeln!(o, "\nFindings, most severe first:");
         for f in &r.findings {
@@ -281,6 +284,7 @@ mod tests {
             ended_waits: vec![],
             probes: vec![],
             stats: Stats { processes_scanned: 42, ..Default::default() },
+            limitations: vec![],
         }
     }
 

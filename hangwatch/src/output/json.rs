@@ -30,6 +30,24 @@ pub struct SnapshotJson {
     pub cgroup_oom_kills: Vec<CgroupOomJson>,
     pub probes: Vec<ProbeJson>,
     pub stats: StatsJson,
+    /// What could not be read for lack of permission (docs/security.md). Empty when nothing was
+    /// denied; never left out, so that "nothing found" and "not allowed to look" differ.
+    pub warnings: Vec<WarningJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WarningJson {
+    /// The permission that would allow the read.
+    pub missing: String,
+    /// What could not be read.
+    pub what: String,
+    /// What the report lacks because of it.
+    pub consequence: String,
+    /// How many threads could not be read, when countable.
+    pub count: Option<u64>,
+    /// The same as one line.
+    pub message: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -312,6 +330,8 @@ pub struct ProcessJson {
     pub ppid: i32,
     pub comm: String,
     pub cmdline: String,
+    /// The command line was longer than the read bound and `cmdline` is its beginning.
+    pub cmdline_truncated: bool,
     pub cgroup: String,
     pub cpu_percent: f64,
     pub cpu_total_secs: f64,
@@ -407,6 +427,7 @@ pub fn process_json(r: &Report, p: &model::Process) -> ProcessJson {
         ppid: p.ppid,
         comm: p.comm.clone(),
         cmdline: p.cmdline.clone(),
+        cmdline_truncated: p.cmdline_truncated,
         cgroup: p.cgroup.clone(),
         cpu_percent: round2(p.cpu_percent),
         cpu_total_secs: round2(p.cpu_total_secs),
@@ -482,5 +503,16 @@ pub fn snapshot(r: &Report) -> SnapshotJson {
             vanished_processes: r.stats.vanished,
             scan_ms: r.stats.scan_ms,
         },
+        warnings: r
+            .limitations
+            .iter()
+            .map(|l| WarningJson {
+                missing: l.missing.clone(),
+                what: l.what.clone(),
+                consequence: l.consequence.clone(),
+                count: l.count,
+                message: l.message(),
+            })
+            .collect(),
     }
 }

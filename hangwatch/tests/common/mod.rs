@@ -12,6 +12,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod faults;
 pub mod hostile;
 pub mod retain;
 
@@ -978,3 +979,6 @@ impl Drop for Live {
         let _ = self.child.wait();
     }
 }
+
+/// Peak RSS and output size of one hangwatch run (bounded-read tests).
+pub mod bounded;
