@@ -115,7 +115,7 @@ impl Layout {
                 ),
             ));
         }
-        parts.sort_by(|a, b| b.0.cmp(&a.0));
+        parts.sort_by_key(|p| std::cmp::Reverse(p.0));
         let s = parts.into_iter().map(|p| p.1).collect::<Vec<_>>().join(", ");
         if s.is_empty() { "no anonymous region of 1 MiB or more".into() } else { s }
     }

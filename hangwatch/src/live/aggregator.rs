@@ -96,7 +96,8 @@ pub enum Output {
     Memory {
         ts_mono_ns: u64,
         process: ProcessInfo,
-        status: MemStatus,
+        /// Boxed: with its layout it is the largest variant by far.
+        status: Box<MemStatus>,
     },
     /// A finding opened.
     Finding {
@@ -589,7 +590,7 @@ impl Aggregator {
                 out.push(Output::Memory {
                     ts_mono_ns: now,
                     process: ProcessInfo::of(&process),
-                    status: now_mem,
+                    status: Box::new(now_mem),
                 });
             }
             // Events about waits that began earlier carry what the process looked like then.
