@@ -328,11 +328,7 @@ fn cpu_burn_is_not_blocked() {
     // one (other test binaries, CI neighbours), so only "it visibly used CPU in the window" is
     // asserted: a figure of time never decides pass or fail.
     let cpu = f64_field(p, "cpu_percent");
-    assert!(
-        cpu >= 1.0,
-        "a busy loop should show CPU use, cpu_percent = {cpu}:\n{}",
-        excerpt(p)
-    );
+    assert!(cpu >= 1.0, "a busy loop should show CPU use, cpu_percent = {cpu}:\n{}", excerpt(p));
 }
 
 #[test]
