@@ -367,7 +367,7 @@ impl Ctx {
         ensure!(bin.is_file(), "{} was not built", bin.display());
         run(self
             .cmd("cargo")
-            .args(["test", "--workspace", "--exclude", EBPF_PACKAGE, "--release"])
+            .args(["test", "--workspace", "--exclude", EBPF_PACKAGE, "--release", "--no-fail-fast"])
             .arg("--")
             .args(extra)
             .env("HANGWATCH_BIN", &bin)
