@@ -79,6 +79,15 @@ pub struct Facts {
     /// pid → its cgroup in the cpu controller's hierarchy (for processes with runnable threads).
     pub cpu_cgroup_of: HashMap<i32, String>,
     pub oom_kills: Vec<OomFact>,
+    /// (pid, fd) of a lock wait → the locks that block it and who holds them (/proc/locks).
+    pub lock_blockers: HashMap<(i32, i32), Vec<super::locks::Blocker>>,
+    /// (pid, fd) of a lock wait → the file it locks.
+    pub lock_files: HashMap<(i32, i32), super::locks::FileId>,
+    /// /proc/locks was larger than hangwatch reads: some holders may be missing.
+    pub locks_truncated: bool,
+    /// pid → why it cannot run (stopped, traced, frozen, in `D`), for the processes blocked
+    /// threads wait on.
+    pub cannot_run: HashMap<i32, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,11 +307,17 @@ pub fn gather(
 ) -> Facts {
     let mut f = Facts { oom_kills, ..Default::default() };
     let mut wanted: HashSet<u64> = HashSet::new();
+    let mut lock_waiters: Vec<(i32, i32)> = Vec::new();
     for p in procs {
         let mut view: Option<Box<dyn TaskView>> = None;
         let mut own_maps: Option<Vec<Mapping>> = None;
         for (t, w) in p.blocked_threads() {
             let v = view.get_or_insert_with(|| view_for(p.pid));
+            if super::locks::is_lock_wait(w)
+                && let Some(fd) = w.decoded.fds.first()
+            {
+                lock_waiters.push((p.pid, *fd));
+            }
             let mut fds = w.decoded.fds.clone();
             if w.decoded.syscall.starts_with("epoll_")
                 && let Some(epfd) = fds.first().copied()
@@ -377,7 +392,9 @@ pub fn gather(
             }
         }
     }
+    super::locks::gather(&lock_waiters, &mut f);
     if wanted.is_empty() {
+        super::runnable::gather(procs, &mut f);
         return f;
     }
     // The other ends of the Unix sockets they wait on (sock_diag; a failure leaves them
@@ -421,6 +438,7 @@ pub fn gather(
     }
     f.listening
         .extend(parse_listening_unix(&fs::read_to_string("/proc/net/unix").unwrap_or_default()));
+    super::runnable::gather(procs, &mut f);
     f
 }
 

@@ -3,6 +3,8 @@
 //! [`facts::Facts`]; gathering the facts is in [`facts`].
 
 pub mod facts;
+pub mod locks;
+pub mod runnable;
 pub mod unix_diag;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -110,6 +112,8 @@ struct Graph<'a> {
     futex_waiters: HashMap<FutexKey, usize>,
     /// Processes whose every live thread waits on one and the same futex.
     all_on_one_futex: HashMap<i32, FutexKey>,
+    /// Releasers that cannot run, and why (chains end at them).
+    cannot_run: HashMap<i32, String>,
 }
 
 fn wait_of(p: &Process, tid: i32) -> Option<&Wait> {
@@ -230,6 +234,7 @@ impl<'a> Graph<'a> {
             gone: BTreeMap::new(),
             futex_waiters,
             all_on_one_futex,
+            cannot_run: facts.cannot_run.clone(),
         };
         for p in procs {
             for (t, w) in p.blocked_threads() {
@@ -334,6 +339,9 @@ impl<'a> Graph<'a> {
             if edges.is_empty() && !self.gone.contains_key(&(p.pid, tid)) {
                 self.futex_releasers(p, tid, facts, edges);
             }
+            return;
+        }
+        if locks::lock_edges(p.pid, w, facts, edges) {
             return;
         }
         let mut outside = Vec::new();
@@ -450,6 +458,24 @@ impl<'a> Graph<'a> {
                     .collect()
             }
         }
+    }
+
+    /// The last step of a chain whose edge leads to a process that cannot run: that process,
+    /// and why.
+    fn cannot_run_step(&self, from: Tkey, e: &Edge) -> Option<Step> {
+        let pid = match e.target {
+            Target::Thread(pid, _) | Target::Process(pid) if pid != from.0 => pid,
+            _ => return None,
+        };
+        let why = self.cannot_run.get(&pid)?;
+        let p = self.procs.get(&pid)?;
+        Some(Step {
+            pid,
+            tid: pid,
+            comm: p.comm.clone(),
+            syscall: wait_of(p, pid).map(|w| w.decoded.syscall.clone()).unwrap_or_default(),
+            waits_on: why.clone(),
+        })
     }
 
     fn step(&self, k: Tkey, why: &str) -> Step {
@@ -583,6 +609,10 @@ impl<'a> Graph<'a> {
                 break;
             };
             out.push(self.step(cur, &e.why));
+            if let Some(step) = self.cannot_run_step(cur, e) {
+                out.push(step);
+                break;
+            }
             match self.next(cur, e, |_| true, 1).first() {
                 Some(n) => cur = *n,
                 None => break,

@@ -1,0 +1,128 @@
+//! Wait-for edges beyond pipes, Unix sockets and futexes: file locks (flock, POSIX and OFD
+//! fcntl locks, from /proc/locks), TCP peers on this node, named FIFOs, and releasers that
+//! cannot run (stopped, traced, frozen). Each situation is snapshotted with the default window
+//! five times in a row and must give the same verdict every time.
+
+mod common;
+
+use common::{
+    Child, array_field, excerpt, i64_field, require_root, serial, snapshot_json, str_field,
+};
+use serde_json::Value;
+
+/// Snapshots taken per situation: the verdict must not change between them.
+const RUNS: usize = 5;
+
+fn of_kind<'a>(snap: &'a Value, kind: &str) -> Vec<&'a Value> {
+    array_field(snap, "findings").iter().filter(|f| str_field(f, "kind") == kind).collect()
+}
+
+fn sorted_pids(f: &Value) -> Vec<i64> {
+    let mut p: Vec<i64> =
+        array_field(f, "pids").iter().map(|p| p.as_i64().expect("pid is a number")).collect();
+    p.sort_unstable();
+    p
+}
+
+fn waits_on(f: &Value) -> Vec<String> {
+    array_field(f, "chain").iter().map(|s| str_field(s, "waits_on").to_string()).collect()
+}
+
+/// Runs `check` on [`RUNS`] snapshots of `args` taken one after the other.
+fn every_run(args: &[&str], check: impl Fn(&Value)) {
+    let lock = serial();
+    for _ in 0..RUNS {
+        check(&snapshot_json(&lock, args));
+    }
+}
+
+#[test]
+fn flock_and_fcntl_locks_taken_in_opposite_order_are_a_deadlock() {
+    if !require_root() {
+        return;
+    }
+    let parent = Child::spawn_args("file_locks", &["deadlock"]);
+    let child = parent.fact_i64("child");
+    parent.wait_since_ready(std::time::Duration::from_millis(1200));
+    let want = {
+        let mut w = vec![i64::from(parent.pid), child];
+        w.sort_unstable();
+        w
+    };
+    every_run(&["--pid", &parent.pid_arg()], |snap| {
+        let dl = of_kind(snap, "deadlock");
+        assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(snap));
+        let f = dl[0];
+        assert_eq!(sorted_pids(f), want, "{}", excerpt(f));
+        let why = waits_on(f);
+        let by_parent = format!("(POSIX WRITE 10-14) held by pid {child}");
+        let by_child = format!("(FLOCK WRITE) held by pid {}", parent.pid);
+        assert!(
+            why.iter().any(|w| w.starts_with("file lock on") && w.ends_with(&by_parent)),
+            "{why:?}"
+        );
+        assert!(why.iter().any(|w| w.ends_with(&by_child)), "{why:?}");
+        // The fcntl step shows the range it asks for.
+        let chain = array_field(f, "chain");
+        let syscalls: Vec<&str> = chain.iter().map(|s| str_field(s, "syscall")).collect();
+        assert!(syscalls.contains(&"flock") && syscalls.contains(&"fcntl"), "{syscalls:?}");
+        assert!(str_field(f, "summary").contains("fcntl"), "{}", excerpt(f));
+    });
+    // The decoded arguments show the lock asked for.
+    let lock = serial();
+    let snap = snapshot_json(&lock, &["--pid", &parent.pid_arg()]);
+    let p = common::find_process(&snap, parent.pid);
+    let blocked = &array_field(p, "threads")[0]["blocked"];
+    assert_eq!(blocked["args"]["cmd"], "F_SETLKW", "{}", excerpt(blocked));
+    assert_eq!(blocked["args"]["lock"]["type"], "F_WRLCK", "{}", excerpt(blocked));
+    assert_eq!(blocked["args"]["lock"]["start"], 0, "{}", excerpt(blocked));
+    assert_eq!(blocked["args"]["lock"]["len"], 100, "{}", excerpt(blocked));
+}
+
+#[test]
+fn lock_held_by_a_stopped_process_names_it_as_the_culprit() {
+    if !require_root() {
+        return;
+    }
+    let parent = Child::spawn_args("file_locks", &["stopped"]);
+    let child = parent.fact_i64("child");
+    parent.wait_since_ready(std::time::Duration::from_millis(1500));
+    let child_arg = child.to_string();
+    every_run(&["--pid", &child_arg, "--hung-after", "1s"], |snap| {
+        let hung = of_kind(snap, "hung");
+        assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
+        let f = hung[0];
+        assert_eq!(sorted_pids(f), vec![child], "{}", excerpt(f));
+        let chain = array_field(f, "chain");
+        assert_eq!(chain.len(), 2, "{}", excerpt(f));
+        assert_eq!(str_field(&chain[0], "syscall"), "flock", "{}", excerpt(f));
+        let first = str_field(&chain[0], "waits_on");
+        assert!(first.ends_with(&format!("(FLOCK WRITE) held by pid {}", parent.pid)), "{first}");
+        assert_eq!(i64_field(&chain[1], "pid"), i64::from(parent.pid), "{}", excerpt(f));
+        let last = str_field(&chain[1], "waits_on");
+        assert!(last.contains("stopped (state T)"), "{last}");
+    });
+}
+
+#[test]
+fn ofd_lock_holder_is_found_by_the_open_file() {
+    if !require_root() {
+        return;
+    }
+    let parent = Child::spawn_args("file_locks", &["ofd"]);
+    let child = parent.fact_i64("child");
+    parent.wait_since_ready(std::time::Duration::from_millis(1500));
+    let child_arg = child.to_string();
+    every_run(&["--pid", &child_arg, "--hung-after", "1s"], |snap| {
+        let hung = of_kind(snap, "hung");
+        assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
+        let chain = array_field(hung[0], "chain");
+        assert_eq!(chain.len(), 2, "{}", excerpt(hung[0]));
+        let first = str_field(&chain[0], "waits_on");
+        let want = format!("(OFDLCK WRITE 0-EOF) held by pid {}", parent.pid);
+        assert!(first.ends_with(&want), "{first}");
+        assert_eq!(i64_field(&chain[1], "pid"), i64::from(parent.pid), "{}", excerpt(hung[0]));
+        assert_eq!(str_field(&chain[1], "syscall"), "pause", "{}", excerpt(hung[0]));
+        assert!(of_kind(snap, "deadlock").is_empty(), "{}", excerpt(snap));
+    });
+}
