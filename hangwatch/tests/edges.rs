@@ -126,3 +126,79 @@ fn ofd_lock_holder_is_found_by_the_open_file() {
         assert!(of_kind(snap, "deadlock").is_empty(), "{}", excerpt(snap));
     });
 }
+
+#[test]
+fn tcp_client_chain_goes_through_its_local_server_to_the_stopped_lock_holder() {
+    if !require_root() {
+        return;
+    }
+    let client = Child::spawn_args("tcp_chain", &["locked"]);
+    let (server, holder) = (client.fact_i64("server"), client.fact_i64("holder"));
+    let port = client.fact_i64("port");
+    client.wait_since_ready(std::time::Duration::from_millis(1500));
+    every_run(&["--pid", &client.pid_arg(), "--hung-after", "1s"], |snap| {
+        let hung = of_kind(snap, "hung");
+        assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
+        assert_eq!(sorted_pids(hung[0]), vec![i64::from(client.pid)], "{}", excerpt(hung[0]));
+        let chain = array_field(hung[0], "chain");
+        let pids: Vec<i64> = chain.iter().map(|s| i64_field(s, "pid")).collect();
+        assert_eq!(pids, vec![i64::from(client.pid), server, holder], "{}", excerpt(hung[0]));
+        let first = str_field(&chain[0], "waits_on");
+        assert!(first.starts_with("tcp 127.0.0.1:"), "{first}");
+        assert!(first.contains(&format!("-> 127.0.0.1:{port} socket:[")), "{first}");
+        assert!(first.ends_with(&format!("only pid {server} holds")), "{first}");
+        assert_eq!(str_field(&chain[1], "syscall"), "flock", "{}", excerpt(hung[0]));
+        let second = str_field(&chain[1], "waits_on");
+        assert!(second.ends_with(&format!("(FLOCK WRITE) held by pid {holder}")), "{second}");
+        assert!(
+            str_field(&chain[2], "waits_on").contains("stopped (state T)"),
+            "{}",
+            excerpt(hung[0])
+        );
+        assert!(of_kind(snap, "deadlock").is_empty(), "{}", excerpt(snap));
+    });
+}
+
+#[test]
+fn tcp_client_of_an_idle_local_server_is_not_a_finding() {
+    if !require_root() {
+        return;
+    }
+    let client = Child::spawn_args("tcp_chain", &["idle"]);
+    let server = client.fact_i64("server");
+    client.wait_since_ready(std::time::Duration::from_millis(1500));
+    let server_arg = server.to_string();
+    // The server's epoll set holds the client's peer socket (a cycle client -> server ->
+    // client) and its listening socket: a new client can wake it, so nothing is stuck.
+    every_run(&["--pid", &client.pid_arg(), "--pid", &server_arg, "--hung-after", "1s"], |snap| {
+        let found = array_field(snap, "findings");
+        assert!(found.is_empty(), "no finding expected:\n{}", excerpt(snap));
+    });
+}
+
+#[test]
+fn two_processes_reading_named_fifos_from_each_other_are_a_deadlock() {
+    if !require_root() {
+        return;
+    }
+    let parent = Child::spawn("fifo_cycle");
+    let peer = parent.fact_i64("peer");
+    let dir = parent.fact("dir").to_string();
+    parent.wait_since_ready(std::time::Duration::from_millis(1200));
+    let want = {
+        let mut w = vec![i64::from(parent.pid), peer];
+        w.sort_unstable();
+        w
+    };
+    every_run(&["--pid", &parent.pid_arg()], |snap| {
+        let dl = of_kind(snap, "deadlock");
+        assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(snap));
+        assert_eq!(sorted_pids(dl[0]), want, "{}", excerpt(dl[0]));
+        let why = waits_on(dl[0]);
+        let to_parent = format!("fifo {dir}/to_parent (deleted) whose only writer is pid {peer}");
+        let to_child =
+            format!("fifo {dir}/to_child (deleted) whose only writer is pid {}", parent.pid);
+        assert!(why.contains(&to_parent), "{why:?}");
+        assert!(why.contains(&to_child), "{why:?}");
+    });
+}

@@ -85,6 +85,10 @@ pub struct Facts {
     pub lock_files: HashMap<(i32, i32), super::locks::FileId>,
     /// /proc/locks was larger than hangwatch reads: some holders may be missing.
     pub locks_truncated: bool,
+    /// FIFO key (in `holders` and `fd_inode`, as a pipe) → the path of the named FIFO.
+    pub fifo_names: HashMap<u64, String>,
+    /// TCP/UDP socket inode → its peer on this node (/proc/net/{tcp,udp}{,6}).
+    pub inet_peer: HashMap<u64, super::inet::Peer>,
     /// pid → why it cannot run (stopped, traced, frozen, in `D`), for the processes blocked
     /// threads wait on.
     pub cannot_run: HashMap<i32, String>,
@@ -308,6 +312,7 @@ pub fn gather(
     let mut f = Facts { oom_kills, ..Default::default() };
     let mut wanted: HashSet<u64> = HashSet::new();
     let mut lock_waiters: Vec<(i32, i32)> = Vec::new();
+    let mut fifos = super::fifo::Fifos::default();
     for p in procs {
         let mut view: Option<Box<dyn TaskView>> = None;
         let mut own_maps: Option<Vec<Mapping>> = None;
@@ -329,9 +334,16 @@ pub fn gather(
                 f.epoll_sets.insert((p.pid, epfd), set);
             }
             for fd in fds {
-                if let Some((ino, kind)) = v.fd_target(fd).as_deref().and_then(parse_target) {
+                let target = v.fd_target(fd);
+                if let Some((ino, kind)) = target.as_deref().and_then(parse_target) {
                     f.fd_inode.insert((p.pid, fd), (ino, kind));
                     wanted.insert(ino);
+                } else if let Some(path) = target
+                    && let Some(key) = fifos.register(p.pid, fd, &path)
+                {
+                    f.fd_inode.insert((p.pid, fd), (key, Kind::Pipe));
+                    f.fifo_names.insert(key, path);
+                    wanted.insert(key);
                 }
             }
             if w.decoded.syscall == "futex" {
@@ -412,14 +424,34 @@ pub fn gather(
             }
             Err(e) => log::debug!("unix socket peers unknown: sock_diag: {e}"),
         }
+        // The others may be TCP/UDP sockets whose peer is on this node.
+        let rest: HashSet<u64> = f
+            .fd_inode
+            .values()
+            .filter(|(ino, kind)| *kind == Kind::Socket && !f.unix_peer.contains_key(ino))
+            .map(|(ino, _)| *ino)
+            .collect();
+        if !rest.is_empty() {
+            let (peers, _cut) = super::inet::local_peers(&rest);
+            for (ino, peer) in peers {
+                wanted.insert(peer.inode);
+                f.inet_peer.insert(ino, peer);
+            }
+        }
     }
     // Who holds the pipes and sockets the blocked threads wait on.
     for pid in procfs::list_pids() {
         let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
         for e in rd.flatten() {
             let Ok(link) = fs::read_link(e.path()) else { continue };
-            let Some((ino, _)) = parse_target(&procfs::os_lossy(link.as_os_str())) else {
-                continue;
+            let link = procfs::os_lossy(link.as_os_str());
+            let ino = match parse_target(&link) {
+                Some((ino, _)) => ino,
+                None if !fifos.is_empty() => {
+                    let Some(key) = fifos.holds(&e.path(), &link) else { continue };
+                    key
+                }
+                None => continue,
             };
             if !wanted.contains(&ino) {
                 continue;

@@ -3,6 +3,8 @@
 //! [`facts::Facts`]; gathering the facts is in [`facts`].
 
 pub mod facts;
+pub mod fifo;
+pub mod inet;
 pub mod locks;
 pub mod runnable;
 pub mod unix_diag;
@@ -175,23 +177,27 @@ fn socket_edge(pid: i32, ino: u64, facts: &Facts, edges: &mut Vec<Edge>) -> Opti
         let why = format!("listening socket:[{ino}] (new connections)");
         return Some(Edge { target: Target::Outside, why });
     }
-    let Some(&peer) = facts.unix_peer.get(&ino) else {
-        let why = format!("socket:[{ino}] (its other end is not visible to hangwatch)");
-        return Some(Edge { target: Target::Outside, why });
+    let (peer, what) = match (facts.unix_peer.get(&ino), facts.inet_peer.get(&ino)) {
+        (Some(&peer), _) => (peer, "unix socket".to_string()),
+        (None, Some(p)) => (p.inode, format!("{} socket", p.connection)),
+        (None, None) => {
+            let why = format!("socket:[{ino}] (its other end is not visible to hangwatch)");
+            return Some(Edge { target: Target::Outside, why });
+        }
     };
     let holders: BTreeSet<i32> =
         facts.holders.get(&peer).into_iter().flatten().map(|h| h.pid).collect();
     if holders.is_empty() {
-        let why = format!("unix socket:[{ino}] whose peer socket:[{peer}] no process holds");
+        let why = format!("{what}:[{ino}] whose peer socket:[{peer}] no process holds");
         return Some(Edge { target: Target::Outside, why });
     }
     for &o in &holders {
         let why = if o == pid {
-            format!("unix socket:[{ino}] whose peer socket:[{peer}] it holds itself")
+            format!("{what}:[{ino}] whose peer socket:[{peer}] it holds itself")
         } else if holders.len() == 1 {
-            format!("unix socket:[{ino}] whose peer socket:[{peer}] only pid {o} holds")
+            format!("{what}:[{ino}] whose peer socket:[{peer}] only pid {o} holds")
         } else {
-            format!("unix socket:[{ino}], peer socket:[{peer}] held by pid {o}")
+            format!("{what}:[{ino}], peer socket:[{peer}] held by pid {o}")
         };
         edges.push(Edge { target: Target::Process(o), why });
     }
@@ -366,13 +372,17 @@ impl<'a> Graph<'a> {
                 }
             }
             let what = if reads { "writer" } else { "reader" };
+            let pipe = facts
+                .fifo_names
+                .get(&ino)
+                .map_or_else(|| format!("pipe:[{ino}]"), |path| format!("fifo {path}"));
             for o in &other_ends {
                 let why = if *o == p.pid {
-                    format!("pipe:[{ino}] whose other end it holds itself")
+                    format!("{pipe} whose other end it holds itself")
                 } else if other_ends.len() == 1 {
-                    format!("pipe:[{ino}] whose only {what} is pid {o}")
+                    format!("{pipe} whose only {what} is pid {o}")
                 } else {
-                    format!("pipe:[{ino}], {what} pid {o}")
+                    format!("{pipe}, {what} pid {o}")
                 };
                 edges.push(Edge { target: Target::Process(*o), why });
             }
