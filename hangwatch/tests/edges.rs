@@ -202,3 +202,120 @@ fn two_processes_reading_named_fifos_from_each_other_are_a_deadlock() {
         assert!(why.contains(&to_child), "{why:?}");
     });
 }
+
+/// A cgroup v1 freezer cgroup made for one test. On drop it is thawed, whatever is left in it
+/// is killed (a frozen process cannot die, so this must come before the processes' own guards
+/// wait for them: declare it after them) and it is removed.
+struct Freezer {
+    path: std::path::PathBuf,
+}
+
+impl Freezer {
+    fn create() -> Option<Freezer> {
+        let root = std::path::Path::new("/sys/fs/cgroup/freezer");
+        if !root.join("tasks").exists() {
+            eprintln!("skipped: no cgroup v1 freezer at {}", root.display());
+            return None;
+        }
+        let path = root.join(format!("hangwatch-edges-{}", std::process::id()));
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        Some(Freezer { path })
+    }
+
+    fn freeze(&self, pid: i32) {
+        let w = |f: &str, v: &str| {
+            std::fs::write(self.path.join(f), v)
+                .unwrap_or_else(|e| panic!("write {v} to {}/{f}: {e}", self.path.display()))
+        };
+        w("cgroup.procs", &pid.to_string());
+        w("freezer.state", "FROZEN");
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path.join("freezer.state"), "THAWED");
+        let procs = std::fs::read_to_string(self.path.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: kill(2) has no memory-safety preconditions; these are the test's own
+            // processes, moved into this test's cgroup.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn lock_held_by_a_process_in_a_frozen_cgroup_names_the_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let parent = Child::spawn_args("file_locks", &["ofd"]);
+    let Some(freezer) = Freezer::create() else { return };
+    let child = parent.fact_i64("child");
+    freezer.freeze(parent.pid);
+    parent.wait_since_ready(std::time::Duration::from_millis(1500));
+    let child_arg = child.to_string();
+    every_run(&["--pid", &child_arg, "--hung-after", "1s"], |snap| {
+        let hung = of_kind(snap, "hung");
+        assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
+        let chain = array_field(hung[0], "chain");
+        assert_eq!(chain.len(), 2, "{}", excerpt(hung[0]));
+        assert_eq!(i64_field(&chain[1], "pid"), i64::from(parent.pid), "{}", excerpt(hung[0]));
+        let last = str_field(&chain[1], "waits_on");
+        assert!(last.contains("is frozen (freezer.state FROZEN)"), "{last}");
+        assert!(last.contains(&format!("hangwatch-edges-{}", std::process::id())), "{last}");
+    });
+    drop(freezer);
+    drop(parent);
+}
+
+#[test]
+fn lock_held_by_a_traced_process_names_its_tracer() {
+    if !require_root() {
+        return;
+    }
+    let parent = Child::spawn_args("file_locks", &["ofd"]);
+    let child = parent.fact_i64("child");
+    // A tracer that attaches (the tracee stops in `t`) and then only sleeps.
+    let script = format!(
+        "import ctypes,sys,time\nlibc=ctypes.CDLL(None,use_errno=True)\nif libc.ptrace(16,{},0,0)!=0: sys.exit('attach: errno %d' % ctypes.get_errno())\nprint('attached',flush=True)\ntime.sleep(600)\n",
+        parent.pid
+    );
+    let mut tracer = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let out = tracer.stdout.take().expect("piped");
+    let tracer = Kill(tracer);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("read");
+    assert_eq!(line.trim(), "attached", "the tracer could not attach");
+    parent.wait_since_ready(std::time::Duration::from_millis(1500));
+    let child_arg = child.to_string();
+    let tracer_pid = tracer.0.id();
+    every_run(&["--pid", &child_arg, "--hung-after", "1s"], |snap| {
+        let hung = of_kind(snap, "hung");
+        assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
+        let chain = array_field(hung[0], "chain");
+        assert_eq!(chain.len(), 2, "{}", excerpt(hung[0]));
+        let last = str_field(&chain[1], "waits_on");
+        assert!(last.contains(&format!("traced (state t) by pid {tracer_pid}")), "{last}");
+    });
+    drop(tracer);
+}
