@@ -319,3 +319,85 @@ fn lock_held_by_a_traced_process_names_its_tracer() {
     });
     drop(tracer);
 }
+
+/// The FUSE mount a test program made: on drop its connection is aborted (its server may be
+/// stuck in `D` and unkillable until then; declare this after the program's guard so it drops
+/// first), it is unmounted and its directory removed.
+struct FuseMount {
+    dir: String,
+    minor: Option<u32>,
+    mounted_fusectl: bool,
+}
+
+impl FuseMount {
+    fn new(dir: &str) -> FuseMount {
+        // The device minor from mountinfo: stat() of the mount could hang on its server.
+        let minor = std::fs::read_to_string("/proc/self/mountinfo").ok().and_then(|s| {
+            s.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f.get(4) == Some(&dir)).then(|| f.get(2)?.split_once(':')?.1.parse().ok())?
+            })
+        });
+        let conns = std::path::Path::new("/sys/fs/fuse/connections");
+        let mounted_fusectl = std::fs::read_dir(conns).is_ok_and(|mut d| d.next().is_none())
+            && std::process::Command::new("mount")
+                .args(["-t", "fusectl", "none", "/sys/fs/fuse/connections"])
+                .status()
+                .is_ok_and(|s| s.success());
+        FuseMount { dir: dir.to_string(), minor, mounted_fusectl }
+    }
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        if let Some(m) = self.minor {
+            let _ = std::fs::write(format!("/sys/fs/fuse/connections/{m}/abort"), "1");
+        }
+        if let Ok(c) = std::ffi::CString::new(self.dir.as_bytes()) {
+            // SAFETY: c is a valid NUL-terminated path; MNT_DETACH never waits on the server.
+            unsafe {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+        if self.mounted_fusectl {
+            let _ = std::process::Command::new("umount").arg("/sys/fs/fuse/connections").status();
+        }
+    }
+}
+
+#[test]
+fn fuse_server_stat_ing_its_own_mount_is_a_deadlock_and_its_client_waits_on_it() {
+    if !require_root() {
+        return;
+    }
+    if !std::path::Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: no /dev/fuse");
+        return;
+    }
+    let server = Child::spawn("fuse_self");
+    let mnt = FuseMount::new(server.fact("mnt"));
+    assert!(mnt.minor.is_some(), "the mount {} is in mountinfo", mnt.dir);
+    let client = server.fact_i64("client");
+    server.wait_since_ready(std::time::Duration::from_millis(1200));
+    let minor = mnt.minor.unwrap_or_default();
+    every_run(&["--pid", &server.pid_arg()], |snap| {
+        let dl = of_kind(snap, "deadlock");
+        assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(snap));
+        assert_eq!(sorted_pids(dl[0]), vec![i64::from(server.pid)], "{}", excerpt(dl[0]));
+        let why = waits_on(dl[0]);
+        let own =
+            format!("FUSE mount {} (connection {minor}) that its own process serves", mnt.dir);
+        assert!(why.contains(&own), "{why:?}");
+    });
+    // The client waits in stat() on the mount too (listed; hangwatch itself never touches
+    // the mount, or this snapshot would hang).
+    let lock = serial();
+    let snap = snapshot_json(&lock, &["--pid", &client.to_string()]);
+    let p = common::find_process(&snap, client as i32);
+    let blocked = &array_field(p, "threads")[0]["blocked"];
+    assert_eq!(str_field(blocked, "syscall"), "newfstatat", "{}", excerpt(blocked));
+    drop(lock);
+    drop(mnt);
+    drop(server);
+}

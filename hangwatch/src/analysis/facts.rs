@@ -87,6 +87,10 @@ pub struct Facts {
     pub locks_truncated: bool,
     /// FIFO key (in `holders` and `fd_inode`, as a pipe) → the path of the named FIFO.
     pub fifo_names: HashMap<u64, String>,
+    /// (pid, tid) of a wait inside FUSE → the FUSE mounts it may be on (device minor → path).
+    pub fuse_waits: HashMap<(i32, i32), super::fuse::FuseWait>,
+    /// FUSE connection (None: the kernel does not say) → the processes holding /dev/fuse for it.
+    pub fuse_servers: HashMap<Option<u32>, BTreeSet<i32>>,
     /// TCP/UDP socket inode → its peer on this node (/proc/net/{tcp,udp}{,6}).
     pub inet_peer: HashMap<u64, super::inet::Peer>,
     /// pid → why it cannot run (stopped, traced, frozen, in `D`), for the processes blocked
@@ -405,6 +409,7 @@ pub fn gather(
         }
     }
     super::locks::gather(&lock_waiters, &mut f);
+    super::fuse::gather(procs, &mut f);
     if wanted.is_empty() {
         super::runnable::gather(procs, &mut f);
         return f;
@@ -445,10 +450,13 @@ pub fn gather(
         for e in rd.flatten() {
             let Ok(link) = fs::read_link(e.path()) else { continue };
             let link = procfs::os_lossy(link.as_os_str());
+            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
             let ino = match parse_target(&link) {
                 Some((ino, _)) => ino,
                 None if !fifos.is_empty() => {
-                    let Some(key) = fifos.holds(&e.path(), &link) else { continue };
+                    let Some(key) = fifos.holds(pid, fd, &link) else { continue };
                     key
                 }
                 None => continue,
@@ -456,9 +464,6 @@ pub fn gather(
             if !wanted.contains(&ino) {
                 continue;
             }
-            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
             let mode = parse_fdinfo_mode(
                 &fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default(),
             );

@@ -5,27 +5,20 @@
 //! Other holders are found by the path their fd shows (then checked by device and inode): a
 //! FIFO opened under another path (a bind mount, a chroot, another mount namespace) is missed.
 
-use std::{
-    collections::HashMap,
-    fs,
-    os::unix::fs::{FileTypeExt, MetadataExt},
-};
+use std::collections::HashMap;
+
+use super::fdfile::{Mounts, file_id, is_fifo};
 
 /// Keys of FIFOs start here (pipefs inodes are far below).
 const FIFO_KEY_BASE: u64 = 1 << 62;
 
 #[derive(Debug, Default)]
 pub struct Fifos {
-    /// (device, inode) → key.
-    by_file: HashMap<(u64, u64), u64>,
-    /// The paths the waiters' fds show (" (deleted)" kept) → the FIFO's (device, inode).
-    by_path: HashMap<String, (u64, u64)>,
-}
-
-/// (device, inode) of `/proc/PID/fd/N` when it is a FIFO.
-fn fifo_file(proc_fd: &str) -> Option<(u64, u64)> {
-    let m = fs::metadata(proc_fd).ok()?;
-    m.file_type().is_fifo().then(|| (m.dev(), m.ino()))
+    /// (device major, minor, inode) → key.
+    by_file: HashMap<(u32, u32, u64), u64>,
+    /// The paths the waiters' fds show (" (deleted)" kept) → the FIFO's file.
+    by_path: HashMap<String, (u32, u32, u64)>,
+    mounts: Mounts,
 }
 
 impl Fifos {
@@ -34,18 +27,18 @@ impl Fifos {
         if !target.starts_with('/') {
             return None;
         }
-        let file = fifo_file(&format!("/proc/{pid}/fd/{fd}"))?;
+        let file = is_fifo(pid, fd, &mut self.mounts)?;
         let next = FIFO_KEY_BASE + self.by_file.len() as u64;
         let key = *self.by_file.entry(file).or_insert(next);
         self.by_path.insert(target.to_string(), file);
         Some(key)
     }
 
-    /// The key of a waited-on FIFO that `/proc/PID/fd/N` (showing `target`) also holds.
-    pub fn holds(&self, proc_fd: &std::path::Path, target: &str) -> Option<u64> {
-        let want = self.by_path.get(target)?;
-        let m = fs::metadata(proc_fd).ok()?;
-        (m.dev(), m.ino()).eq(want).then(|| self.by_file.get(want).copied()).flatten()
+    /// The key of a waited-on FIFO that fd `fd` of `pid` (showing `target`) also holds.
+    pub fn holds(&mut self, pid: i32, fd: i32, target: &str) -> Option<u64> {
+        let want = *self.by_path.get(target)?;
+        let (file, _) = file_id(pid, fd, &mut self.mounts)?;
+        (file == want).then(|| self.by_file.get(&want).copied()).flatten()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -56,6 +49,8 @@ impl Fifos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::fs;
 
     #[test]
     fn a_real_fifo_gets_one_key_and_a_file_none() {
@@ -79,9 +74,9 @@ mod tests {
         let plain_target = dir.join("plain").to_string_lossy().into_owned();
         assert_eq!(fifos.register(me, plain.as_raw_fd(), &plain_target), None);
         assert_eq!(fifos.register(me, 0, "pipe:[1]"), None);
-        let fd_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
-        assert_eq!(fifos.holds(&fd_path, &target), Some(key));
-        assert_eq!(fifos.holds(&fd_path, "/elsewhere"), None);
+        assert_eq!(fifos.holds(me, f.as_raw_fd(), &target), Some(key));
+        assert_eq!(fifos.holds(me, f.as_raw_fd(), "/elsewhere"), None);
+        assert_eq!(fifos.holds(me, plain.as_raw_fd(), &target), None);
         let _ = fs::remove_dir_all(&dir);
     }
 }

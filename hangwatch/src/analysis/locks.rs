@@ -18,12 +18,15 @@ use std::{
     collections::{HashMap, HashSet},
     fs,
     io::Read,
-    os::unix::fs::MetadataExt,
 };
 
 use serde::Serialize;
 
-use super::{Edge, Target, facts::Facts};
+use super::{
+    Edge, Target,
+    facts::Facts,
+    fdfile::{Mounts, file_id},
+};
 use crate::{model::Wait, procfs};
 
 /// Bytes of /proc/locks read at most (a node can have very many locks; about 60 bytes each).
@@ -130,12 +133,6 @@ fn read_locks() -> (String, bool) {
     (s, cut)
 }
 
-fn file_of(path: &str) -> Option<FileId> {
-    let m = fs::metadata(path).ok()?;
-    let dev = m.dev();
-    Some((libc::major(dev), libc::minor(dev), m.ino()))
-}
-
 /// What blocks one lock wait: the lock line and the processes that hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocker {
@@ -174,8 +171,9 @@ pub fn gather(waiters: &[(i32, i32)], f: &mut Facts) {
     }
     // Files whose holders must be found by who has them open.
     let mut by_open_file: HashSet<FileId> = HashSet::new();
+    let mut mounts = Mounts::default();
     for &(pid, fd) in waiters {
-        let Some(file) = file_of(&format!("/proc/{pid}/fd/{fd}")) else { continue };
+        let Some((file, _)) = file_id(pid, fd, &mut mounts) else { continue };
         f.lock_files.insert((pid, fd), file);
         let mut found = Vec::new();
         for (waiter, lock) in by_file.get(&file).into_iter().flatten() {
@@ -208,12 +206,7 @@ pub fn gather(waiters: &[(i32, i32)], f: &mut Facts) {
             let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
-            let Some(file) = fs::metadata(e.path())
-                .ok()
-                .map(|m| (libc::major(m.dev()), libc::minor(m.dev()), m.ino()))
-            else {
-                continue;
-            };
+            let Some((file, _)) = file_id(pid, fd, &mut mounts) else { continue };
             if by_open_file.contains(&file) {
                 open.entry(file).or_default().push((pid, fd));
             }

@@ -3,7 +3,9 @@
 //! [`facts::Facts`]; gathering the facts is in [`facts`].
 
 pub mod facts;
+pub mod fdfile;
 pub mod fifo;
+pub mod fuse;
 pub mod inet;
 pub mod locks;
 pub mod runnable;
@@ -262,13 +264,17 @@ impl<'a> Graph<'a> {
         edges: &mut Vec<Edge>,
     ) {
         self.releasers(p, tid, w, facts, edges);
-        if !w.decoded.infinite {
+        // A FUSE request has no timeout, whatever the syscall's own arguments say.
+        if !w.decoded.infinite && !facts.fuse_waits.contains_key(&(p.pid, tid)) {
             edges.push(Edge { target: Target::Outside, why: "its own timeout".into() });
         }
     }
 
     /// The edges to whoever could release the wait (before any timeout).
     fn releasers(&mut self, p: &Process, tid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) {
+        if fuse::fuse_edges(p.pid, tid, facts, edges) {
+            return;
+        }
         let s = w.decoded.syscall.as_str();
         if s == "wait4" || s == "waitid" {
             match w.decoded.wait_pid {

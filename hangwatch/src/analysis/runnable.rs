@@ -116,6 +116,7 @@ fn why(p: &Process) -> Option<String> {
 pub fn gather(procs: &[Process], f: &mut Facts) {
     let mut cand: BTreeSet<i32> = f.holders.values().flatten().map(|h| h.pid).collect();
     cand.extend(f.lock_blockers.values().flatten().flat_map(|b| b.holders.iter().copied()));
+    cand.extend(f.fuse_servers.values().flatten().copied());
     let waiting_children: BTreeSet<i32> = procs
         .iter()
         .filter(|p| p.blocked_threads().any(|(_, w)| w.decoded.syscall.starts_with("wait")))
