@@ -20,7 +20,7 @@ mod bench;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
 const TEST_PACKAGES: &[&str] =
-    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux"];
+    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux", "redis-server"];
 
 /// Debian packages only the benchmark needs.
 const BENCH_PACKAGES: &[&str] = &["bpftrace"];
