@@ -19,8 +19,17 @@ use clap::{Parser, Subcommand};
 mod bench;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
-const TEST_PACKAGES: &[&str] =
-    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux", "redis-server"];
+const TEST_PACKAGES: &[&str] = &[
+    "tmux",
+    "stress-ng",
+    "gcc",
+    "libc6-dev",
+    "python3",
+    "procps",
+    "util-linux",
+    "bpftool",
+    "redis-server",
+];
 
 /// Debian packages only the benchmark needs.
 const BENCH_PACKAGES: &[&str] = &["bpftrace"];
