@@ -8,7 +8,7 @@
 //! that line, every holder of /dev/fuse is a possible server.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     fs,
 };
 
@@ -47,6 +47,8 @@ fn fuse_mounts(pid: i32) -> FuseWait {
 /// Fills `facts.fuse_waits` and `facts.fuse_servers`.
 pub fn gather(procs: &[Process], f: &mut Facts) {
     let mut mounts = Mounts::default();
+    // The FUSE mounts each process sees, read once per process.
+    let mut of_ns: HashMap<i32, FuseWait> = HashMap::new();
     for p in procs {
         for (t, w) in p.blocked_threads() {
             if !w.wchan.as_deref().is_some_and(is_fuse_wchan) {
@@ -60,7 +62,11 @@ pub fn gather(procs: &[Process], f: &mut Facts) {
                 .filter(|(_, m)| m.is_fuse())
                 .map(|(_, m)| (m.minor, m.mount_point))
                 .collect();
-            let on = if by_fd.is_empty() { fuse_mounts(p.pid) } else { by_fd };
+            let on = if by_fd.is_empty() {
+                of_ns.entry(p.pid).or_insert_with(|| fuse_mounts(p.pid)).clone()
+            } else {
+                by_fd
+            };
             f.fuse_waits.insert((p.pid, t.tid), on);
         }
     }
