@@ -27,6 +27,9 @@ pub struct Limitation {
     pub consequence: String,
     /// How many things could not be read (threads), when countable.
     pub count: Option<u64>,
+    /// Granting a capability to hangwatch would lift it (false: the refusal comes from the
+    /// target, e.g. a process holding capabilities outside hangwatch's bounding set).
+    pub grantable: bool,
 }
 
 impl Limitation {
@@ -85,6 +88,7 @@ pub fn unreadable_waits(samples: &HashMap<i32, ProcessSample>, eff: u64) -> Vec<
             what: what(by_mode),
             consequence: consequence.into(),
             count: Some(by_mode.0),
+            grantable: true,
         });
     }
     if by_ptrace.0 > 0 {
@@ -95,6 +99,7 @@ pub fn unreadable_waits(samples: &HashMap<i32, ProcessSample>, eff: u64) -> Vec<
             what: what(by_ptrace),
             consequence: consequence.into(),
             count: Some(by_ptrace.0),
+            grantable: !privileges::has(eff, crate::privileges::CAP_SYS_PTRACE),
         });
     }
     out
@@ -118,6 +123,7 @@ pub fn kernel_log(eff: u64) -> Option<Limitation> {
         io::ErrorKind::NotFound => "/dev/kmsg in this mount namespace".to_string(),
         _ => format!("/dev/kmsg ({err})"),
     };
+    let grantable = err.kind() == io::ErrorKind::PermissionDenied;
     Some(Limitation {
         missing,
         what: "the kernel log (/dev/kmsg)".into(),
@@ -125,6 +131,7 @@ pub fn kernel_log(eff: u64) -> Option<Limitation> {
                       constraint and memory cgroup the log gives"
             .into(),
         count: None,
+        grantable,
     })
 }
 
@@ -147,6 +154,7 @@ mod tests {
             what: "the kernel log".into(),
             consequence: "no OOM history".into(),
             count: None,
+            grantable: true,
         };
         assert_eq!(l.message(), "cannot read the kernel log (missing CAP_SYSLOG): no OOM history");
     }

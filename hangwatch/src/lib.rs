@@ -6,8 +6,11 @@ pub mod btf;
 pub mod cli;
 pub mod error;
 pub mod escape;
+#[cfg(test)]
+mod fuzz;
 pub mod live;
 pub mod memory;
+pub mod memory_layout;
 pub mod model;
 pub mod oom;
 pub mod output;

@@ -13,7 +13,7 @@ use hangwatch::{
 fn main() -> ExitCode {
     // Before anything opens a file: a closed stdout must not be reused by one.
     let stdout_closed = hangwatch::stdio::ensure_standard_fds();
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -28,7 +28,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut cli = cli;
     if cli.json && cli.command.is_none() {
         // Held pending until live mode's handler is in place (see hangwatch::signals).
         hangwatch::signals::block_stop_signals();
@@ -110,8 +109,7 @@ fn resolve_pids(pids: &mut Vec<i32>) {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut cli = cli;
+fn run(mut cli: Cli) -> anyhow::Result<()> {
     hangwatch::stdio::ensure_open_file_limit()?;
     match cli.command {
         Some(Command::Snapshot(mut a)) => {

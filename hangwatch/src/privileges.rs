@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 
-const CAP_SYS_PTRACE: u32 = 19;
+pub const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;

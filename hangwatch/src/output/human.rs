@@ -153,6 +153,13 @@ pub fn memory_line(m: &MemStatus) -> String {
             fmt_bytes(k.madvise_bytes)
         ));
     }
+    if let Some(l) = &m.layout {
+        s.push_str(&format!(
+            " · where: {}{}",
+            l.where_text(),
+            if l.truncated { " (smaps read cut short: at least)" } else { "" }
+        ));
+    }
     if m.not_returned {
         s.push_str(" · NOT RETURNED");
     }
