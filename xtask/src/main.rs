@@ -21,8 +21,17 @@ mod fuzz;
 mod soak;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
-const TEST_PACKAGES: &[&str] =
-    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux", "bpftool"];
+const TEST_PACKAGES: &[&str] = &[
+    "tmux",
+    "stress-ng",
+    "gcc",
+    "libc6-dev",
+    "python3",
+    "procps",
+    "util-linux",
+    "bpftool",
+    "redis-server",
+];
 
 /// Debian packages only the benchmark needs.
 const BENCH_PACKAGES: &[&str] = &["bpftrace"];

@@ -86,6 +86,23 @@ pub struct Facts {
     /// pid → its cgroup in the cpu controller's hierarchy (for processes with runnable threads).
     pub cpu_cgroup_of: HashMap<i32, String>,
     pub oom_kills: Vec<OomFact>,
+    /// (pid, fd) of a lock wait → the locks that block it and who holds them (/proc/locks).
+    pub lock_blockers: HashMap<(i32, i32), Vec<super::locks::Blocker>>,
+    /// (pid, fd) of a lock wait → the file it locks.
+    pub lock_files: HashMap<(i32, i32), super::locks::FileId>,
+    /// /proc/locks was larger than hangwatch reads: some holders may be missing.
+    pub locks_truncated: bool,
+    /// FIFO key (in `holders` and `fd_inode`, as a pipe) → the path of the named FIFO.
+    pub fifo_names: HashMap<u64, String>,
+    /// (pid, tid) of a wait inside FUSE → the FUSE mounts it may be on (device minor → path).
+    pub fuse_waits: HashMap<(i32, i32), super::fuse::FuseWait>,
+    /// FUSE connection (None: the kernel does not say) → the processes holding /dev/fuse for it.
+    pub fuse_servers: HashMap<Option<u32>, BTreeSet<i32>>,
+    /// TCP/UDP socket inode → its peer on this node (/proc/net/{tcp,udp}{,6}).
+    pub inet_peer: HashMap<u64, super::inet::Peer>,
+    /// pid → why it cannot run (stopped, traced, frozen, in `D`), for the processes blocked
+    /// threads wait on.
+    pub cannot_run: HashMap<i32, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,12 +356,19 @@ pub fn gather(
 ) -> Facts {
     let mut f = Facts { oom_kills, ..Default::default() };
     let mut wanted: HashSet<u64> = HashSet::new();
+    let mut lock_waiters: Vec<(i32, i32)> = Vec::new();
+    let mut fifos = super::fifo::Fifos::default();
     for p in procs {
         let mut view: Option<Box<dyn TaskView>> = None;
         // addr → key, so that many waiters on one futex walk the maps once.
         let mut own_keys: HashMap<u64, FutexKey> = HashMap::new();
         for (t, w) in p.blocked_threads() {
             let v = view.get_or_insert_with(|| view_for(p.pid));
+            if super::locks::is_lock_wait(w)
+                && let Some(fd) = w.decoded.fds.first()
+            {
+                lock_waiters.push((p.pid, *fd));
+            }
             let mut fds = w.decoded.fds.clone();
             if w.decoded.syscall.starts_with("epoll_")
                 && let Some(epfd) = fds.first().copied()
@@ -360,9 +384,16 @@ pub fn gather(
                 }
             }
             for fd in fds {
-                if let Some((ino, kind)) = v.fd_target(fd).as_deref().and_then(parse_target) {
+                let target = v.fd_target(fd);
+                if let Some((ino, kind)) = target.as_deref().and_then(parse_target) {
                     f.fd_inode.insert((p.pid, fd), (ino, kind));
                     wanted.insert(ino);
+                } else if let Some(path) = target
+                    && let Some(key) = fifos.register(p.pid, fd, &path)
+                {
+                    f.fd_inode.insert((p.pid, fd), (key, Kind::Pipe));
+                    f.fifo_names.insert(key, path);
+                    wanted.insert(key);
                 }
             }
             if w.decoded.syscall == "futex" {
@@ -437,7 +468,10 @@ pub fn gather(
             }
         }
     }
+    super::locks::gather(&lock_waiters, &mut f);
+    super::fuse::gather(procs, &mut f);
     if wanted.is_empty() {
+        super::runnable::gather(procs, &mut f);
         return f;
     }
     // The other ends of the Unix sockets they wait on (sock_diag; a failure leaves them
@@ -455,21 +489,41 @@ pub fn gather(
             }
             Err(e) => log::debug!("unix socket peers unknown: sock_diag: {e}"),
         }
+        // The others may be TCP/UDP sockets whose peer is on this node.
+        let rest: HashSet<u64> = f
+            .fd_inode
+            .values()
+            .filter(|(ino, kind)| *kind == Kind::Socket && !f.unix_peer.contains_key(ino))
+            .map(|(ino, _)| *ino)
+            .collect();
+        if !rest.is_empty() {
+            let (peers, _cut) = super::inet::local_peers(&rest);
+            for (ino, peer) in peers {
+                wanted.insert(peer.inode);
+                f.inet_peer.insert(ino, peer);
+            }
+        }
     }
     // Who holds the pipes and sockets the blocked threads wait on.
     for pid in procfs::list_pids() {
         let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
         for e in rd.flatten() {
             let Ok(link) = fs::read_link(e.path()) else { continue };
-            let Some((ino, _)) = parse_target(&procfs::os_lossy(link.as_os_str())) else {
+            let link = procfs::os_lossy(link.as_os_str());
+            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
+            };
+            let ino = match parse_target(&link) {
+                Some((ino, _)) => ino,
+                None if !fifos.is_empty() => {
+                    let Some(key) = fifos.holds(pid, fd, &link) else { continue };
+                    key
+                }
+                None => continue,
             };
             if !wanted.contains(&ino) {
                 continue;
             }
-            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
             let mode = parse_fdinfo_mode(
                 &fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default(),
             );
@@ -481,6 +535,7 @@ pub fn gather(
     }
     f.listening
         .extend(parse_listening_unix(&fs::read_to_string("/proc/net/unix").unwrap_or_default()));
+    super::runnable::gather(procs, &mut f);
     f
 }
 

@@ -3,7 +3,13 @@
 //! [`facts::Facts`]; gathering the facts is in [`facts`].
 
 pub mod facts;
+pub mod fdfile;
+pub mod fifo;
+pub mod fuse;
+pub mod inet;
+pub mod locks;
 pub mod maps;
+pub mod runnable;
 pub mod unix_diag;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -111,6 +117,8 @@ struct Graph<'a> {
     futex_waiters: HashMap<FutexKey, usize>,
     /// Processes whose every live thread waits on one and the same futex.
     all_on_one_futex: HashMap<i32, FutexKey>,
+    /// Releasers that cannot run, and why (chains end at them).
+    cannot_run: HashMap<i32, String>,
 }
 
 fn wait_of(p: &Process, tid: i32) -> Option<&Wait> {
@@ -172,23 +180,27 @@ fn socket_edge(pid: i32, ino: u64, facts: &Facts, edges: &mut Vec<Edge>) -> Opti
         let why = format!("listening socket:[{ino}] (new connections)");
         return Some(Edge { target: Target::Outside, why });
     }
-    let Some(&peer) = facts.unix_peer.get(&ino) else {
-        let why = format!("socket:[{ino}] (its other end is not visible to hangwatch)");
-        return Some(Edge { target: Target::Outside, why });
+    let (peer, what) = match (facts.unix_peer.get(&ino), facts.inet_peer.get(&ino)) {
+        (Some(&peer), _) => (peer, "unix socket".to_string()),
+        (None, Some(p)) => (p.inode, format!("{} socket", p.connection)),
+        (None, None) => {
+            let why = format!("socket:[{ino}] (its other end is not visible to hangwatch)");
+            return Some(Edge { target: Target::Outside, why });
+        }
     };
     let holders: BTreeSet<i32> =
         facts.holders.get(&peer).into_iter().flatten().map(|h| h.pid).collect();
     if holders.is_empty() {
-        let why = format!("unix socket:[{ino}] whose peer socket:[{peer}] no process holds");
+        let why = format!("{what}:[{ino}] whose peer socket:[{peer}] no process holds");
         return Some(Edge { target: Target::Outside, why });
     }
     for &o in &holders {
         let why = if o == pid {
-            format!("unix socket:[{ino}] whose peer socket:[{peer}] it holds itself")
+            format!("{what}:[{ino}] whose peer socket:[{peer}] it holds itself")
         } else if holders.len() == 1 {
-            format!("unix socket:[{ino}] whose peer socket:[{peer}] only pid {o} holds")
+            format!("{what}:[{ino}] whose peer socket:[{peer}] only pid {o} holds")
         } else {
-            format!("unix socket:[{ino}], peer socket:[{peer}] held by pid {o}")
+            format!("{what}:[{ino}], peer socket:[{peer}] held by pid {o}")
         };
         edges.push(Edge { target: Target::Process(o), why });
     }
@@ -240,6 +252,7 @@ impl<'a> Graph<'a> {
             gone: BTreeMap::new(),
             futex_waiters,
             all_on_one_futex,
+            cannot_run: facts.cannot_run.clone(),
         };
         for p in procs {
             for (t, w) in p.blocked_threads() {
@@ -261,13 +274,17 @@ impl<'a> Graph<'a> {
         edges: &mut Vec<Edge>,
     ) {
         self.releasers(p, tid, w, facts, edges);
-        if !w.decoded.infinite {
+        // A FUSE request has no timeout, whatever the syscall's own arguments say.
+        if !w.decoded.infinite && !facts.fuse_waits.contains_key(&(p.pid, tid)) {
             edges.push(Edge { target: Target::Outside, why: "its own timeout".into() });
         }
     }
 
     /// The edges to whoever could release the wait (before any timeout).
     fn releasers(&mut self, p: &Process, tid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) {
+        if fuse::fuse_edges(p.pid, tid, facts, edges) {
+            return;
+        }
         let s = w.decoded.syscall.as_str();
         if s == "wait4" || s == "waitid" {
             match w.decoded.wait_pid {
@@ -346,6 +363,9 @@ impl<'a> Graph<'a> {
             }
             return;
         }
+        if locks::lock_edges(p.pid, w, facts, edges) {
+            return;
+        }
         let mut outside = Vec::new();
         if let Some(why) = unread_fds(w, facts, p.pid) {
             outside.push(Edge { target: Target::Outside, why });
@@ -371,13 +391,17 @@ impl<'a> Graph<'a> {
                 }
             }
             let what = if reads { "writer" } else { "reader" };
+            let pipe = facts
+                .fifo_names
+                .get(&ino)
+                .map_or_else(|| format!("pipe:[{ino}]"), |path| format!("fifo {path}"));
             for o in &other_ends {
                 let why = if *o == p.pid {
-                    format!("pipe:[{ino}] whose other end it holds itself")
+                    format!("{pipe} whose other end it holds itself")
                 } else if other_ends.len() == 1 {
-                    format!("pipe:[{ino}] whose only {what} is pid {o}")
+                    format!("{pipe} whose only {what} is pid {o}")
                 } else {
-                    format!("pipe:[{ino}], {what} pid {o}")
+                    format!("{pipe}, {what} pid {o}")
                 };
                 edges.push(Edge { target: Target::Process(*o), why });
             }
@@ -463,6 +487,24 @@ impl<'a> Graph<'a> {
                     .collect()
             }
         }
+    }
+
+    /// The last step of a chain whose edge leads to a process that cannot run: that process,
+    /// and why.
+    fn cannot_run_step(&self, from: Tkey, e: &Edge) -> Option<Step> {
+        let pid = match e.target {
+            Target::Thread(pid, _) | Target::Process(pid) if pid != from.0 => pid,
+            _ => return None,
+        };
+        let why = self.cannot_run.get(&pid)?;
+        let p = self.procs.get(&pid)?;
+        Some(Step {
+            pid,
+            tid: pid,
+            comm: p.comm.clone(),
+            syscall: wait_of(p, pid).map(|w| w.decoded.syscall.clone()).unwrap_or_default(),
+            waits_on: why.clone(),
+        })
     }
 
     fn step(&self, k: Tkey, why: &str) -> Step {
@@ -596,6 +638,10 @@ impl<'a> Graph<'a> {
                 break;
             };
             out.push(self.step(cur, &e.why));
+            if let Some(step) = self.cannot_run_step(cur, e) {
+                out.push(step);
+                break;
+            }
             match self.next(cur, e, |_| true, 1).first() {
                 Some(n) => cur = *n,
                 None => break,

@@ -244,9 +244,10 @@ fn render_process(o: &mut String, p: &Process) {
         let last = i + 1 == shown && blocked.len() <= MAX_THREADS;
         let _ = writeln!(
             o,
-            "  {} {:<7} {:<15} {} for {}{}",
+            "  {} {:<7} {} {:<15} {} for {}{}",
             if last { "└─" } else { "├─" },
             t.tid,
+            t.state,
             field(&t.comm, 15),
             term(&w.decoded.human),
             fmt_duration_ns(w.duration_ns),
@@ -302,7 +303,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("└─ 4242    t               poll(1 fd: 7 socket:[123], timeout=infinite) for 5m12s  [poll_schedule_timeout]"),
+            s.contains("└─ 4242    S t               poll(1 fd: 7 socket:[123], timeout=infinite) for 5m12s  [poll_schedule_timeout]"),
             "{s}"
         );
         assert!(s.contains("cmd: python3 job.py"));

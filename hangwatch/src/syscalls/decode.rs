@@ -975,8 +975,44 @@ fn fcntl(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     fd_io(a, t, o, None, false);
     o.set("cmd", name.clone());
     o.part(name);
+    if (5..=7).contains(&cmd) || (36..=38).contains(&cmd) {
+        lock_range(t, a[2], o);
+    }
     // Only the lock-wait commands block; the rest return at once.
     o.waits_forever(cmd == F_SETLKW || cmd == F_OFD_SETLKW);
+}
+
+/// The `struct flock` of a lock command: `lock` {type, whence, start, len} in the args and
+/// e.g. "F_WRLCK 10..+5" (len 0: to the end of the file) in `human`; `lock: null` when
+/// unreadable.
+fn lock_range(t: &dyn TaskView, addr: u64, o: &mut Out) {
+    // struct flock { short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid; }
+    let Some(b) = read_exact(t, addr, 32) else {
+        o.set("lock", Value::Null);
+        return;
+    };
+    let (Some(ty), Some(whence), Some(start), Some(len)) =
+        (u16_at(&b, 0), u16_at(&b, 2), i64_at(&b, 8), i64_at(&b, 16))
+    else {
+        return;
+    };
+    let ty = match ty {
+        0 => "F_RDLCK".to_owned(),
+        1 => "F_WRLCK".to_owned(),
+        2 => "F_UNLCK".to_owned(),
+        n => format!("F_TYPE_{n}"),
+    };
+    let whence = match whence {
+        0 => "SEEK_SET".to_owned(),
+        1 => "SEEK_CUR".to_owned(),
+        2 => "SEEK_END".to_owned(),
+        n => format!("SEEK_{n}"),
+    };
+    let from = if whence == "SEEK_SET" { String::new() } else { format!("{whence}+") };
+    let range =
+        if len == 0 { format!("{from}{start}..EOF") } else { format!("{from}{start}..+{len}") };
+    o.part(format!("{ty} {range}"));
+    o.set("lock", json!({ "type": ty, "whence": whence, "start": start, "len": len }));
 }
 
 /// splice / tee / sendfile: data moves from `src` to `dst`. `fd`/`target`
@@ -1535,6 +1571,26 @@ mod x86_64_tests {
         assert_eq!(d.args["cmd"], "F_SETLKW");
         assert!(d.infinite);
         assert_eq!(d.human, "fcntl(fd 3 /var/lib/app.lock, F_SETLKW)");
+        assert_eq!(d.args["lock"], Value::Null, "struct flock unreadable");
+        // struct flock { F_WRLCK, SEEK_SET, start 10, len 5, pid 0 }
+        let mut fl = vec![1, 0, 0, 0, 0, 0, 0, 0];
+        fl.extend(10i64.to_ne_bytes());
+        fl.extend(5i64.to_ne_bytes());
+        fl.extend([0u8; 8]);
+        let with = Fake::new().fd(3, "/var/lib/app.lock").mem(FDS, fl.clone());
+        let d = decode(72, [3, 38, FDS, 0, 0, 0], &with);
+        assert_eq!(d.args["cmd"], "F_OFD_SETLKW");
+        assert_eq!(
+            d.args["lock"],
+            json!({"type": "F_WRLCK", "whence": "SEEK_SET", "start": 10, "len": 5})
+        );
+        assert_eq!(d.human, "fcntl(fd 3 /var/lib/app.lock, F_OFD_SETLKW, F_WRLCK 10..+5)");
+        // A read lock to the end of the file, from the current offset.
+        fl[0] = 0;
+        fl[2] = 1;
+        fl[16..24].copy_from_slice(&0i64.to_ne_bytes());
+        let d = decode(72, [3, 7, FDS, 0, 0, 0], &Fake::new().mem(FDS, fl));
+        assert_eq!(d.human, "fcntl(fd 3, F_SETLKW, F_RDLCK SEEK_CUR+10..EOF)");
         let d = decode(72, [3, 3, 0, 0, 0, 0], &fake);
         assert_eq!(d.args["cmd"], "F_GETFL");
         assert!(!d.infinite);

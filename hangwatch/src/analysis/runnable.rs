@@ -1,0 +1,153 @@
+//! Why a releaser cannot run: a process that blocked threads wait on may be stopped (`T`),
+//! held by a tracer (`t`, `TracerPid` in /proc/PID/status), in a frozen cgroup (v1
+//! `freezer.state` FROZEN, v2 `cgroup.events` `frozen 1`) or in uninterruptible sleep (`D`,
+//! with its wait channel). Such a process is the culprit of the chain that reaches it, and the
+//! chain says why. Only the processes that blocked threads point at are read.
+
+use std::{collections::BTreeSet, fs};
+
+use super::facts::Facts;
+use crate::model::Process;
+
+/// `State:` letter and `TracerPid:` of /proc/PID/status.
+pub fn parse_status(s: &str) -> (Option<char>, Option<i32>) {
+    let mut state = None;
+    let mut tracer = None;
+    for l in s.lines() {
+        if let Some(v) = l.strip_prefix("State:") {
+            state = v.trim_start().chars().next();
+        } else if let Some(v) = l.strip_prefix("TracerPid:") {
+            tracer = v.trim().parse().ok();
+        }
+    }
+    (state, tracer)
+}
+
+/// The freezer (v1) and unified (v2) cgroup paths of /proc/PID/cgroup.
+pub fn parse_cgroups(s: &str) -> (Option<String>, Option<String>) {
+    let mut freezer = None;
+    let mut unified = None;
+    for l in s.lines() {
+        let mut parts = l.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if ctrls.split(',').any(|c| c == "freezer") {
+            freezer = Some(path.to_string());
+        } else if ctrls.is_empty() {
+            unified = Some(path.to_string());
+        }
+    }
+    (freezer, unified)
+}
+
+/// Whether a v2 `cgroup.events` says the cgroup is frozen.
+pub fn events_frozen(s: &str) -> bool {
+    s.lines().any(|l| l.trim() == "frozen 1")
+}
+
+/// Paths inside cgroupfs come from the kernel; refuse anything that could climb out.
+fn safe(path: &str) -> Option<&str> {
+    let rel = path.trim_start_matches('/');
+    (!rel.split('/').any(|c| c == "..")).then_some(rel)
+}
+
+fn frozen(pid: i32) -> Option<String> {
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let (v1, v2) = parse_cgroups(&cg);
+    if let Some(path) = v1
+        && let Some(rel) = safe(&path)
+        && let Ok(st) = fs::read_to_string(format!("/sys/fs/cgroup/freezer/{rel}/freezer.state"))
+        && matches!(st.trim(), "FROZEN" | "FREEZING")
+    {
+        return Some(format!("its cgroup {path} is frozen (freezer.state {})", st.trim()));
+    }
+    let path = v2?;
+    let rel = safe(&path)?;
+    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let events = fs::read_to_string(format!("{base}/{rel}/cgroup.events")).unwrap_or_default();
+        if events_frozen(&events) {
+            return Some(format!("its cgroup {path} is frozen (cgroup.events frozen 1)"));
+        }
+    }
+    None
+}
+
+fn comm(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().chars().take(64).collect())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Why process `p` cannot run, if it cannot.
+fn why(p: &Process) -> Option<String> {
+    if let Some(f) = frozen(p.pid) {
+        return Some(format!("cannot run: {f}"));
+    }
+    let live: Vec<_> = p.threads.iter().filter(|t| t.state != 'Z').collect();
+    if live.is_empty() {
+        return None;
+    }
+    if live.iter().all(|t| matches!(t.state, 'T' | 't')) {
+        let status = fs::read_to_string(format!("/proc/{}/status", p.pid)).unwrap_or_default();
+        let (_, tracer) = parse_status(&status);
+        return Some(match tracer.filter(|t| *t > 0) {
+            Some(t) => format!(
+                "cannot run: traced (state t) by pid {t} ({}), which holds it stopped",
+                comm(t)
+            ),
+            None => "cannot run: stopped (state T); SIGCONT would resume it".to_string(),
+        });
+    }
+    if live.iter().all(|t| t.state == 'D') {
+        let wchan = live
+            .iter()
+            .find_map(|t| t.blocked.as_ref().and_then(|w| w.wchan.clone()))
+            .or_else(|| fs::read_to_string(format!("/proc/{}/wchan", p.pid)).ok())
+            .filter(|w| !w.is_empty() && w != "0")
+            .unwrap_or_else(|| "?".into());
+        return Some(format!("cannot run: in uninterruptible sleep (state D) in {wchan}"));
+    }
+    None
+}
+
+/// Fills `facts.cannot_run` for the processes blocked threads wait on: holders of the pipes,
+/// sockets and locks they wait on, and the children of those in `wait4`.
+pub fn gather(procs: &[Process], f: &mut Facts) {
+    let mut cand: BTreeSet<i32> = f.holders.values().flatten().map(|h| h.pid).collect();
+    cand.extend(f.lock_blockers.values().flatten().flat_map(|b| b.holders.iter().copied()));
+    cand.extend(f.fuse_servers.values().flatten().copied());
+    let waiting_children: BTreeSet<i32> = procs
+        .iter()
+        .filter(|p| p.blocked_threads().any(|(_, w)| w.decoded.syscall.starts_with("wait")))
+        .map(|p| p.pid)
+        .collect();
+    if !waiting_children.is_empty() {
+        cand.extend(procs.iter().filter(|p| waiting_children.contains(&p.ppid)).map(|p| p.pid));
+    }
+    for p in procs {
+        if cand.contains(&p.pid)
+            && let Some(w) = why(p)
+        {
+            f.cannot_run.insert(p.pid, w);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_cgroups() {
+        let st = "Name:\tsleep\nState:\tt (tracing stop)\nTgid:\t5\nTracerPid:\t77\n";
+        assert_eq!(parse_status(st), (Some('t'), Some(77)));
+        assert_eq!(parse_status("State:\tT (stopped)\n"), (Some('T'), None));
+        let cg = "12:freezer:/job\n4:cpu,cpuacct:/x\n0::/user.slice/a\n";
+        assert_eq!(parse_cgroups(cg), (Some("/job".into()), Some("/user.slice/a".into())));
+        assert!(events_frozen("populated 1\nfrozen 1\n"));
+        assert!(!events_frozen("populated 1\nfrozen 0\n"));
+        assert_eq!(safe("/a/../../etc"), None);
+        assert_eq!(safe("/a/b"), Some("a/b"));
+    }
+}
