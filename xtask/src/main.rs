@@ -17,6 +17,7 @@ use anyhow::{Context as _, Result, anyhow, ensure};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod vmtest;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
 const TEST_PACKAGES: &[&str] =
@@ -54,11 +55,20 @@ enum Cmd {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
-    /// Build, then run the whole test suite (integration tests need root).
+    /// Build, then run the whole test suite (integration tests need root), then the kernel
+    /// matrix (`vmtest`).
     Test {
         /// Arguments for the test binaries (after `--`), e.g. a name filter or --nocapture.
+        /// The kernel matrix runs only without them (a filtered run is a partial run).
         #[arg(last = true, value_name = "EXTRA")]
         extra: Vec<OsString>,
+    },
+    /// Build, then boot each kernel of the matrix (5.10, 6.1, 6.12) under qemu and run the
+    /// tests that touch the kernel inside it. Installs qemu, virtme-ng and the kernels if missing.
+    Vmtest {
+        /// Only these kernels (e.g. `6.1`); all of them by default.
+        #[arg(value_name = "KERNEL")]
+        kernels: Vec<String>,
     },
     /// Set up, build, then measure hangwatch's overhead.
     Bench {
@@ -91,6 +101,11 @@ fn dispatch(command: Cmd) -> Result<ExitCode> {
         Cmd::Run { args } => ctx.run_hangwatch(&args),
         Cmd::Test { extra } => ctx.test(&extra).map(|()| ExitCode::SUCCESS),
         Cmd::Bench { quick } => ctx.bench(quick),
+        Cmd::Vmtest { kernels } => {
+            vmtest::check_labels(&kernels)?;
+            ctx.build()?;
+            vmtest::run_matrix(&ctx, &kernels).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -347,6 +362,10 @@ impl Ctx {
             .env("HANGWATCH_BIN", &bin)
             .env("RUST_BACKTRACE", "1"))
         .context("the test suite failed")?;
+        println!("xtask test: all host suites passed");
+        if extra.is_empty() {
+            vmtest::run_matrix(self, &[]).context("the kernel matrix failed")?;
+        }
         println!("xtask test: all suites passed");
         Ok(())
     }
