@@ -87,6 +87,11 @@ pub struct Config {
     pub off_mm: u32,
     /// Offset of `mm_struct.brk` (memory probes).
     pub off_mm_brk: u32,
+    /// Depth of hangwatch's pid namespace (0: the initial one), found by the `pidns_level`
+    /// probe at start.
+    pub pidns_level: u32,
+    /// Non-zero once `pidns_level` is known; until then no pid can be translated.
+    pub pidns_level_found: u32,
 }
 
 /// Per-process counts of the memory system calls, kept in the kernel (`MEM_COUNTERS`, keyed

@@ -178,6 +178,11 @@ impl Btf {
         None
     }
 
+    /// Whether `name` is one of the BTF's strings (a type, member or enumerator name).
+    pub fn has_string(&self, name: &str) -> bool {
+        self.strings.split(|&b| b == 0).any(|s| s == name.as_bytes())
+    }
+
     /// `sizeof(struct strukt)`.
     pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
         let id = *self.structs.get(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_string()))?;

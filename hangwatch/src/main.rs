@@ -62,6 +62,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(path) = &cli.btf {
+        hangwatch::bpf::set_btf_path(path)?;
+    }
     match cli.command {
         Some(Command::Snapshot(a)) => {
             privileges::check()?;

@@ -17,6 +17,7 @@ use anyhow::{Context as _, Result, anyhow, ensure};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod dist;
 mod vmtest;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
@@ -63,6 +64,13 @@ enum Cmd {
         #[arg(last = true, value_name = "EXTRA")]
         extra: Vec<OsString>,
     },
+    /// Build a stripped static (musl) x86_64 hangwatch in target/dist and check that it runs
+    /// alone in an empty chroot.
+    Dist {
+        /// Also cross-build the arm64 binary (built and checked, not run: no arm64 machine).
+        #[arg(long)]
+        aarch64: bool,
+    },
     /// Build, then boot each kernel of the matrix (5.10, 6.1, 6.12) under qemu and run the
     /// tests that touch the kernel inside it. Installs qemu, virtme-ng and the kernels if missing.
     Vmtest {
@@ -101,6 +109,15 @@ fn dispatch(command: Cmd) -> Result<ExitCode> {
         Cmd::Run { args } => ctx.run_hangwatch(&args),
         Cmd::Test { extra } => ctx.test(&extra).map(|()| ExitCode::SUCCESS),
         Cmd::Bench { quick } => ctx.bench(quick),
+        Cmd::Dist { aarch64 } => {
+            ctx.setup()?;
+            let bin = dist::build(&ctx, &dist::X86_64)?;
+            dist::check_in_empty_root(&ctx, &bin)?;
+            if aarch64 {
+                dist::build(&ctx, &dist::AARCH64)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Vmtest { kernels } => {
             vmtest::check_labels(&kernels)?;
             ctx.build()?;

@@ -13,6 +13,7 @@
 
 use std::{
     fs,
+    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -238,15 +239,23 @@ fn boot(ctx: &Ctx, vng: &Path, image: &Path, script: &Path, log: &Path) -> Resul
         .args(["--disable-kvm", "--force-9p", "--memory", "2G", "--cpus", "2", "-e"])
         .arg(format!("sh {}", shell_quote(&script.to_string_lossy())))
         .stdin(Stdio::null());
+    cmd.stdout(Stdio::piped());
     println!("$ {}", display_cmd(&cmd));
-    let out = cmd.output().with_context(|| format!("could not start {}", vng.display()))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text += &String::from_utf8_lossy(&out.stderr);
+    let mut child = cmd.spawn().with_context(|| format!("could not start {}", vng.display()))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("the VM's stdout is not piped"))?;
+    // The guest's output, as it comes (for CI logs), and kept for the results.
+    let mut text = String::new();
+    for line in BufReader::new(stdout).split(b'\n') {
+        let line = line.context("reading the VM's output")?;
+        let line = String::from_utf8_lossy(&line);
+        println!("  | {}", line.trim_end_matches('\r'));
+        text += &line;
+        text.push('\n');
+    }
+    let status = child.wait().context("waiting for the VM")?;
     fs::write(log, &text).with_context(|| format!("writing {}", log.display()))?;
-    // The guest's output, for CI logs.
-    print!("{text}");
-    if !out.status.success() {
-        eprintln!("vmtest: the VM exited with {} (log {})", out.status, log.display());
+    if !status.success() {
+        eprintln!("vmtest: the VM exited with {status} (log {})", log.display());
     }
     Ok(text)
 }

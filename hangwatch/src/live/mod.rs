@@ -239,8 +239,12 @@ fn proc_collector(
         if n.is_multiple_of(5) {
             // Each scan allocates a fresh picture of every thread and the aggregator frees the
             // previous one; hand the freed pages back instead of letting the heap keep its peak.
+            // (glibc only: musl's allocator returns freed pages by itself.)
             // SAFETY: malloc_trim has no preconditions.
-            unsafe { libc::malloc_trim(0) };
+            #[cfg(target_env = "gnu")]
+            unsafe {
+                libc::malloc_trim(0)
+            };
         }
         std::thread::sleep(interval.saturating_sub(start.elapsed()));
     }
