@@ -286,6 +286,22 @@ mod tests {
     }
 
     #[test]
+    fn running_kernel_helpers_and_stack_layout() {
+        let Ok(data) = Btf::from_sys_fs() else { return };
+        let b = Btf::parse(&data).expect("kernel BTF parses");
+        // Helpers are enumerators of `enum bpf_func_id`: one every kernel with BTF has, one
+        // that no kernel has, a prefix of a real name that is not itself a string.
+        assert!(b.has_string("BPF_FUNC_probe_read_kernel"));
+        assert!(!b.has_string("BPF_FUNC_no_such_helper"));
+        assert!(!b.has_string("BPF_FUNC_probe_read_ker"));
+        // What reading the registers from the task's stack (kernels before 5.15) needs.
+        assert!(b.field_offset("task_struct", &["stack"]).is_ok());
+        // x86_64's is the 21 saved registers (the ptrace ABI); arm64's varies by version.
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(b.struct_size("pt_regs"), Ok(168));
+    }
+
+    #[test]
     fn running_kernel_task_struct_offsets() {
         let Ok(data) = Btf::from_sys_fs() else {
             eprintln!("skipped: /sys/kernel/btf/vmlinux not readable");

@@ -37,6 +37,15 @@ fn every_probe_attaches_or_its_gap_is_named() {
             "no probe {want}* in the status: {names:?}"
         );
     }
+    // Before 5.15 there is no bpf_task_pt_regs: the registers come from the task's stack, and
+    // the probe's name says so. From 5.15 the helper is used.
+    let waking = names.iter().find(|n| n.starts_with("tp_btf/sched_waking")).expect("listed");
+    assert_eq!(
+        waking.contains("registers from the task's stack"),
+        kernel_version() < (5, 15),
+        "kernel {:?}: {waking}",
+        kernel_version()
+    );
     for p in probes {
         assert!(
             bool_field(p, "attached"),
