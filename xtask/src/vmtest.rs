@@ -65,7 +65,12 @@ pub const MATRIX_TESTS: &[(&str, &str, u64)] = &[
     ("report_memory", "in_a_child_pid_namespace_the_kernel_pids_are_translated", 300),
     // Without privileges: a one-line error.
     ("cli", "unprivileged_is_refused", 120),
+    // The static (musl) binary of `cargo xtask dist`: runs, every probe attached.
+    (DIST, "static_binary_snapshot", 120),
 ];
+
+/// The pseudo test binary of the static binary's check.
+const DIST: &str = "dist";
 
 /// Whole-VM bound: boot (~15 s under TCG) plus every test's bound.
 fn vm_timeout() -> Duration {
@@ -78,10 +83,12 @@ pub fn run_matrix(ctx: &Ctx, only: &[String]) -> Result<()> {
     ctx.ensure_apt(VM_PACKAGES).context("installing qemu and busybox for the kernel matrix")?;
     let vng = ensure_vng(ctx).context("setting up virtme-ng")?;
     let tests = build_test_binaries(ctx)?;
+    let static_bin = super::dist::build(ctx, &super::dist::X86_64)
+        .context("building the static binary the VMs run too")?;
     let dir = ctx.target_dir.join("vmtest");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let script = dir.join("guest.sh");
-    fs::write(&script, guest_script(ctx, &tests)?)
+    fs::write(&script, guest_script(ctx, &tests, &static_bin)?)
         .with_context(|| format!("writing {}", script.display()))?;
 
     let mut failures = Vec::new();
@@ -176,7 +183,7 @@ fn build_test_binaries(ctx: &Ctx) -> Result<Vec<TestBinary>> {
             bins.push(TestBinary { name: name.to_owned(), path: PathBuf::from(path) });
         }
     }
-    for (binary, _, _) in MATRIX_TESTS {
+    for (binary, _, _) in MATRIX_TESTS.iter().filter(|t| t.0 != DIST) {
         ensure!(
             bins.iter().any(|b| b.name == *binary),
             "cargo built no integration test binary named {binary}"
@@ -186,7 +193,7 @@ fn build_test_binaries(ctx: &Ctx) -> Result<Vec<TestBinary>> {
 }
 
 /// The script the guest runs: each matrix test in turn, bounded, with a result line each.
-fn guest_script(ctx: &Ctx, bins: &[TestBinary]) -> Result<String> {
+fn guest_script(ctx: &Ctx, bins: &[TestBinary], static_bin: &Path) -> Result<String> {
     let hangwatch = ctx.hangwatch_bin();
     ensure!(hangwatch.is_file(), "{} was not built", hangwatch.display());
     let mut s = String::from(
@@ -198,6 +205,17 @@ fn guest_script(ctx: &Ctx, bins: &[TestBinary]) -> Result<String> {
     // What the kernel offers, for the log.
     s += "\"$HANGWATCH_BIN\" snapshot --window 200ms --min-blocked 1h 2>&1 | head -5\n";
     for (binary, name, secs) in MATRIX_TESTS {
+        if *binary == DIST {
+            // A snapshot whose probes all attached (`"attached":false` nowhere in it).
+            s += &format!(
+                "echo '--- {binary}::{name}'\n\
+                 out=$(timeout -k 10 {secs} {} snapshot --json --window 200ms) && \
+                 ! printf '%s' \"$out\" | grep -q '\"attached\":false'\n\
+                 echo \"{RESULT_TAG} {binary}::{name} $?\"\n",
+                shell_quote(&static_bin.to_string_lossy()),
+            );
+            continue;
+        }
         let bin = bins
             .iter()
             .find(|b| b.name == *binary)
