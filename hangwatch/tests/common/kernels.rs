@@ -12,3 +12,18 @@ pub fn expected_wchan(proc_wchan: &str) -> Value {
         name => Value::String(name.to_owned()),
     }
 }
+
+/// The first record matching `pred`, among those `live` has already received (under emulation,
+/// in the kernel matrix, records can arrive in another order than on this VM), else the next
+/// one to arrive within `timeout`.
+pub fn seen_or_wait(
+    live: &mut super::Live,
+    timeout: std::time::Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Option<Value> {
+    live.seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| pred(v))
+        .or_else(|| live.wait_for(timeout, pred))
+}
