@@ -154,7 +154,13 @@ pub fn ensure_tracefs() -> Result<(), String> {
         debug!("mounted tracefs at {TRACEFS}");
         Ok(())
     } else {
-        Err(format!("cannot mount tracefs at {TRACEFS}: {}", std::io::Error::last_os_error()))
+        let e = std::io::Error::last_os_error();
+        let hint = if e.raw_os_error() == Some(libc::EPERM) {
+            " (mounting needs CAP_SYS_ADMIN; or mount it beforehand: mount -t tracefs nodev /sys/kernel/tracing)"
+        } else {
+            ""
+        };
+        Err(format!("tracefs is not mounted and cannot be mounted at {TRACEFS}: {e}{hint}"))
     }
 }
 

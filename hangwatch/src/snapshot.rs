@@ -79,6 +79,8 @@ pub struct Report {
     pub cgroup_oom_counters: Vec<(String, u64)>,
     pub probes: Vec<ProbeStatus>,
     pub stats: Stats,
+    /// What could not be read for lack of permission, and what the report lacks for it.
+    pub limitations: Vec<crate::access::Limitation>,
 }
 
 impl Report {
@@ -415,6 +417,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             scan_ms,
         },
         probes: probes.status.clone(),
+        limitations: crate::access::check(&after),
     })
 }
 

@@ -22,7 +22,7 @@ mod vmtest;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
 const TEST_PACKAGES: &[&str] =
-    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux"];
+    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux", "bpftool"];
 
 /// Debian packages only the benchmark needs.
 const BENCH_PACKAGES: &[&str] = &["bpftrace"];

@@ -215,6 +215,17 @@ fn proc_collector(
         wakes.apply(&mut cache);
         let (samples, _vanished) =
             snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
+        if n == 1 {
+            // What could not be read for lack of permission, said once (docs/snapshot.md,
+            // "Reduced privileges"); what no capability of ours would lift is only noted.
+            for l in crate::access::check(&samples) {
+                if l.grantable {
+                    warn!("{}", l.message());
+                } else {
+                    log::info!("{}", l.message());
+                }
+            }
+        }
         let now = procfs::monotonic_ns();
         // Memory moves slowly next to waits: sampled every MEM_EVERY scans.
         let mem = if n % MEM_EVERY == 1 {
@@ -358,10 +369,12 @@ fn start(
     Ok((agg, rx, dropped))
 }
 
-/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM or a closed pipe.
+/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM (exit 0, also while stdout is
+/// stalled: see [`crate::signals`]) or a closed pipe.
 pub async fn run_json(opts: Options) -> anyhow::Result<()> {
+    // Before the probes load (which takes a while): a signal sent meanwhile is acted on.
+    let mut stop = crate::signals::StopSignals::install()?;
     let (mut agg, mut rx, dropped) = start(&opts)?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut out = io::LineWriter::new(io::stdout().lock());
     let clock = wire::Clock::now();
     let mut last_stats = 0u64;
@@ -370,8 +383,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
     loop {
         let input = tokio::select! {
             i = rx.recv() => match i { Some(i) => i, None => return Ok(()) },
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = sigterm.recv() => return Ok(()),
+            _ = stop.requested() => return Ok(()),
         };
         let is_stats = matches!(input, Input::Health { .. });
         // Records the kernel could not write (ring buffer full) since the last report.
@@ -383,7 +395,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 ts_ns: *now_mono_ns,
                 count: kernel.lost_events - kernel_lost_reported,
             };
-            serde_json::to_writer(&mut out, &rec)?;
+            crate::escape::json_to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
             kernel_lost_reported = kernel.lost_events;
         }
@@ -412,7 +424,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 extra.memory_limit_bytes = k.memory_limit_bytes;
             }
             let rec = wire::record(&o, &clock, &extra);
-            serde_json::to_writer(&mut out, &rec)?;
+            crate::escape::json_to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
         }
         // Records dropped between the collectors and here since the last report.
@@ -424,7 +436,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 ts_ns: now,
                 count: dropped_now - dropped_reported,
             };
-            serde_json::to_writer(&mut out, &rec)?;
+            crate::escape::json_to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
             dropped_reported = dropped_now;
         }

@@ -30,6 +30,24 @@ pub struct SnapshotJson {
     pub cgroup_oom_kills: Vec<CgroupOomJson>,
     pub probes: Vec<ProbeJson>,
     pub stats: StatsJson,
+    /// What could not be read for lack of permission (docs/security.md). Empty when nothing was
+    /// denied; never left out, so that "nothing found" and "not allowed to look" differ.
+    pub warnings: Vec<WarningJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WarningJson {
+    /// The permission that would allow the read.
+    pub missing: String,
+    /// What could not be read.
+    pub what: String,
+    /// What the report lacks because of it.
+    pub consequence: String,
+    /// How many threads could not be read, when countable.
+    pub count: Option<u64>,
+    /// The same as one line.
+    pub message: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -391,5 +409,16 @@ pub fn snapshot(r: &Report) -> SnapshotJson {
             vanished_processes: r.stats.vanished,
             scan_ms: r.stats.scan_ms,
         },
+        warnings: r
+            .limitations
+            .iter()
+            .map(|l| WarningJson {
+                missing: l.missing.clone(),
+                what: l.what.clone(),
+                consequence: l.consequence.clone(),
+                count: l.count,
+                message: l.message(),
+            })
+            .collect(),
     }
 }
