@@ -309,8 +309,12 @@ impl aggregator::Env for ProcEnv {
 /// values (a scan of every thread) to each other; one arena per thread multiplies the memory
 /// kept around for nothing.
 fn limit_malloc_arenas() {
+    // (glibc only: musl's allocator has no per-thread arenas.)
     // SAFETY: mallopt only changes allocator tuning; called before the worker threads start.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2)
+    };
 }
 
 /// Starts the probes and the collectors; returns the aggregator and its input.
