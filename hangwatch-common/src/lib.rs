@@ -96,6 +96,11 @@ pub struct Config {
     pub off_cgroup_kn: u32,
     pub off_kn_id: u32,
     pub _pad_memcg: u32,
+    /// Depth of hangwatch's pid namespace (0: the initial one), found by the `pidns_level`
+    /// probe at start.
+    pub pidns_level: u32,
+    /// Non-zero once `pidns_level` is known; until then no pid can be translated.
+    pub pidns_level_found: u32,
 }
 
 /// Per-process counts of the memory system calls, kept in the kernel (`MEM_COUNTERS`, keyed

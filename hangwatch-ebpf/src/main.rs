@@ -60,8 +60,11 @@ unsafe fn kread<T>(base: *const u8, off: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel(base.add(off as usize) as *const T).ok() }
 }
 
-/// The id of `task` in hangwatch's pid namespace (`cfg.pidns_inum`): the `upid` of the task's
-/// `struct pid` whose namespace is ours. 0 when the task is not visible there.
+/// The id of `task` in hangwatch's pid namespace (`cfg.pidns_inum`, at depth `cfg.pidns_level`):
+/// like the kernel's `pid_nr_ns`, the `upid` of the task's `struct pid` at our namespace's level,
+/// if that `upid` is in our namespace. 0 when the task is not visible there. No loop: a bounded
+/// loop over the levels made `sched_waking` too complex for the 6.1 verifier ("The sequence of
+/// 8193 jumps is too complex").
 #[inline(always)]
 unsafe fn ns_pid(cfg: &Config, task: *const u8) -> u32 {
     // SAFETY: checked reads at offsets from this kernel's BTF.
@@ -70,19 +73,55 @@ unsafe fn ns_pid(cfg: &Config, task: *const u8) -> u32 {
         else {
             return 0;
         };
-        let level: u32 = kread(pid, cfg.off_pid_level).unwrap_or(0);
-        let mut i = 0;
-        while i < MAX_PIDNS_LEVELS && i <= level {
-            let upid = pid.add((cfg.off_pid_numbers + i * cfg.upid_size) as usize);
-            if let Some(ns) = kread::<*const u8>(upid, cfg.off_upid_ns).filter(|n| !n.is_null())
-                && kread::<u32>(ns, cfg.off_ns_inum) == Some(cfg.pidns_inum)
-            {
-                return kread::<u32>(upid, 0).unwrap_or(0);
-            }
-            i += 1;
+        if cfg.pidns_level_found == 0 {
+            return 0;
         }
-        0
+        let ours = cfg.pidns_level;
+        let level: u32 = kread(pid, cfg.off_pid_level).unwrap_or(0);
+        if ours > level {
+            return 0;
+        }
+        let upid = pid.add((cfg.off_pid_numbers + ours * cfg.upid_size) as usize);
+        match kread::<*const u8>(upid, cfg.off_upid_ns) {
+            Some(ns)
+                if !ns.is_null() && kread::<u32>(ns, cfg.off_ns_inum) == Some(cfg.pidns_inum) =>
+            {
+                kread::<u32>(upid, 0).unwrap_or(0)
+            }
+            _ => 0,
+        }
     }
+}
+
+/// Finds the depth of hangwatch's pid namespace, once at start: hangwatch calls getppid(2) with
+/// this attached, and the caller whose own `struct pid` has, at its deepest level, hangwatch's
+/// namespace gives that level. (/proc/self/status cannot: a container's /proc shows its own
+/// levels only.)
+#[tracepoint(category = "syscalls", name = "sys_enter_getppid")]
+pub fn pidns_level(_ctx: TracePointContext) -> u32 {
+    let Some(cfg) = CONFIG.get_ptr_mut(0) else { return 0 };
+    // SAFETY: `cfg` is the live CONFIG value; checked reads at offsets from this kernel's BTF.
+    unsafe {
+        if (*cfg).pidns_inum == 0 || (*cfg).pidns_level_found != 0 {
+            return 0;
+        }
+        let task = bpf_get_current_task() as *const u8;
+        let Some(pid) = kread::<*const u8>(task, (*cfg).off_thread_pid).filter(|p| !p.is_null())
+        else {
+            return 0;
+        };
+        let Some(level) = kread::<u32>(pid, (*cfg).off_pid_level).filter(|l| *l < 64) else {
+            return 0;
+        };
+        let upid = pid.add(((*cfg).off_pid_numbers + level * (*cfg).upid_size) as usize);
+        if let Some(ns) = kread::<*const u8>(upid, (*cfg).off_upid_ns).filter(|n| !n.is_null())
+            && kread::<u32>(ns, (*cfg).off_ns_inum) == Some((*cfg).pidns_inum)
+        {
+            (*cfg).pidns_level = level;
+            (*cfg).pidns_level_found = 1;
+        }
+    }
+    0
 }
 
 /// (tgid, tid) of `task` in hangwatch's pid namespace; zeros when not visible there.
@@ -124,6 +163,36 @@ static OFF_EXEC_START: u32 = 0;
 static OFF_CPU: u32 = 0;
 #[unsafe(no_mangle)]
 static WAIT_THRESHOLD_NS: u64 = 0;
+/// Non-zero on kernels without `bpf_task_pt_regs` (before 5.15): the saved user registers are
+/// then found at the top of the task's kernel stack, `task->stack + REGS_IN_STACK`
+/// (`THREAD_SIZE - sizeof(struct pt_regs)`, what the kernel's `task_pt_regs()` computes on
+/// x86_64 and arm64). The verifier drops the branch not taken, so the helper the kernel lacks
+/// is never seen by it.
+#[unsafe(no_mangle)]
+static REGS_FROM_STACK: u32 = 0;
+/// Offset of `task_struct.stack`.
+#[unsafe(no_mangle)]
+static OFF_STACK: u32 = 0;
+/// `THREAD_SIZE - sizeof(struct pt_regs)`.
+#[unsafe(no_mangle)]
+static REGS_IN_STACK: u32 = 0;
+
+/// The saved user registers (`struct pt_regs`) of `task`, a BTF-typed task pointer; null if
+/// they cannot be found.
+#[inline(always)]
+unsafe fn task_regs(task: *const u8) -> *const u8 {
+    // SAFETY: the helper takes a BTF task pointer; the stack read is checked.
+    unsafe {
+        if rodata(&REGS_FROM_STACK) == 0 {
+            bpf_task_pt_regs(task as *mut _) as *const u8
+        } else {
+            match kread::<*const u8>(task, rodata(&OFF_STACK)) {
+                Some(stack) if !stack.is_null() => stack.add(rodata(&REGS_IN_STACK) as usize),
+                _ => core::ptr::null(),
+            }
+        }
+    }
+}
 
 #[inline(always)]
 fn rodata<T: Copy>(v: &T) -> T {
@@ -267,7 +336,7 @@ fn try_sched_waking(
         (*ev).waker_pid = (waker >> 32) as u32;
         (*ev).waker_tid = waker as u32;
         (*ev).comm = comm;
-        let regs = bpf_task_pt_regs(task as *mut _) as *const u8;
+        let regs = task_regs(task);
         (*ev).syscall_nr = if regs.is_null() {
             -1
         } else {
@@ -368,6 +437,41 @@ pub fn oom_victim_memcg(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// The same for kernels whose `mark_victim` passes only a pid (before 6.8: 5.10, 6.1): the OOM
+/// killer sends its victim SIGKILL, and `signal_generate` passes the task. Records the ids of
+/// every SIGKILLed task (a rare event) in hangwatch's namespace; only attached when hangwatch
+/// runs in a child pid namespace.
+#[btf_tracepoint(function = "signal_generate")]
+pub fn oom_victim_pidns_kill(ctx: BtfTracePointContext) -> i32 {
+    let sig: i32 = ctx.arg(0);
+    if sig != 9 {
+        return 0;
+    }
+    let task: *const u8 = ctx.arg(2);
+    let Some(cfg) = CONFIG.get(0) else {
+        return 0;
+    };
+    if cfg.pidns_inum == 0 {
+        return 0;
+    }
+    // SAFETY: checked reads at offsets from this kernel's BTF.
+    let (host_pid, (tgid, tid)) = unsafe {
+        let Some(host_pid) = kread::<u32>(task, cfg.off_pid) else {
+            count(stat::READ_ERRORS);
+            return 0;
+        };
+        (host_pid, ns_ids(cfg, task))
+    };
+    if tgid == 0 {
+        return 0;
+    }
+    let ids = (u64::from(tgid) << 32) | u64::from(tid);
+    if PIDNS_VICTIMS.insert(&host_pid, &ids, 0).is_err() {
+        count(stat::MAP_FULL);
+    }
+    0
+}
+
 // ---------------------------------------------------------------------------
 // Optional memory probes (`--exact-memory`): counts of brk/mmap/munmap/mremap/madvise per
 // process. They are syscall tracepoints, so attaching them moves every thread of the machine
@@ -396,8 +500,11 @@ fn page_up(len: u64) -> u64 {
 fn syscall_arg(n: usize) -> u64 {
     // SAFETY: the current task's saved registers, read with a checked helper.
     unsafe {
-        let task = aya_ebpf::helpers::generated::bpf_get_current_task_btf();
-        let regs = bpf_task_pt_regs(task) as *const u8;
+        let regs = if rodata(&REGS_FROM_STACK) == 0 {
+            task_regs(aya_ebpf::helpers::generated::bpf_get_current_task_btf() as *const u8)
+        } else {
+            task_regs(bpf_get_current_task() as *const u8)
+        };
         if regs.is_null() {
             return 0;
         }

@@ -200,14 +200,11 @@ pub fn short_error(e: &str) -> String {
     format!("{} verifier: {why}", head.trim_end_matches(['.', ' ']))
 }
 
-/// The offsets the probes need, from the running kernel's BTF.
-fn task_offsets(config: &mut Config) -> Result<(), String> {
-    let data = btf::Btf::from_sys_fs().map_err(|e| {
-        format!(
-            "no kernel BTF (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y"
-        )
-    })?;
+/// The offsets the probes need, from the running kernel's BTF (or `--btf PATH`).
+fn task_offsets(config: &mut Config, globals: &mut KernelGlobals) -> Result<(), String> {
+    let data = kernel_btf_bytes()?;
     let b = btf::Btf::parse(&data).map_err(|e| e.to_string())?;
+    *globals = kernel_globals(&b)?;
     let f = |p: &[&str]| b.field_offset("task_struct", p).map_err(|e| e.to_string());
     config.off_cpu = f(&["cpu"]).or_else(|_| f(&["thread_info", "cpu"]))?;
     config.off_exec_start = f(&["se", "exec_start"])?;
@@ -277,7 +274,8 @@ impl Probes {
         };
         // The offsets go into the object's read-only data before loading: the hot path then
         // uses them as constants.
-        let offsets = task_offsets(&mut config);
+        let mut globals = KernelGlobals::default();
+        let offsets = task_offsets(&mut config, &mut globals);
         if offsets.is_ok() {
             config.ready = 1;
         }
@@ -287,16 +285,17 @@ impl Probes {
             .override_global("OFF_EXEC_START", &config.off_exec_start, true)
             .override_global("OFF_CPU", &config.off_cpu, true)
             .override_global("WAIT_THRESHOLD_NS", &config.wait_threshold_ns, true);
+        loader
+            .override_global("REGS_FROM_STACK", &globals.regs_from_stack, true)
+            .override_global("OFF_STACK", &globals.off_stack, true)
+            .override_global("REGS_IN_STACK", &globals.regs_in_stack, true);
         let mut ebpf = loader
             .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch")))
             .map_err(|e| Error::BpfLoad(e.to_string()))?;
 
         // Wait ends: tp_btf/sched_waking, with direct field loads, or with probe reads where
         // the verifier does not accept those.
-        let kernel_btf = offsets
-            .as_ref()
-            .map_err(|e| e.clone())
-            .and_then(|_| aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")));
+        let kernel_btf = offsets.as_ref().map_err(|e| e.clone()).and_then(|_| aya_kernel_btf());
         let mut attach = |name: &str| -> Result<(), String> {
             let btf = kernel_btf.as_ref().map_err(|e| e.clone())?;
             let prog: &mut BtfTracePoint = ebpf
@@ -309,10 +308,18 @@ impl Probes {
             prog.attach().map_err(|e| format!("attach: {e}"))?;
             Ok(())
         };
-        let mut name = "tp_btf/sched_waking";
+        let mut name = if globals.regs_from_stack != 0 {
+            "tp_btf/sched_waking (registers from the task's stack)"
+        } else {
+            "tp_btf/sched_waking"
+        };
         let waking = attach("sched_waking").or_else(|first| {
             debug!("sched_waking with direct loads did not load ({first}); trying probe reads");
-            name = "tp_btf/sched_waking (probe-read fallback)";
+            name = if globals.regs_from_stack != 0 {
+                "tp_btf/sched_waking (probe-read fallback, registers from the task's stack)"
+            } else {
+                "tp_btf/sched_waking (probe-read fallback)"
+            };
             attach("sched_waking_compat").map_err(|e| format!("{first}; fallback: {e}"))
         });
         if let Err(e) = &waking {
@@ -351,26 +358,33 @@ impl Probes {
         let has_task_arg =
             oom_format.as_ref().is_some_and(|f| f.fields.iter().any(|f| f.name == "anon_rss"));
         if config.pidns_inum != 0 && oom.is_ok() {
+            // The victim's task: from mark_victim where it passes it, else from the SIGKILL
+            // the OOM killer sends it (signal_generate).
+            let (prog_name, tp) = if has_task_arg {
+                ("oom_victim_pidns", "mark_victim")
+            } else {
+                ("oom_victim_pidns_kill", "signal_generate")
+            };
             let xlate = (|| -> Result<(), String> {
-                if !has_task_arg {
-                    return Err("this kernel's mark_victim passes a pid, not the task".into());
-                }
                 let btf = kernel_btf.as_ref().map_err(|e| e.clone())?;
                 let prog: &mut BtfTracePoint = ebpf
-                    .program_mut("oom_victim_pidns")
-                    .ok_or("program oom_victim_pidns missing from the object")?
+                    .program_mut(prog_name)
+                    .ok_or(format!("program {prog_name} missing from the object"))?
                     .try_into()
                     .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-                prog.load("mark_victim", btf)
-                    .map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
+                prog.load(tp, btf).map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
                 prog.attach().map_err(|e| format!("attach: {e}"))?;
                 Ok(())
             })();
             if let Err(e) = &xlate {
-                warn!("probe tp_btf/mark_victim not attached: {e}");
+                warn!("probe tp_btf/{tp} not attached: {e}");
             }
             status.push(ProbeStatus {
-                name: "tp_btf/mark_victim (pid namespace)",
+                name: if has_task_arg {
+                    "tp_btf/mark_victim (pid namespace)"
+                } else {
+                    "tp_btf/signal_generate (pid namespace, OOM victims)"
+                },
                 attached: xlate.is_ok(),
                 reason: xlate.err(),
                 impact: "OOM victims are named by their host pid, not their pid in hangwatch's namespace",
@@ -431,11 +445,18 @@ impl Probes {
         drop(kernel_btf);
         // Parsing the kernel's BTF (twice: ours and aya's) peaks at tens of MiB that glibc
         // would otherwise keep: give it back, as we ask of others.
+        // (glibc only: musl's allocator returns freed pages by itself.)
         // SAFETY: malloc_trim has no preconditions.
-        unsafe { libc::malloc_trim(0) };
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            libc::malloc_trim(0)
+        };
         let mut probes =
             Probes { ring: None, ebpf, status, config, clock_offsets, oom_format, exact_memory };
         probes.write_config()?;
+        if probes.config.pidns_inum != 0 {
+            probes.find_pidns_level();
+        }
         probes.write_clock_offsets()?;
         let ring = probes
             .ebpf
@@ -444,6 +465,44 @@ impl Probes {
         probes.ring =
             Some(RingBuf::try_from(ring).map_err(|e| Error::BpfLoad(format!("EVENTS: {e}")))?);
         Ok(probes)
+    }
+
+    /// Finds the depth of hangwatch's pid namespace: the `pidns_level` probe, attached for one
+    /// getppid(2) call of ours, writes it into CONFIG; read it back. Without it, the kernel's
+    /// pids cannot be translated (one warning; ended waits are then not reported).
+    fn find_pidns_level(&mut self) {
+        let found = (|| -> Result<(), String> {
+            ensure_tracefs()?;
+            let prog: &mut TracePoint = self
+                .ebpf
+                .program_mut("pidns_level")
+                .ok_or("program pidns_level missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+            prog.load().map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
+            let link =
+                prog.attach("syscalls", "sys_enter_getppid").map_err(|e| format!("attach: {e}"))?;
+            // SAFETY: getppid has no preconditions.
+            unsafe { libc::getppid() };
+            let _ = prog.detach(link);
+            let _ = prog.unload();
+            let map = self.ebpf.map("CONFIG").ok_or("map CONFIG missing")?;
+            let arr: Array<_, Config> = Array::try_from(map).map_err(|e| e.to_string())?;
+            let cfg = arr.get(&0, 0).map_err(|e| format!("CONFIG: {e}"))?;
+            if cfg.pidns_level_found == 0 {
+                return Err("the probe did not see hangwatch's own getppid call".into());
+            }
+            self.config.pidns_level = cfg.pidns_level;
+            self.config.pidns_level_found = 1;
+            debug!("hangwatch's pid namespace is at level {}", cfg.pidns_level);
+            Ok(())
+        })();
+        if let Err(e) = found {
+            warn!(
+                "cannot find the depth of hangwatch's pid namespace ({e}): ended waits and OOM \
+                 victims in it are not translated"
+            );
+        }
     }
 
     fn write_config(&mut self) -> Result<(), Error> {
@@ -798,4 +857,79 @@ mod tests {
         b[0] = 77;
         assert_eq!(decode_record(&b, None), None);
     }
+}
+
+// ---------------------------------------------------------------- kernel BTF and layout
+
+/// `--btf PATH`: the kernel's BTF from a file (BTFHub), for kernels without
+/// `/sys/kernel/btf/vmlinux`. Set once at start.
+static BTF_PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Uses the BTF in `path` instead of /sys/kernel/btf/vmlinux. Fails if it is not readable BTF
+/// (checked now, so a bad path is a one-line user error, not a missing probe).
+pub fn set_btf_path(path: &Path) -> Result<(), Error> {
+    let data =
+        fs::read(path).map_err(|e| Error::Usage(format!("--btf {}: {e}", path.display())))?;
+    btf::Btf::parse(&data)
+        .map_err(|e| Error::Usage(format!("--btf {}: not BTF ({e})", path.display())))?;
+    let _ = BTF_PATH.set(path.to_path_buf());
+    Ok(())
+}
+
+/// The kernel BTF's bytes: `--btf PATH`, else /sys/kernel/btf/vmlinux.
+fn kernel_btf_bytes() -> Result<Vec<u8>, String> {
+    if let Some(path) = BTF_PATH.get() {
+        return fs::read(path).map_err(|e| format!("--btf {}: {e}", path.display()));
+    }
+    btf::Btf::from_sys_fs().map_err(|e| {
+        format!(
+            "no kernel BTF (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y, or pass --btf PATH"
+        )
+    })
+}
+
+/// The same BTF, parsed by aya for loading BTF tracepoints.
+fn aya_kernel_btf() -> Result<aya::Btf, String> {
+    match BTF_PATH.get() {
+        Some(path) => aya::Btf::parse_file(path, aya::Endianness::default())
+            .map_err(|e| format!("--btf {}: {e}", path.display())),
+        None => aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")),
+    }
+}
+
+/// Constants written into the eBPF object's read-only data before loading.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct KernelGlobals {
+    /// 1 on kernels without the `bpf_task_pt_regs` helper (before 5.15).
+    regs_from_stack: u32,
+    /// Offset of `task_struct.stack`.
+    off_stack: u32,
+    /// `THREAD_SIZE - sizeof(struct pt_regs)`: where the saved user registers are in the
+    /// task's kernel stack.
+    regs_in_stack: u32,
+}
+
+/// The kernel's stack size (`THREAD_SIZE`): 16 KiB on x86_64 and arm64, twice that with KASAN
+/// (x86_64 `KASAN_STACK_ORDER`, arm64 `KASAN_THREAD_SHIFT`). Not in BTF: read from the kernel's
+/// config when it is shipped in /boot.
+fn thread_size(release: &str) -> u32 {
+    let config = fs::read_to_string(format!("/boot/config-{release}")).unwrap_or_default();
+    let kasan = config.lines().any(|l| l.trim() == "CONFIG_KASAN=y");
+    if kasan { 32 * 1024 } else { 16 * 1024 }
+}
+
+/// Which helpers and layouts the probes use on this kernel, from its BTF.
+fn kernel_globals(b: &btf::Btf) -> Result<KernelGlobals, String> {
+    let mut g = KernelGlobals::default();
+    // Every helper of the kernel is an enumerator of `enum bpf_func_id`, so its name is in the
+    // kernel's BTF strings exactly when the helper exists.
+    if !b.has_string("BPF_FUNC_task_pt_regs") {
+        let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let regs = b.struct_size("pt_regs").map_err(|e| e.to_string())?;
+        g.regs_from_stack = 1;
+        g.off_stack = b.field_offset("task_struct", &["stack"]).map_err(|e| e.to_string())?;
+        g.regs_in_stack = thread_size(release.trim()).saturating_sub(regs);
+        debug!("no bpf_task_pt_regs helper: user registers at task->stack + {}", g.regs_in_stack);
+    }
+    Ok(g)
 }

@@ -200,6 +200,11 @@ impl Btf {
             .ok_or_else(|| BtfError::NoField { strukt: "enum".into(), field: name.to_string() })
     }
 
+    /// Whether `name` is one of the BTF's strings (a type, member or enumerator name).
+    pub fn has_string(&self, name: &str) -> bool {
+        self.strings.split(|&b| b == 0).any(|s| s == name.as_bytes())
+    }
+
     /// `sizeof(struct strukt)`.
     pub fn struct_size(&self, strukt: &str) -> Result<u32, BtfError> {
         let id = *self.structs.get(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_string()))?;
@@ -324,6 +329,22 @@ mod tests {
         );
         assert!(b.field_offset("pid_namespace", &["ns", "inum"]).is_ok());
         assert!(b.struct_size("no_such_struct").is_err());
+    }
+
+    #[test]
+    fn running_kernel_helpers_and_stack_layout() {
+        let Ok(data) = Btf::from_sys_fs() else { return };
+        let b = Btf::parse(&data).expect("kernel BTF parses");
+        // Helpers are enumerators of `enum bpf_func_id`: one every kernel with BTF has, one
+        // that no kernel has, a prefix of a real name that is not itself a string.
+        assert!(b.has_string("BPF_FUNC_probe_read_kernel"));
+        assert!(!b.has_string("BPF_FUNC_no_such_helper"));
+        assert!(!b.has_string("BPF_FUNC_probe_read_ker"));
+        // What reading the registers from the task's stack (kernels before 5.15) needs.
+        assert!(b.field_offset("task_struct", &["stack"]).is_ok());
+        // x86_64's is the 21 saved registers (the ptrace ABI); arm64's varies by version.
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(b.struct_size("pt_regs"), Ok(168));
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
 
+    /// The kernel's BTF from this file (e.g. from BTFHub) instead of /sys/kernel/btf/vmlinux,
+    /// for kernels built without CONFIG_DEBUG_INFO_BTF.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub btf: Option<std::path::PathBuf>,
+
     /// Log level for hangwatch's own diagnostics (to stderr, or to the log file in the TUI).
     #[arg(long, default_value = "warn", value_name = "LEVEL")]
     pub log_level: log::LevelFilter,

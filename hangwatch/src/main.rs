@@ -111,6 +111,9 @@ fn resolve_pids(pids: &mut Vec<i32>) {
 
 fn run(mut cli: Cli) -> anyhow::Result<()> {
     hangwatch::stdio::ensure_open_file_limit()?;
+    if let Some(path) = &cli.btf {
+        hangwatch::bpf::set_btf_path(path)?;
+    }
     match cli.command {
         Some(Command::Snapshot(mut a)) => {
             privileges::check()?;

@@ -267,19 +267,21 @@ wait
     assert_eq!(i64_field(&rec, "pid"), hog, "the victim by its namespace pid: {}", excerpt(&rec));
     assert_eq!(str_field(&rec, "comm"), "mem_hog", "{}", excerpt(&rec));
     assert_eq!(u64_field(&rec, "memory_limit_bytes"), LIMIT, "{}", excerpt(&rec));
-    let rec = live
-        .wait_for(Duration::from_secs(10), |v| {
-            v["type"] == "unblocked" && v["comm"] == "sleep" && v["exact"] == true
-        })
+    // Under emulation (the kernel matrix) the hog can take longer to die than the sleep to
+    // wake: its record may already have gone by.
+    let sleep_ended =
+        |v: &Value| v["type"] == "unblocked" && v["comm"] == "sleep" && v["exact"] == true;
+    let rec = seen_or_wait(&mut live, Duration::from_secs(10), sleep_ended)
         .unwrap_or_else(|| panic!("no unblocked record for the sleep:\n{}", live.seen.join("\n")));
     assert_eq!(i64_field(&rec, "pid"), sleeper, "{}", excerpt(&rec));
     assert_eq!(i64_field(&rec, "tid"), sleeper, "{}", excerpt(&rec));
 
     // The oom_kill finding names the cgroup the victim was killed in (the kernel log's), not
     // the one it was in when hangwatch last scanned it, and the limit that was hit.
-    let f = live
-        .wait_for(Duration::from_secs(15), |v| v["type"] == "finding" && v["kind"] == "oom_kill")
-        .unwrap_or_else(|| panic!("no oom_kill finding:\n{}", live.seen.join("\n")));
+    let f = seen_or_wait(&mut live, Duration::from_secs(15), |v| {
+        v["type"] == "finding" && v["kind"] == "oom_kill"
+    })
+    .unwrap_or_else(|| panic!("no oom_kill finding:\n{}", live.seen.join("\n")));
     let summary = str_field(&f, "summary");
     assert!(summary.contains(&format!("in {}", cg.path)), "{summary}");
     assert!(summary.contains("limit 64.0 MiB"), "{summary}");

@@ -17,8 +17,10 @@ use anyhow::{Context as _, Result, anyhow, ensure};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod dist;
 mod fuzz;
 mod soak;
+mod vmtest;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
 const TEST_PACKAGES: &[&str] = &[
@@ -68,11 +70,27 @@ enum Cmd {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
-    /// Build, then run the whole test suite (integration tests need root).
+    /// Build, then run the whole test suite (integration tests need root), then the kernel
+    /// matrix (`vmtest`).
     Test {
         /// Arguments for the test binaries (after `--`), e.g. a name filter or --nocapture.
+        /// The kernel matrix runs only without them (a filtered run is a partial run).
         #[arg(last = true, value_name = "EXTRA")]
         extra: Vec<OsString>,
+    },
+    /// Build a stripped static (musl) x86_64 hangwatch in target/dist and check that it runs
+    /// alone in an empty chroot.
+    Dist {
+        /// Also cross-build the arm64 binary (built and checked, not run: no arm64 machine).
+        #[arg(long)]
+        aarch64: bool,
+    },
+    /// Build, then boot each kernel of the matrix (5.10, 6.1, 6.12) under qemu and run the
+    /// tests that touch the kernel inside it. Installs qemu, virtme-ng and the kernels if missing.
+    Vmtest {
+        /// Only these kernels (e.g. `6.1`); all of them by default.
+        #[arg(value_name = "KERNEL")]
+        kernels: Vec<String>,
     },
     /// Set up, build, then measure hangwatch's overhead.
     Bench {
@@ -125,6 +143,20 @@ fn dispatch(command: Cmd) -> Result<ExitCode> {
         Cmd::Fuzz { seconds, target } => {
             ctx.setup()?;
             fuzz::run(&ctx, seconds, target.as_deref())
+        }
+        Cmd::Dist { aarch64 } => {
+            ctx.setup()?;
+            let bin = dist::build(&ctx, &dist::X86_64)?;
+            dist::check_in_empty_root(&ctx, &bin)?;
+            if aarch64 {
+                dist::build(&ctx, &dist::AARCH64)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Vmtest { kernels } => {
+            vmtest::check_labels(&kernels)?;
+            ctx.build()?;
+            vmtest::run_matrix(&ctx, &kernels).map(|()| ExitCode::SUCCESS)
         }
     }
 }
@@ -382,9 +414,11 @@ impl Ctx {
             .env("HANGWATCH_BIN", &bin)
             .env("RUST_BACKTRACE", "1"))
         .context("the test suite failed")?;
+        println!("xtask test: all host suites passed");
         // Only for a full run: a name filter or other test-binary arguments select tests.
         if extra.is_empty() {
             soak::run(self, SHORT_SOAK_MINUTES).context("the short soak failed")?;
+            vmtest::run_matrix(self, &[]).context("the kernel matrix failed")?;
         }
         println!("xtask test: all suites passed");
         Ok(())

@@ -264,8 +264,12 @@ fn proc_collector(
         if n.is_multiple_of(5) {
             // Each scan allocates a fresh picture of every thread and the aggregator frees the
             // previous one; hand the freed pages back instead of letting the heap keep its peak.
+            // (glibc only: musl's allocator returns freed pages by itself.)
             // SAFETY: malloc_trim has no preconditions.
-            unsafe { libc::malloc_trim(0) };
+            #[cfg(target_env = "gnu")]
+            unsafe {
+                libc::malloc_trim(0)
+            };
         }
         std::thread::sleep(interval.saturating_sub(start.elapsed()));
     }
@@ -327,8 +331,12 @@ impl aggregator::Env for ProcEnv {
 /// values (a scan of every thread) to each other; one arena per thread multiplies the memory
 /// kept around for nothing.
 fn limit_malloc_arenas() {
+    // (glibc only: musl's allocator has no per-thread arenas.)
     // SAFETY: mallopt only changes allocator tuning; called before the worker threads start.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2)
+    };
 }
 
 /// Starts the probes and the collectors; returns the aggregator and its input.

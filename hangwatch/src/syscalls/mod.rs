@@ -1,8 +1,8 @@
 //! Syscall names and argument decoding for blocked threads.
 //!
 //! - [`syscall_name`] / [`display_name`]: number → name (x86_64 table in
-//!   `table.rs`, generated from the kernel UAPI header; other arches get
-//!   `None` / `syscall_<nr>`).
+//!   `table.rs`, generated from the kernel UAPI header; other arches use the
+//!   `syscalls` crate's table for the target, else `syscall_<nr>`).
 //! - [`TaskView`]: how the decoder reads the blocked task (its memory and
 //!   its fd table). [`ProcTask`] is the real one; tests use plain values.
 //! - [`decode`]: number + six raw args → [`Decoded`] (JSON args, a one-line
@@ -18,17 +18,18 @@ mod table;
 pub use decode::{Decoded, decode, fmt_ms};
 
 /// Name of syscall `nr` on this architecture, e.g. `syscall_name(202) ==
-/// Some("futex")` on x86_64. Always `None` on other architectures.
+/// Some("futex")` on x86_64; from the `syscalls` crate's table on other architectures.
 #[must_use]
 pub fn syscall_name(nr: i64) -> Option<&'static str> {
     #[cfg(target_arch = "x86_64")]
     {
         table::name(nr)
     }
+    // Other architectures (aarch64): the `syscalls` crate's table for the target. Arguments
+    // are not decoded there (the decoder's numbers and layouts are x86_64's).
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = nr;
-        None
+        usize::try_from(nr).ok().and_then(syscalls::Sysno::new).map(|s| s.name())
     }
 }
 

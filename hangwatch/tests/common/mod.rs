@@ -29,6 +29,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+mod kernels;
+#[allow(unused_imports)] // not every test binary needs it
+pub use kernels::*;
+
 /// How long a test program may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one hangwatch invocation may take before the test gives up.
