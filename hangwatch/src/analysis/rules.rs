@@ -231,9 +231,9 @@ pub fn descends_from(by_pid: &HashMap<i32, &Process>, mut pid: i32, anc: i32) ->
     false
 }
 
-/// Groups consequences under their root cause: a process whose chain of waits reaches a
-/// process named by a deadlock, an orphaned wait or a hung process is one of its waiters, not a
-/// separate finding. Its pid is added to the root finding (after the culprits), the summary
+/// Groups consequences under their root cause: a process whose main thread's chain of waits
+/// reaches a process named by a deadlock, an orphaned wait or a hung process (through waits
+/// that name who they wait for) is one of its waiters, not a separate finding. Its pid is added to the root finding (after the culprits), the summary
 /// says how many wait on it, and a `hung` finding of its own is dropped.
 pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
     let roots: Vec<usize> = (0..out.len())
@@ -274,20 +274,27 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
         {
             continue;
         }
-        let Some((t, w)) = p.longest_wait() else { continue };
-        if !w.decoded.infinite {
+        // Its main thread must be the one waiting: a helper thread that reads a stuck
+        // process's output (a supervisor's log reader) does not make its process a victim.
+        if !wait_of(p, pid).is_some_and(|w| w.decoded.infinite) {
             continue;
         }
-        let chain = g.chain_from((pid, t.tid));
-        let Some(root) = chain
-            .iter()
-            .skip(1)
-            .filter(|s| s.pid != pid)
-            .find_map(|s| named.get(&s.pid).copied())
-            .filter(|&r| Some(r) != own)
-        else {
-            continue;
-        };
+        // Followed only through waits that name who they wait for: a futex with no owner
+        // (any thread could post it) is where the evidence ends.
+        let chain = g.chain_from((pid, pid));
+        let mut root = None;
+        for s in &chain {
+            if s.pid != pid
+                && let Some(&r) = named.get(&s.pid)
+            {
+                root = Some(r).filter(|&r| Some(r) != own);
+                break;
+            }
+            if !owner_evidence(g, (s.pid, s.tid)) {
+                break;
+            }
+        }
+        let Some(root) = root else { continue };
         // A hung process does not absorb another hung process's waiters twice.
         if let Some(i) = own {
             drop_hung.insert(i);
