@@ -822,11 +822,15 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             .iter()
             .filter(|t| t.tid != p.pid && t.state != 'Z')
             .filter(|t| t.blocked.as_ref().is_none_or(|w| !w.decoded.infinite))
-            .count();
-        let who = match (others, ticking) {
+            .map(|t| t.tid.to_string())
+            .collect::<Vec<_>>();
+        let who = match (others, ticking.len()) {
             (0, _) => "its only thread".to_string(),
             (n, 0) => format!("main thread (all {} threads blocked)", n + 1),
-            (n, t) => format!("main thread ({} of its {n} other threads only wake on timers)", t),
+            (n, t) => format!(
+                "main thread ({t} of its {n} other threads only wake on timers: tid {})",
+                ticking.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+            ),
         };
         out.push(Finding {
             kind: FindingKind::Hung,
