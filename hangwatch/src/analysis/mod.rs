@@ -753,19 +753,23 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         // A cycle among the processes an OOM kill left waiting (the waiter and what it
         // forked) exists because a task was lost with the victim: it folds into that one
         // orphaned wait, which takes its rank.
-        if let Some(&(i, _)) = oom_waiters
+        if let Some(&(i, w)) = oom_waiters
             .iter()
             .find(|(_, w)| uniq.iter().any(|p| rules::descends_from(&g.procs, *p, *w)))
         {
             let f: &mut Finding = &mut out[i];
             f.severity = f.severity.max(severity);
-            let extra: Vec<i32> = uniq.iter().copied().filter(|p| !f.pids.contains(p)).collect();
-            if !extra.is_empty() || !f.summary.contains("wait-for cycle") {
+            // Named: the waiter's own processes in the cycle (not an unrelated reader of
+            // their output).
+            let ours: Vec<i32> =
+                uniq.iter().copied().filter(|p| rules::descends_from(&g.procs, *p, w)).collect();
+            if !f.summary.contains("wait-for cycle") {
                 f.summary.push_str(&format!(
                     "; it explains the wait-for cycle among pid {}",
-                    uniq.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                    ours.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
                 ));
             }
+            let extra: Vec<i32> = ours.into_iter().filter(|p| !f.pids.contains(p)).collect();
             f.pids.extend(extra);
             explained.extend(uniq.iter().copied());
             continue;
