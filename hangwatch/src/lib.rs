@@ -4,6 +4,7 @@ pub mod bpf;
 pub mod btf;
 pub mod cli;
 pub mod error;
+pub mod escape;
 pub mod live;
 pub mod memory;
 pub mod model;

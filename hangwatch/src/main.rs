@@ -38,11 +38,20 @@ fn main() -> ExitCode {
                 });
             }
             None => {
+                for r in hangwatch::tui::log_refused() {
+                    eprintln!("hangwatch: warning: not logging to {r}");
+                }
+                eprintln!("hangwatch: warning: no private log file: diagnostics are dropped");
                 logger.filter_level(log::LevelFilter::Off);
             }
         }
     }
     logger.init();
+    if hangwatch::tui::log_path().is_some() {
+        for r in hangwatch::tui::log_refused() {
+            log::warn!("not logging to {r}");
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -77,7 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let mut out = io::stdout().lock();
             if a.json {
-                serde_json::to_writer(&mut out, &output::json::snapshot(&report))?;
+                hangwatch::escape::json_to_writer(&mut out, &output::json::snapshot(&report))?;
                 out.write_all(b"\n")?;
             } else {
                 let limit = if a.all || !a.filter.pids.is_empty() {
@@ -107,6 +116,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(
                     "stdout is not a terminal: use --json for a JSON Lines stream, or `hangwatch snapshot`".into(),
+                )
+                .into());
+            }
+            if !cli.json && std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+                return Err(Error::Usage(
+                    "TERM=dumb: this terminal cannot show the live UI; use `hangwatch snapshot` or `hangwatch --json`".into(),
                 )
                 .into());
             }

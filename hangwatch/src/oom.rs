@@ -160,6 +160,11 @@ pub fn parse_kmsg_record(rec: &str) -> Option<KmsgRecord> {
 }
 
 /// Undoes the `\xNN` escapes /dev/kmsg uses for non-printable bytes and backslashes.
+///
+/// The result is the victim's name as the process set it, hostile bytes included, the same
+/// text /proc gave while it lived: JSON carries it escaped by serde, and the human report and
+/// the TUI show it only through [`crate::escape`] (tested in `output::human` and `tui`). It is
+/// never written to a terminal as decoded here.
 fn unescape(s: &str) -> String {
     if !s.contains("\\x") {
         return s.to_string();

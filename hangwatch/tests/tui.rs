@@ -339,3 +339,166 @@ fn sigterm_restores_the_terminal() {
     assert_eq!(rc, 0, "kill -TERM {pid}");
     assert_restored(&tmux);
 }
+
+// ---------------------------------------------------------------------------
+// Terminal safety and terminal faults (issue 9)
+
+/// Like [`script`], with `env` (`VAR=value ...`) set for hangwatch only.
+fn script_env(name: &str, env: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = work_dir().join(format!("tui-{name}.sh"));
+    let text = format!(
+        "#!/bin/sh\n{env} '{}' --min-blocked 500ms\necho \"EXITED $?\"\nsleep 60\n",
+        hangwatch_bin().display()
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+    path
+}
+
+impl Tmux {
+    fn pane_title(&self) -> String {
+        self.cmd(&["display-message", "-p", "-t", &self.target, "#{pane_title}"])
+    }
+
+    /// The screen with its attributes as escape sequences (`capture-pane -e`), with tmux's own
+    /// SGR sequences (colours, bold: `ESC [ ... m`) taken out, so that what is left is what a
+    /// process could have put there.
+    fn capture_raw_without_sgr(&self) -> String {
+        let raw = self.cmd(&["capture-pane", "-e", "-p", "-t", &self.target]);
+        let mut out = String::new();
+        let mut rest = raw.as_str();
+        while let Some(i) = rest.find("\x1b[") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            match after.find(|c: char| !(c.is_ascii_digit() || c == ';' || c == ':')) {
+                Some(j) if after[j..].starts_with('m') => rest = &after[j + 1..],
+                _ => {
+                    out.push_str("\x1b[");
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+#[test]
+fn hostile_names_do_not_reach_the_tui() {
+    use common::hostile::{Hostile, assert_terminal_safe};
+    if !require_root() || !have_tmux() {
+        return;
+    }
+    let _serial = serial();
+    let h = Hostile::spawn("tui");
+    let pid = h.child.pid;
+    let tmux = Tmux::start("hostile", &script("hostile"), work_dir(), 160, 40);
+    let title = tmux.pane_title();
+    tmux.wait_for("the process table", SHOW_TIMEOUT, |s| s.contains("Processes"));
+    tmux.type_text(&format!("/{pid}"));
+    tmux.key("Enter");
+    let screen = tmux.wait_for("the hostile process, escaped", SHOW_TIMEOUT, |s| {
+        row_of(s, pid).is_some_and(|r| r.contains("\\x1b]0;pwned"))
+    });
+    eprintln!("table:\n{screen}");
+    // Several redraws later: the table is still there (no `ESC [2J` blanked it), the title is
+    // ours, and nothing a process wrote is on the screen raw.
+    thread::sleep(Duration::from_secs(3));
+    let screen = tmux.capture();
+    assert!(row_of(&screen, pid).is_some() && screen.contains("Processes"), "{screen}");
+    assert_eq!(tmux.pane_title(), title, "a process changed the pane title");
+    assert!(!tmux.pane_title().contains("pwned"));
+    assert_terminal_safe(tmux.capture_raw_without_sgr().as_bytes(), "TUI table");
+
+    // The detail view: thread names and the FIFO's path.
+    open_detail(&tmux, &screen, pid);
+    let screen = tmux.wait_for("the detail view", SHOW_TIMEOUT, |s| s.contains("Threads (4)"));
+    eprintln!("detail:\n{screen}");
+    for shown in ["\\u{202e}gpj.exe", "\\x1b[2J\\x1b[31", "evil\\x07\\n✖ forged"] {
+        assert!(screen.contains(shown), "{shown:?} not on screen:\n{screen}");
+    }
+    assert_terminal_safe(tmux.capture_raw_without_sgr().as_bytes(), "TUI detail");
+    assert_eq!(tmux.pane_title(), title, "a process changed the pane title");
+    tmux.key("Escape");
+    tmux.key("q");
+    assert_restored(&tmux);
+}
+
+#[test]
+fn tiny_and_huge_terminals() {
+    if !require_root() || !have_tmux() {
+        return;
+    }
+    let _serial = serial();
+    let tmux = Tmux::start("resize", &script("resize"), work_dir(), 120, 35);
+    tmux.wait_for("the process table", SHOW_TIMEOUT, |s| s.contains("Processes"));
+    tmux.resize(20, 5);
+    // A few redraws at 20x5: still running, nothing wider than the screen.
+    thread::sleep(Duration::from_secs(3));
+    let screen = tmux.capture();
+    eprintln!("20x5:\n{screen}");
+    assert!(!screen.contains("EXITED"), "hangwatch ended at 20x5:\n{screen}");
+    assert!(screen.lines().all(|l| l.chars().count() <= 20), "{screen}");
+    assert!(screen.lines().count() <= 5, "{screen}");
+    tmux.resize(400, 120);
+    let screen = tmux.wait_for("the table at 400x120", SHOW_TIMEOUT, |s| {
+        s.contains("Processes") && s.contains("PID") && s.lines().count() > 60
+    });
+    assert!(screen.lines().all(|l| l.chars().count() <= 400), "{screen}");
+    tmux.key("q");
+    assert_restored(&tmux);
+}
+
+#[test]
+fn term_dumb_is_refused_with_one_line() {
+    if !require_root() || !have_tmux() {
+        return;
+    }
+    let _serial = serial();
+    let tmux = Tmux::start("dumb", &script_env("dumb", "TERM=dumb"), work_dir(), 120, 20);
+    let screen = tmux.wait_for("EXITED", SHOW_TIMEOUT, |s| s.contains("EXITED"));
+    assert!(screen.contains("EXITED 2"), "TERM=dumb should exit 2:\n{screen}");
+    let msgs: Vec<&str> = screen.lines().filter(|l| l.starts_with("hangwatch:")).collect();
+    assert_eq!(msgs.len(), 1, "one line:\n{screen}");
+    assert!(msgs[0].contains("TERM=dumb") && msgs[0].contains("hangwatch snapshot"), "{screen}");
+}
+
+#[test]
+fn a_fifo_or_symlink_log_file_is_not_a_trap() {
+    if !require_root() || !have_tmux() {
+        return;
+    }
+    let _serial = serial();
+    for trap in ["fifo", "symlink"] {
+        let state = work_dir().join(format!("state-{trap}"));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).expect("state dir");
+        let log = state.join("hangwatch.log");
+        let target = state.join("target");
+        if trap == "fifo" {
+            let c = std::ffi::CString::new(log.to_str().expect("utf-8 path")).expect("path");
+            // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0, "mkfifo");
+        } else {
+            std::fs::write(&target, "precious\n").expect("target");
+            std::os::unix::fs::symlink(&target, &log).expect("symlink");
+        }
+        let tmux = Tmux::start(&format!("log-{trap}"), &script(trap), &state, 120, 35);
+        // Before the fix, the FIFO blocked open() and the UI never came up.
+        tmux.wait_for("the process table", SHOW_TIMEOUT, |s| s.contains("Processes"));
+        tmux.key("?");
+        let screen = tmux.wait_for("the help overlay", SHOW_TIMEOUT, |s| s.contains("Keys ("));
+        assert!(
+            !screen.contains(&state.display().to_string()),
+            "{trap}: logs into the trap:\n{screen}"
+        );
+        tmux.key("Escape");
+        tmux.key("q");
+        assert_restored(&tmux);
+        if trap == "symlink" {
+            assert_eq!(std::fs::read_to_string(&target).expect("target"), "precious\n");
+        }
+        let _ = std::fs::remove_dir_all(&state);
+    }
+}

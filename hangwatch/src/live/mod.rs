@@ -379,7 +379,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 ts_ns: *now_mono_ns,
                 count: kernel.lost_events - kernel_lost_reported,
             };
-            serde_json::to_writer(&mut out, &rec)?;
+            crate::escape::json_to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
             kernel_lost_reported = kernel.lost_events;
         }
@@ -408,7 +408,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 extra.memory_limit_bytes = k.memory_limit_bytes;
             }
             let rec = wire::record(&o, &clock, &extra);
-            serde_json::to_writer(&mut out, &rec)?;
+            crate::escape::json_to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
         }
         // Records dropped between the collectors and here since the last report.
@@ -420,7 +420,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 ts_ns: now,
                 count: dropped_now - dropped_reported,
             };
-            serde_json::to_writer(&mut out, &rec)?;
+            crate::escape::json_to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
             dropped_reported = dropped_now;
         }

@@ -2,24 +2,37 @@
 
 use std::fmt::Write as _;
 
-use super::{fmt_bytes, fmt_duration_ns, rfc3339, shorten};
+use super::{fmt_bytes, fmt_duration_ns, rfc3339};
 use crate::{
     analysis::{Finding, Severity},
+    escape::{field, term},
     memory::MemStatus,
     model::Process,
     snapshot::Report,
 };
 
+/// Columns for a comm (the kernel keeps 15 bytes; escapes make it longer).
+const COMM_COLS: usize = 64;
+/// Columns for a finding's one-line summary.
+const SUMMARY_COLS: usize = 2048;
+
 /// How many processes the report lists before summarising the rest.
 pub const DEFAULT_LIMIT: usize = 20;
 
+/// Every field a process controls (names, command lines, paths, cgroups, findings that quote
+/// them) goes through [`crate::escape`], and the whole report once more through
+/// [`crate::escape::report`], so that nothing but the report's own newlines reaches the terminal.
 pub fn render(r: &Report, limit: usize) -> String {
+    crate::escape::report(&render_unchecked(r, limit)).into_owned()
+}
+
+fn render_unchecked(r: &Report, limit: usize) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
         "hangwatch snapshot · {} · kernel {} · {} · window {}",
-        r.hostname,
-        r.kernel,
+        term(&r.hostname),
+        term(&r.kernel),
         rfc3339(r.time),
         fmt_duration_ns(r.window.as_nanos() as u64)
     );
@@ -37,7 +50,7 @@ pub fn render(r: &Report, limit: usize) -> String {
             o,
             "warning: probe {} not attached: {} ({})",
             p.name,
-            p.reason.as_deref().unwrap_or("unknown reason"),
+            term(p.reason.as_deref().unwrap_or("unknown reason")),
             p.impact
         );
     }
@@ -75,8 +88,8 @@ pub fn render(r: &Report, limit: usize) -> String {
                 "  {} ago: {} ({}) in {} [{}]{}{}",
                 fmt_duration_ns(ago),
                 k.pid,
-                k.comm,
-                k.cgroup.as_deref().unwrap_or("?"),
+                field(&k.comm, COMM_COLS),
+                term(k.cgroup.as_deref().unwrap_or("?")),
                 k.constraint,
                 k.memory_limit_bytes
                     .map(|l| format!(", limit {}", fmt_bytes(l)))
@@ -95,11 +108,11 @@ pub fn render(r: &Report, limit: usize) -> String {
                 "  {} {} ({}) {} after {}, woken by {} ({})",
                 e.pid,
                 e.tid,
-                e.comm,
-                e.syscall,
+                field(&e.comm, COMM_COLS),
+                term(&e.syscall),
                 fmt_duration_ns(e.duration_ns),
                 e.waker_pid,
-                e.waker_comm
+                field(&e.waker_comm, COMM_COLS)
             );
         }
     }
@@ -151,7 +164,14 @@ fn render_finding(o: &mut String, r: &Report, f: &Finding) {
         .since_mono_ns
         .map(|s| format!(" (since {} ago)", fmt_duration_ns(r.mono_ns.saturating_sub(s))))
         .unwrap_or_default();
-    let _ = writeln!(o, "✖ {} [{}]{}: {}", f.kind.as_str(), severity(f.severity), since, f.summary);
+    let _ = writeln!(
+        o,
+        "✖ {} [{}]{}: {}",
+        f.kind.as_str(),
+        severity(f.severity),
+        since,
+        field(&f.summary, SUMMARY_COLS)
+    );
     for (i, s) in f.chain.iter().enumerate() {
         let _ = writeln!(
             o,
@@ -159,9 +179,9 @@ fn render_finding(o: &mut String, r: &Report, f: &Finding) {
             "   ".repeat(i),
             s.pid,
             s.tid,
-            s.comm,
-            if s.syscall.is_empty() { "?" } else { &s.syscall },
-            s.waits_on
+            field(&s.comm, COMM_COLS),
+            if s.syscall.is_empty() { "?".into() } else { term(&s.syscall) },
+            term(&s.waits_on)
         );
     }
 }
@@ -193,16 +213,16 @@ fn render_process(o: &mut String, p: &Process) {
         o,
         "● {} {} — {} · CPU {:.1}% now, {:.1}s total · RSS {}",
         p.pid,
-        p.comm,
+        field(&p.comm, COMM_COLS),
         blocked,
         p.cpu_percent,
         p.cpu_total_secs,
         fmt_bytes(p.rss_bytes)
     );
     if !p.cmdline.is_empty() {
-        let _ = writeln!(o, "  cmd: {}", shorten(&p.cmdline, 100));
+        let _ = writeln!(o, "  cmd: {}", field(&p.cmdline, 100));
     }
-    let _ = writeln!(o, "  cgroup: {}", p.cgroup);
+    let _ = writeln!(o, "  cgroup: {}", term(&p.cgroup));
     if let Some(m) = &p.memory {
         let _ = writeln!(o, "  memory: {}", memory_line(m));
     }
@@ -217,10 +237,10 @@ fn render_process(o: &mut String, p: &Process) {
             "  {} {:<7} {:<15} {} for {}{}",
             if last { "└─" } else { "├─" },
             t.tid,
-            shorten(&t.comm, 15),
-            w.decoded.human,
+            field(&t.comm, 15),
+            term(&w.decoded.human),
             fmt_duration_ns(w.duration_ns),
-            w.wchan.as_deref().map(|c| format!("  [{c}]")).unwrap_or_default()
+            w.wchan.as_deref().map(|c| format!("  [{}]", term(c))).unwrap_or_default()
         );
     }
     if blocked.len() > MAX_THREADS {
@@ -276,6 +296,72 @@ mod tests {
         );
         assert!(s.contains("cmd: python3 job.py"));
         assert!(s.contains("lost events: 0"));
+    }
+
+    /// The hostile names of issue 9, in every field a process controls.
+    const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J\x1b[31m\r\u{202e}x\u{9b}1m";
+
+    fn assert_terminal_safe(s: &str) {
+        let bad: Vec<char> =
+            s.chars().filter(|&c| c != '\n' && crate::escape::is_unsafe(c)).collect();
+        assert!(bad.is_empty(), "raw {bad:?} in\n{s}");
+        for line in s.lines() {
+            assert!(!line.starts_with("✖ deadlock [critical]: forged"), "forged line: {line}");
+        }
+    }
+
+    #[test]
+    fn hostile_names_paths_and_findings_are_escaped() {
+        let mut p = process(666, 1.0, 100.0, vec![Some(wait("read", 5.0, true))]);
+        p.comm = HOSTILE.into();
+        p.cmdline = format!("{HOSTILE}\n✖ deadlock [critical]: forged");
+        p.cgroup = format!("/{HOSTILE}");
+        p.threads[0].comm = HOSTILE.into();
+        let w = p.threads[0].blocked.as_mut().unwrap();
+        std::sync::Arc::make_mut(&mut w.decoded).human = format!("read(3 /tmp/{HOSTILE})");
+        w.wchan = Some(HOSTILE.into());
+        let mut r = report(vec![p]);
+        r.hostname = HOSTILE.into();
+        r.findings.push(Finding {
+            kind: crate::analysis::FindingKind::Hung,
+            severity: Severity::High,
+            pids: vec![666],
+            tids: vec![666],
+            summary: format!("pid 666 ({HOSTILE}) is hung\n✖ deadlock [critical]: forged"),
+            since_mono_ns: None,
+            chain: vec![crate::analysis::Step {
+                pid: 666,
+                tid: 666,
+                comm: HOSTILE.into(),
+                syscall: "read".into(),
+                waits_on: format!("/tmp/{HOSTILE}\n✖ deadlock [critical]: forged"),
+            }],
+            key: "k".into(),
+        });
+        let s = render(&r, DEFAULT_LIMIT);
+        assert_terminal_safe(&s);
+        assert!(
+            s.contains("● 666 \\x1b]0;pwned\\x07\\x1b[2J\\x1b[31m\\r\\u{202e}x\\u{9b}1m — "),
+            "{s}"
+        );
+        assert!(s.contains("\\n✖ deadlock [critical]: forged"), "{s}");
+        assert!(s.contains("cgroup: /\\x1b]0;pwned"), "{s}");
+    }
+
+    #[test]
+    fn hostile_oom_victim_from_the_kernel_log_is_escaped() {
+        // The kernel log escapes the name (`\x1b` as text); the parser decodes it back to the
+        // real name, and the report must escape it again rather than print it.
+        let kills = crate::oom::parse_kmsg_records(&[
+            "3,10,1000000,-;Memory cgroup out of memory: Killed process 77 (\\x1b]0;pwned\\x07\\x0a) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0",
+        ]);
+        assert_eq!(kills.len(), 1);
+        assert_eq!(kills[0].comm, "\x1b]0;pwned\x07\n");
+        let mut r = report(vec![]);
+        r.oom_kills = kills;
+        let s = render(&r, DEFAULT_LIMIT);
+        assert_terminal_safe(&s);
+        assert!(s.contains("77 (\\x1b]0;pwned\\x07\\n) in ?"), "{s}");
     }
 
     #[test]

@@ -292,6 +292,8 @@ impl App {
 
     /// A new view from the aggregator. While paused it is kept, not shown.
     pub fn update(&mut self, u: Update) {
+        // Names, command lines, paths and findings are escaped here, once, for every panel.
+        let u = super::sanitize::update(u);
         self.record_history(&u.view);
         if self.paused {
             self.latest = Some(u);

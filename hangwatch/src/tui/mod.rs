@@ -5,6 +5,7 @@
 //! * one file per panel draws from an `&App`: [`header`], [`table`], [`detail`], [`findings`],
 //!   [`events`], [`help`] (the key bar and the `?` overlay). Drawing never touches the
 //!   aggregator.
+//! * [`sanitize`] escapes what processes control once per update, and scrubs each frame.
 //! * [`terminal`] owns the terminal: raw mode and the alternate screen, restored on Drop, on
 //!   panic (a panic hook) and on SIGTERM (the loop below ends, the guard drops).
 //!
@@ -17,6 +18,8 @@ pub mod events;
 pub mod findings;
 pub mod header;
 pub mod help;
+pub mod logfile;
+pub mod sanitize;
 pub mod table;
 pub mod terminal;
 
@@ -119,6 +122,7 @@ pub fn frame(frame: &mut Frame, app: &mut App) {
         }
     }
     draw(frame, app);
+    sanitize::scrub(frame.buffer_mut());
 }
 
 /// Runs the UI until `q`, Ctrl-C, SIGINT or SIGTERM, or until the publisher goes away.
@@ -172,17 +176,25 @@ pub async fn run(
 }
 
 static LOG_PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+/// The places [`open_log_file`] refused, and why (shown as warnings once logging is set up).
+static LOG_REFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 
 /// The log file [`open_log_file`] opened, if any.
 pub fn log_path() -> Option<PathBuf> {
     LOG_PATH.get().cloned()
 }
 
+/// What [`open_log_file`] refused: `"<path>: <reason>"`, one per place tried before it found
+/// one (or all of them when it found none).
+pub fn log_refused() -> &'static [String] {
+    LOG_REFUSED.get().map(Vec::as_slice).unwrap_or_default()
+}
+
 /// Where the diagnostics go while the UI owns the terminal: `$XDG_STATE_HOME/hangwatch.log`,
-/// else `/var/log/hangwatch.log`, else `/tmp/hangwatch-<uid>.log`. Opened for appending,
-/// without following a symlink (hangwatch runs as root). `None` when none can be opened.
+/// else `/var/log/hangwatch.log`, else `/tmp/hangwatch-<uid>.log`; the first that
+/// [`logfile::open_private`] accepts (a regular file of ours, opened without following a
+/// symlink or blocking on a FIFO). `None` when none can be opened.
 pub fn open_log_file() -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let mut candidates = Vec::new();
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         candidates.push(PathBuf::from(dir).join("hangwatch.log"));
@@ -191,18 +203,19 @@ pub fn open_log_file() -> Option<File> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     candidates.push(PathBuf::from(format!("/tmp/hangwatch-{uid}.log")));
-    candidates.into_iter().find_map(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&p)
-            .ok()
-            .inspect(|_| {
-                let _ = LOG_PATH.set(p.clone());
-            })
-    })
+    let mut refused = Vec::new();
+    let file = candidates.into_iter().find_map(|p| match logfile::open_private(&p) {
+        Ok(f) => {
+            let _ = LOG_PATH.set(p);
+            Some(f)
+        }
+        Err(e) => {
+            refused.push(format!("{}: {e}", crate::escape::term(&p.to_string_lossy())));
+            None
+        }
+    });
+    let _ = LOG_REFUSED.set(refused);
+    file
 }
 
 /// Test helpers shared by the panel tests: views that look like what the aggregator builds.

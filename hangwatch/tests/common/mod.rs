@@ -12,6 +12,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
