@@ -345,3 +345,293 @@ pub fn rank(out: &mut [Finding]) {
 pub fn cycle_severity(g: &Graph, cyc: &[(Tkey, String)]) -> Severity {
     if weak_cycle(g, cyc) { Severity::Low } else { Severity::Critical }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::facts::{FutexKey, Holder, Kind as FdKind, Mode};
+    use super::super::{Config, analyze};
+    use super::*;
+    use crate::model::tests::{process, wait};
+
+    const NOW: u64 = 1_000_000_000_000;
+
+    fn cfg() -> Config {
+        Config { now_mono_ns: NOW, hung_after_ns: 30_000_000_000, oom_recent_ns: u64::MAX }
+    }
+
+    /// A wait of `secs` that began `secs` ago.
+    fn w(syscall: &str, secs: f64, infinite: bool) -> Wait {
+        let mut x = wait(syscall, secs, infinite);
+        x.since_mono_ns = NOW - x.duration_ns;
+        x
+    }
+
+    fn on_fd(syscall: &str, secs: f64, fd: i32) -> Wait {
+        let mut x = w(syscall, secs, true);
+        let d = Arc::make_mut(&mut x.decoded);
+        d.fds = vec![fd];
+        d.human = format!("{syscall}(fd {fd}, timeout=infinite)");
+        x
+    }
+
+    fn futex(secs: f64) -> Wait {
+        let mut x = w("futex", secs, true);
+        Arc::make_mut(&mut x.decoded).args.insert("val".into(), 0.into());
+        x
+    }
+
+    fn private_keys(f: &mut Facts, p: &Process) {
+        for (i, t) in p.threads.iter().enumerate() {
+            f.futex_key
+                .insert((p.pid, t.tid), FutexKey::Private { pid: p.pid, addr: 0x1000 + i as u64 });
+        }
+    }
+
+    fn found(procs: &[Process], f: &Facts) -> Vec<(&'static str, Severity, Vec<i32>)> {
+        analyze(procs, f, &cfg())
+            .into_iter()
+            .map(|x| (x.kind.as_str(), x.severity, x.pids))
+            .collect()
+    }
+
+    /// Main thread in queue.get() (a futex nobody owns) for 60 s, a heartbeat thread that
+    /// wakes every 100 ms (a timed wait), 5 s of CPU, 900 s old.
+    fn heartbeat_process() -> Process {
+        process(100, 5.0, 900.0, vec![Some(futex(60.0)), Some(w("clock_nanosleep", 0.05, false))])
+    }
+
+    #[test]
+    fn main_thread_waiting_forever_beside_a_ticking_helper_is_hung() {
+        let p = heartbeat_process();
+        let mut f = Facts::default();
+        private_keys(&mut f, &p);
+        f.sig_caught.insert(100, sig(2) | sig(32) | sig(33)); // SIGINT and glibc's own
+        let out = analyze(std::slice::from_ref(&p), &f, &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::Hung);
+        assert!(out[0].summary.contains("only wake on timers: tid 101"), "{}", out[0].summary);
+
+        // Low CPU over its life is no excuse when the wait began long after the start.
+        let mut q = heartbeat_process();
+        q.cpu_total_secs = 0.01;
+        assert_eq!(found(&[q], &f)[0].0, "hung");
+        // ... but a process that has waited since it started is waiting for its first work.
+        let mut q = heartbeat_process();
+        q.cpu_total_secs = 0.01;
+        q.age_secs = 60.3;
+        assert!(found(&[q], &f).is_empty());
+        // Working (10% CPU): not hung.
+        let mut q = heartbeat_process();
+        q.cpu_percent = 10.0;
+        assert!(found(&[q], &f).is_empty());
+        // A handler for SIGTERM may set what it waits for.
+        f.sig_caught.insert(100, sig(2) | sig(15));
+        assert!(found(std::slice::from_ref(&p), &f).is_empty());
+    }
+
+    #[test]
+    fn waits_for_signals_and_event_loops_are_idle() {
+        for s in ["pause", "rt_sigsuspend", "rt_sigtimedwait"] {
+            let p = process(100, 5.0, 900.0, vec![Some(w(s, 60.0, true))]);
+            assert!(found(&[p], &Facts::default()).is_empty(), "{s}");
+        }
+        // A read of a signalfd or a timerfd.
+        let mut x = on_fd("read", 60.0, 4);
+        Arc::make_mut(&mut x.decoded).args.insert("target".into(), "anon_inode:[timerfd]".into());
+        let p = process(100, 5.0, 900.0, vec![Some(x)]);
+        assert!(found(&[p], &Facts::default()).is_empty());
+        // An epoll event loop on sources hangwatch cannot follow.
+        let p = process(100, 5.0, 900.0, vec![Some(on_fd("epoll_wait", 60.0, 5))]);
+        let mut f = Facts::default();
+        f.epoll_sets.insert((100, 5), vec![(6, 1), (7, 1)]);
+        assert!(found(&[p], &f).is_empty());
+        // The same poll on an eventfd, nothing else in sight: hung (the libzmq hang).
+        let mut x = on_fd("poll", 60.0, 3);
+        Arc::make_mut(&mut x.decoded).args.insert(
+            "fds".into(),
+            serde_json::json!([{"fd": 3, "target": "anon_inode:[eventfd]", "events": "IN"}]),
+        );
+        let p = process(100, 5.0, 900.0, vec![Some(x), Some(w("epoll_wait", 0.05, false))]);
+        assert_eq!(found(&[p], &Facts::default())[0].0, "hung");
+    }
+
+    /// pid 10 reads a Unix socket whose peer only pid 20 holds; 20 waits in `peer_wait`.
+    fn consumer(peer_wait: Wait, peer_listens: bool) -> (Vec<Process>, Facts) {
+        let procs = vec![
+            process(10, 5.0, 900.0, vec![Some(on_fd("recvfrom", 60.0, 3))]),
+            process(20, 5.0, 900.0, vec![Some(peer_wait)]),
+        ];
+        let mut f = Facts::default();
+        f.fd_inode.insert((10, 3), (500, FdKind::Socket));
+        f.unix_peer.insert(500, 501);
+        f.holders.entry(501).or_default().push(Holder { pid: 20, fd: 4, mode: Mode::ReadWrite });
+        if peer_listens {
+            f.fd_inode.insert((20, 5), (900, FdKind::Socket));
+            f.listening.insert(900);
+            f.epoll_sets.insert((20, 5), vec![(5, 1), (4, 1)]);
+            f.fd_inode.insert((20, 4), (501, FdKind::Socket));
+        }
+        (procs, f)
+    }
+
+    #[test]
+    fn a_consumer_of_a_live_server_is_idle_of_a_silent_peer_hung() {
+        let (procs, f) = consumer(on_fd("epoll_wait", 60.0, 5), true);
+        assert!(found(&procs, &f).is_empty(), "{:?}", found(&procs, &f));
+        // A peer that ticks on a timer is alive too.
+        let (procs, f) = consumer(w("epoll_wait", 0.5, false), false);
+        assert!(found(&procs, &f).is_empty());
+        // A peer in pause(): nothing will ever answer.
+        let (procs, f) = consumer(w("pause", 60.0, true), false);
+        assert_eq!(found(&procs, &f), vec![("hung", Severity::High, vec![10])]);
+        // A socket whose other end is out of sight (TCP to another host): assumed live.
+        let (procs, mut f) = consumer(w("pause", 60.0, true), false);
+        f.unix_peer.clear();
+        assert!(found(&procs, &f).is_empty());
+    }
+
+    #[test]
+    fn futex_cycles_without_owner_are_low_and_silent_with_a_handler() {
+        let p = process(50, 5.0, 900.0, vec![Some(futex(60.0)), Some(futex(60.0))]);
+        let mut f = Facts::default();
+        private_keys(&mut f, &p);
+        let out = analyze(std::slice::from_ref(&p), &f, &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!((out[0].kind, out[0].severity), (FindingKind::Deadlock, Severity::Low));
+        assert!(out[0].summary.starts_with("every thread waits, nothing visible can wake them"));
+        f.sig_caught.insert(50, sig(15));
+        assert!(found(&[p], &f).is_empty());
+    }
+
+    #[test]
+    fn a_mutex_owned_by_a_thread_of_the_parent_is_a_lock_copied_at_fork() {
+        let mut x = futex(60.0);
+        Arc::make_mut(&mut x.decoded).args.insert("val".into(), 2.into());
+        let child = process(60, 1.0, 900.0, vec![Some(x)]);
+        let mut f = Facts::default();
+        f.futex_words.insert(60, (2, Some(57)));
+        f.absent_tasks.insert((60, 57));
+        f.tid_tgid.insert(57, 55);
+        let out = analyze(std::slice::from_ref(&child), &f, &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::OrphanedWait);
+        assert!(out[0].summary.contains("thread 57 of pid 55"), "{}", out[0].summary);
+        assert!(out[0].summary.contains("a lock copied at fork()"));
+        // Present in its own process: not orphaned (and no edge to pid 57 of another process).
+        let mut f2 = f.clone();
+        f2.absent_tasks.clear();
+        assert!(found(std::slice::from_ref(&child), &f2).iter().all(|x| x.0 != "orphaned_wait"));
+        // A single-threaded wait on a private futex with no owner: nobody left to wake it ...
+        let lone = process(61, 1.0, 900.0, vec![Some(futex(60.0))]);
+        let mut f = Facts::default();
+        private_keys(&mut f, &lone);
+        assert_eq!(found(std::slice::from_ref(&lone), &f)[0].0, "orphaned_wait");
+        // ... unless it catches a signal a handler of which could end it.
+        f.sig_caught.insert(61, sig(10));
+        assert!(found(&[lone], &f).is_empty());
+    }
+
+    fn oom(pid: i32, cgroup: &str) -> OomFact {
+        OomFact {
+            time_mono_ns: NOW - 100_000_000_000,
+            pid,
+            comm: "python3".into(),
+            cgroup: Some(cgroup.into()),
+            ppid: None,
+            memory_limit_bytes: Some(64 << 20),
+        }
+    }
+
+    fn member(pid: i32, ppid: i32, cgroup: &str) -> Process {
+        let mut p = process(pid, 1.0, 900.0, vec![Some(on_fd("read", 200.0, 3))]);
+        p.ppid = ppid;
+        p.cgroup = cgroup.into();
+        p
+    }
+
+    #[test]
+    fn oom_waiters_are_found_through_the_process_tree_never_a_sibling() {
+        // Parent and its workers in the cgroup: the parent.
+        let procs = vec![member(10, 1, "/x"), member(11, 10, "/x"), member(12, 10, "/x")];
+        assert_eq!(oom_parents(&procs, &oom(13, "/x")), vec![10]);
+        // Only the workers in the cgroup: their common parent.
+        let procs = vec![member(10, 1, "/"), member(11, 10, "/x"), member(12, 10, "/x")];
+        assert_eq!(oom_parents(&procs, &oom(13, "/x")), vec![10]);
+        // The parent known (live probe, or the victim still a zombie).
+        let mut k = oom(13, "/x");
+        k.ppid = Some(12);
+        assert_eq!(oom_parents(&procs, &k), vec![12]);
+        let mut zombie = process(13, 1.0, 900.0, vec![None]);
+        zombie.ppid = 11;
+        zombie.threads[0].state = 'Z';
+        let mut with_zombie = procs.clone();
+        with_zombie.push(zombie);
+        assert_eq!(oom_parents(&with_zombie, &oom(13, "/x")), vec![11]);
+
+        // Analysis: the parent's wait that began before the kill is orphaned; the sibling
+        // workers waiting for work are not named as waiters.
+        let procs = vec![member(10, 1, "/x"), member(11, 10, "/x"), member(12, 10, "/x")];
+        let f = Facts { oom_kills: vec![oom(13, "/x")], ..Default::default() };
+        let out = analyze(&procs, &f, &cfg());
+        let orphans: Vec<&Finding> =
+            out.iter().filter(|x| x.kind == FindingKind::OrphanedWait).collect();
+        assert_eq!(orphans.len(), 1, "{out:#?}");
+        assert_eq!(orphans[0].pids, vec![10, 13]);
+        assert_eq!(out[0].kind, FindingKind::OrphanedWait, "ranked first: {out:#?}");
+    }
+
+    #[test]
+    fn a_cycle_of_the_oom_waiters_processes_folds_into_the_orphaned_wait() {
+        // Parent 10 reads pipe A whose only writer is worker 11; 11 writes pipe B whose only
+        // reader is 10: a cycle that exists because worker 13's task was lost.
+        let mut procs = vec![member(10, 1, "/x"), member(11, 10, "/x")];
+        procs[1].threads[0].blocked = Some(on_fd("write", 200.0, 4));
+        let mut f = Facts { oom_kills: vec![oom(13, "/x")], ..Default::default() };
+        f.fd_inode.insert((10, 3), (100, FdKind::Pipe));
+        f.fd_inode.insert((11, 4), (200, FdKind::Pipe));
+        for (ino, pid, fd, mode) in
+            [(100, 10, 3, Mode::Read), (100, 11, 5, Mode::Write), (200, 11, 4, Mode::Write)]
+        {
+            f.holders.entry(ino).or_default().push(Holder { pid, fd, mode });
+        }
+        f.holders.entry(200).or_default().push(Holder { pid: 10, fd: 6, mode: Mode::Read });
+        let out = analyze(&procs, &f, &cfg());
+        assert!(out.iter().all(|x| x.kind != FindingKind::Deadlock), "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::OrphanedWait);
+        assert_eq!(out[0].severity, Severity::Critical, "takes the rank of what it explains");
+        assert!(out[0].summary.contains("explains the wait-for cycle among pid 10, 11"));
+    }
+
+    #[test]
+    fn waiters_of_a_deadlock_are_grouped_under_it() {
+        // 10 and 20 deadlock on two pipes; 30 and 40 read pipes whose only writer is 10.
+        let mut procs = vec![
+            process(10, 5.0, 900.0, vec![Some(on_fd("read", 200.0, 3))]),
+            process(20, 5.0, 900.0, vec![Some(on_fd("write", 200.0, 4))]),
+        ];
+        let mut f = Facts::default();
+        let mut hold = |ino: u64, pid: i32, fd: i32, mode: Mode| {
+            f.holders.entry(ino).or_default().push(Holder { pid, fd, mode })
+        };
+        hold(100, 10, 3, Mode::Read);
+        hold(100, 20, 5, Mode::Write);
+        hold(200, 20, 4, Mode::Write);
+        hold(200, 10, 6, Mode::Read);
+        for (pid, ino) in [(30, 300), (40, 400)] {
+            procs.push(process(pid, 5.0, 900.0, vec![Some(on_fd("read", 100.0, 3))]));
+            hold(ino, pid, 3, Mode::Read);
+            hold(ino, 10, 7, Mode::Write);
+            f.fd_inode.insert((pid, 3), (ino, FdKind::Pipe));
+        }
+        f.fd_inode.insert((10, 3), (100, FdKind::Pipe));
+        f.fd_inode.insert((20, 4), (200, FdKind::Pipe));
+        let out = analyze(&procs, &f, &cfg());
+        assert_eq!(out.len(), 1, "one root cause, no separate hung waiters: {out:#?}");
+        assert_eq!(out[0].kind, FindingKind::Deadlock);
+        assert_eq!(out[0].severity, Severity::Critical);
+        assert_eq!(out[0].pids, vec![10, 20, 30, 40]);
+        assert!(out[0].summary.ends_with("2 other processes wait on it: pid 30, 40"));
+    }
+}
