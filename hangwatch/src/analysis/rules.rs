@@ -111,6 +111,11 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
             continue;
         }
         let Some(w) = wait_of(p, k.1) else { continue };
+        // Another thread of the process that only ticks on a timer is no way out of the main
+        // thread's wait, whatever it watches between ticks (libzmq's I/O thread retrying).
+        if k.1 != p.pid && !w.decoded.infinite {
+            continue;
+        }
         let s = w.decoded.syscall.as_str();
         if SIGNAL_WAITS.contains(&s) {
             return Some(format!("thread {} waits for a signal in {s}", k.1));
@@ -454,7 +459,17 @@ mod tests {
             serde_json::json!([{"fd": 3, "target": "anon_inode:[eventfd]", "events": "IN"}]),
         );
         let p = process(100, 5.0, 900.0, vec![Some(x), Some(w("epoll_wait", 0.05, false))]);
-        assert_eq!(found(&[p], &Facts::default())[0].0, "hung");
+        assert_eq!(found(std::slice::from_ref(&p), &Facts::default())[0].0, "hung");
+        // Even when the main thread's wait leads to that ticking thread (a futex it would
+        // post) and the ticking thread watches a socket out of sight between ticks.
+        let mut tick = on_fd("epoll_wait", 0.05, 9);
+        Arc::make_mut(&mut tick.decoded).infinite = false;
+        let p = process(100, 5.0, 900.0, vec![Some(futex(60.0)), Some(tick)]);
+        let mut f = Facts::default();
+        private_keys(&mut f, &p);
+        f.epoll_sets.insert((100, 9), vec![(10, 1)]);
+        f.fd_inode.insert((100, 10), (700, FdKind::Socket));
+        assert_eq!(found(&[p], &f)[0].0, "hung");
     }
 
     /// pid 10 reads a Unix socket whose peer only pid 20 holds; 20 waits in `peer_wait`.
