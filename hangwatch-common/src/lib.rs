@@ -87,6 +87,15 @@ pub struct Config {
     pub off_mm: u32,
     /// Offset of `mm_struct.brk` (memory probes).
     pub off_mm_brk: u32,
+    /// OOM victims' memory cgroup: offsets of `task_struct.cgroups`, of
+    /// `css_set.subsys[memory_cgrp_id]`, `cgroup_subsys_state.cgroup`, `cgroup.kn` and
+    /// `kernfs_node.id`; all 0 when this kernel's BTF lacks them (the probe is then not loaded).
+    pub off_task_cgroups: u32,
+    pub off_css_set_mem: u32,
+    pub off_css_cgroup: u32,
+    pub off_cgroup_kn: u32,
+    pub off_kn_id: u32,
+    pub _pad_memcg: u32,
 }
 
 /// Per-process counts of the memory system calls, kept in the kernel (`MEM_COUNTERS`, keyed
@@ -126,6 +135,11 @@ pub const MAX_PIDNS_LEVELS: u32 = 8;
 /// Entries of the `PIDNS_VICTIMS` map: OOM victims' host pid → their ids in hangwatch's pid
 /// namespace (`tgid << 32 | pid`), for the few moments until userspace reads the record.
 pub const PIDNS_VICTIMS_MAX: u32 = 64;
+
+/// Entries of the `OOM_MEMCG` map: OOM victims' host pid → the kernfs id of their memory
+/// cgroup, from the moment the victim is chosen until userspace reads the record. A storm of
+/// kills (thousands a minute) fits: userspace removes each entry as it reads it.
+pub const OOM_MEMCG_MAX: u32 = 4096;
 
 /// Entries of the `CLOCK_OFFSETS` array: one per possible CPU. Each holds
 /// `CLOCK_MONOTONIC - rq_clock_task` of that CPU in ns (they differ per CPU by the steal time

@@ -31,7 +31,8 @@ use aya_ebpf::{
 };
 use hangwatch_common::{
     COMM_LEN, Config, EventHeader, MAX_CPUS, MAX_PIDNS_LEVELS, MEM_PROCS_MAX, MemCounters,
-    OOM_RAW_LEN, OomVictim, PF_KTHREAD, PIDNS_VICTIMS_MAX, RING_BUF_BYTES, WaitEnd, kind, stat,
+    OOM_MEMCG_MAX, OOM_RAW_LEN, OomVictim, PF_KTHREAD, PIDNS_VICTIMS_MAX, RING_BUF_BYTES, WaitEnd,
+    kind, stat,
 };
 
 #[map]
@@ -48,6 +49,9 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BUF_BYTES, 0);
 
 #[map]
 static PIDNS_VICTIMS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(PIDNS_VICTIMS_MAX, 0);
+
+#[map]
+static OOM_MEMCG: LruHashMap<u32, u64> = LruHashMap::with_max_entries(OOM_MEMCG_MAX, 0);
 
 /// Reads a kernel value at `base + off` (checked by the helper).
 #[inline(always)]
@@ -326,6 +330,39 @@ pub fn oom_victim_pidns(ctx: BtfTracePointContext) -> i32 {
     };
     let ids = (u64::from(tgid) << 32) | u64::from(tid);
     if PIDNS_VICTIMS.insert(&host_pid, &ids, 0).is_err() {
+        count(stat::MAP_FULL);
+    }
+    0
+}
+
+/// Records each OOM victim's memory cgroup (the kernfs id of its directory) when the victim
+/// is chosen, before the kernel kills it and moves it out: read later from /proc, a dying task
+/// says `/` or nothing. Loaded on kernels whose `mark_victim` passes the victim's `task_struct`.
+#[btf_tracepoint(function = "mark_victim")]
+pub fn oom_victim_memcg(ctx: BtfTracePointContext) -> i32 {
+    let task: *const u8 = ctx.arg(0);
+    let Some(cfg) = CONFIG.get(0) else {
+        return 0;
+    };
+    if cfg.off_kn_id == 0 && cfg.off_cgroup_kn == 0 {
+        return 0;
+    }
+    // SAFETY: checked reads at offsets from this kernel's BTF.
+    let found = unsafe {
+        (|| {
+            let host_pid = kread::<u32>(task, cfg.off_pid)?;
+            let cset = kread::<*const u8>(task, cfg.off_task_cgroups).filter(|p| !p.is_null())?;
+            let css = kread::<*const u8>(cset, cfg.off_css_set_mem).filter(|p| !p.is_null())?;
+            let cgrp = kread::<*const u8>(css, cfg.off_css_cgroup).filter(|p| !p.is_null())?;
+            let kn = kread::<*const u8>(cgrp, cfg.off_cgroup_kn).filter(|p| !p.is_null())?;
+            Some((host_pid, kread::<u64>(kn, cfg.off_kn_id)?))
+        })()
+    };
+    let Some((host_pid, id)) = found else {
+        count(stat::READ_ERRORS);
+        return 0;
+    };
+    if OOM_MEMCG.insert(&host_pid, &id, 0).is_err() {
         count(stat::MAP_FULL);
     }
     0

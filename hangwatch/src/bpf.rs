@@ -70,6 +70,10 @@ pub struct OomVictimEvent {
     pub shmem_rss_kb: Option<u64>,
     pub uid: Option<u32>,
     pub oom_score_adj: Option<i64>,
+    /// The kernfs id of the victim's memory cgroup when it was chosen (the `oom_victim_memcg`
+    /// probe; `None` when it is not attached or did not record this one). See
+    /// [`crate::oom::CgroupIds`].
+    pub memcg_id: Option<u64>,
     /// What the kernel log and the cgroup files said about the kill when it was read (the
     /// constraint, the victim's memory cgroup, the limit that was hit); added by live mode's
     /// collector.
@@ -154,7 +158,13 @@ pub fn ensure_tracefs() -> Result<(), String> {
         debug!("mounted tracefs at {TRACEFS}");
         Ok(())
     } else {
-        Err(format!("cannot mount tracefs at {TRACEFS}: {}", std::io::Error::last_os_error()))
+        let e = std::io::Error::last_os_error();
+        let hint = if e.raw_os_error() == Some(libc::EPERM) {
+            " (mounting needs CAP_SYS_ADMIN; or mount it beforehand: mount -t tracefs nodev /sys/kernel/tracing)"
+        } else {
+            ""
+        };
+        Err(format!("tracefs is not mounted and cannot be mounted at {TRACEFS}: {e}{hint}"))
     }
 }
 
@@ -208,6 +218,17 @@ fn task_offsets(config: &mut Config) -> Result<(), String> {
     // For the optional memory probes; a kernel without them leaves the brk counts at zero.
     config.off_mm = f(&["mm"]).unwrap_or(0);
     config.off_mm_brk = b.field_offset("mm_struct", &["brk"]).unwrap_or(0);
+    // For the OOM victims' memory cgroup; without them it is read from /proc (often too late).
+    match btf::memcg_offsets(&b) {
+        Ok(m) => {
+            config.off_task_cgroups = m.task_cgroups;
+            config.off_css_set_mem = m.css_set_subsys;
+            config.off_css_cgroup = m.css_cgroup;
+            config.off_cgroup_kn = m.cgroup_kn;
+            config.off_kn_id = m.kn_id;
+        }
+        Err(e) => debug!("no memory cgroup offsets in the kernel BTF: {e}"),
+    }
     if let Some(inum) = own_pid_namespace() {
         let ns = (|| -> Result<(), btf::BtfError> {
             config.off_thread_pid = b.field_offset("task_struct", &["thread_pid"])?;
@@ -355,6 +376,36 @@ impl Probes {
                 impact: "OOM victims are named by their host pid, not their pid in hangwatch's namespace",
             });
         }
+        // The victim's memory cgroup, read from its task_struct when it is chosen.
+        if oom.is_ok() {
+            let memcg = (|| -> Result<(), String> {
+                if !has_task_arg {
+                    return Err("this kernel's mark_victim passes a pid, not the task".into());
+                }
+                if config.off_cgroup_kn == 0 {
+                    return Err("the kernel BTF does not describe the task's memory cgroup".into());
+                }
+                let btf = kernel_btf.as_ref().map_err(|e| e.clone())?;
+                let prog: &mut BtfTracePoint = ebpf
+                    .program_mut("oom_victim_memcg")
+                    .ok_or("program oom_victim_memcg missing from the object")?
+                    .try_into()
+                    .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+                prog.load("mark_victim", btf)
+                    .map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
+                prog.attach().map_err(|e| format!("attach: {e}"))?;
+                Ok(())
+            })();
+            if let Err(e) = &memcg {
+                warn!("probe tp_btf/mark_victim (memory cgroup) not attached: {e}");
+            }
+            status.push(ProbeStatus {
+                name: "tp_btf/mark_victim (memory cgroup)",
+                attached: memcg.is_ok(),
+                reason: memcg.err(),
+                impact: "an OOM victim's cgroup comes from the kernel log, which the kernel rate-limits, or from /proc after the kill (often `/` or unknown in a storm of kills)",
+            });
+        }
         status.push(ProbeStatus {
             name: "tracepoint/oom:mark_victim",
             attached: oom.is_ok(),
@@ -457,8 +508,23 @@ impl Probes {
         }
         for ev in out.iter_mut() {
             if let KernelEvent::OomVictim(v) = ev {
+                self.victim_memcg(v);
                 self.translate_victim(v);
             }
+        }
+    }
+
+    /// Gives an OOM victim the memory cgroup id the `oom_victim_memcg` probe recorded when it
+    /// was chosen, and frees that entry.
+    pub fn victim_memcg(&mut self, v: &mut OomVictimEvent) {
+        let Some(map) = self.ebpf.map_mut("OOM_MEMCG") else { return };
+        let Ok(mut map) = aya::maps::HashMap::<_, u32, u64>::try_from(map) else { return };
+        let key = v.host_pid as u32;
+        if let Ok(id) = map.get(&key, 0)
+            && id != 0
+        {
+            v.memcg_id = Some(id);
+            let _ = map.remove(&key);
         }
     }
 
@@ -625,7 +691,7 @@ impl TracepointFormat {
     /// Reads an integer field (sign-extended when signed).
     pub fn int(&self, raw: &[u8], name: &str) -> Option<i64> {
         let f = self.field(name)?;
-        let b = raw.get(f.offset..f.offset + f.size)?;
+        let b = raw.get(f.offset..f.offset.checked_add(f.size)?)?;
         Some(match (f.size, f.signed) {
             (1, true) => b[0] as i8 as i64,
             (1, false) => b[0] as i64,
@@ -642,11 +708,11 @@ impl TracepointFormat {
     pub fn string(&self, raw: &[u8], name: &str) -> Option<String> {
         let f = self.field(name)?;
         if !f.data_loc {
-            let b = raw.get(f.offset..f.offset + f.size)?;
+            let b = raw.get(f.offset..f.offset.checked_add(f.size)?)?;
             let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
             return Some(procfs::lossy(&b[..end]));
         }
-        let loc = u32::from_le_bytes(raw.get(f.offset..f.offset + 4)?.try_into().ok()?);
+        let loc = u32::from_le_bytes(raw.get(f.offset..f.offset.checked_add(4)?)?.try_into().ok()?);
         let (off, len) = ((loc & 0xffff) as usize, (loc >> 16) as usize);
         let b = raw.get(off..(off + len).min(raw.len()))?;
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
@@ -671,6 +737,7 @@ pub fn decode_oom(raw: &[u8; OOM_RAW_LEN], f: &TracepointFormat, ts_ns: u64) -> 
         shmem_rss_kb: u("shmem_rss"),
         uid: f.int(raw, "uid").map(|v| v as u32),
         oom_score_adj: f.int(raw, "oom_score_adj"),
+        memcg_id: None,
         context: None,
     }
 }

@@ -56,6 +56,8 @@ pub struct Btf {
     types: Vec<Type>, // index = type id - 1
     strings: Vec<u8>,
     structs: HashMap<String, u32>,
+    /// Every enumerator (name offset, value) of every `enum` (32-bit).
+    enumerators: Vec<(u32, i32)>,
 }
 
 fn u16_at(d: &[u8], o: usize) -> Option<u16> {
@@ -88,6 +90,7 @@ impl Btf {
         let strings = data.get(sstart..sstart + str_len).ok_or(bad("string section"))?.to_vec();
 
         let mut types = Vec::new();
+        let mut enumerators = Vec::new();
         let mut o = 0usize;
         while o < types_bytes.len() {
             let d = types_bytes;
@@ -114,13 +117,22 @@ impl Btf {
                     }
                     o += vlen * 12;
                 }
-                KIND_ENUM | KIND_FUNC_PROTO => o += vlen * 8,
+                KIND_ENUM => {
+                    for i in 0..vlen {
+                        let m = o + i * 8;
+                        let name = u32_at(d, m).ok_or(bad("enumerator"))?;
+                        let val = u32_at(d, m + 4).ok_or(bad("enumerator"))? as i32;
+                        enumerators.push((name, val));
+                    }
+                    o += vlen * 8;
+                }
+                KIND_FUNC_PROTO => o += vlen * 8,
                 KIND_DATASEC | KIND_ENUM64 => o += vlen * 12,
                 _ => {}
             }
             types.push(Type { name, kind, size_or_type, members });
         }
-        let mut btf = Btf { types, strings, structs: HashMap::new() };
+        let mut btf = Btf { types, strings, structs: HashMap::new(), enumerators };
         for (i, t) in btf.types.iter().enumerate() {
             if t.kind == KIND_STRUCT && t.name != 0 {
                 let n = btf.str_at(t.name).to_string();
@@ -172,10 +184,20 @@ impl Btf {
         }
         for m in t.members.iter().filter(|m| m.name == 0) {
             if let Some((off, ty)) = self.find_member(m.type_id, name, depth + 1) {
-                return Some((m.bit_offset + off, ty));
+                // An offset past 2^32 bits is malformed BTF: not found.
+                return Some((m.bit_offset.checked_add(off)?, ty));
             }
         }
         None
+    }
+
+    /// The value of enumerator `name` (e.g. `memory_cgrp_id` of `enum cgroup_subsys_id`).
+    pub fn enum_value(&self, name: &str) -> Result<i32, BtfError> {
+        self.enumerators
+            .iter()
+            .find(|(n, _)| self.str_at(*n) == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| BtfError::NoField { strukt: "enum".into(), field: name.to_string() })
     }
 
     /// `sizeof(struct strukt)`.
@@ -194,11 +216,35 @@ impl Btf {
                 strukt: strukt.to_string(),
                 field: path.join("."),
             })?;
-            bits += off;
+            bits = bits.checked_add(off).ok_or(BtfError::Malformed("member offset"))?;
             id = ty;
         }
         Ok(bits / 8)
     }
+}
+
+/// Where the memory cgroup of a task is: `task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->id`
+/// (the kernfs id of the cgroup's directory, its inode number on 64-bit kernels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemcgOffsets {
+    pub task_cgroups: u32,
+    /// Offset of `subsys[memory_cgrp_id]` in `struct css_set`.
+    pub css_set_subsys: u32,
+    pub css_cgroup: u32,
+    pub cgroup_kn: u32,
+    pub kn_id: u32,
+}
+
+pub fn memcg_offsets(b: &Btf) -> Result<MemcgOffsets, BtfError> {
+    let id = b.enum_value("memory_cgrp_id")?;
+    let id = u32::try_from(id).map_err(|_| BtfError::Malformed("memory_cgrp_id"))?;
+    Ok(MemcgOffsets {
+        task_cgroups: b.field_offset("task_struct", &["cgroups"])?,
+        css_set_subsys: b.field_offset("css_set", &["subsys"])? + 8 * id,
+        css_cgroup: b.field_offset("cgroup_subsys_state", &["cgroup"])?,
+        cgroup_kn: b.field_offset("cgroup", &["kn"])?,
+        kn_id: b.field_offset("kernfs_node", &["id"])?,
+    })
 }
 
 #[cfg(test)]
@@ -292,5 +338,27 @@ mod tests {
         assert_eq!(tgid, pid + 4, "pid and tgid are adjacent in task_struct");
         let es = btf.field_offset("task_struct", &["se", "exec_start"]).unwrap();
         assert!(es > 0);
+    }
+
+    #[test]
+    fn running_kernel_memcg_path() {
+        let Ok(data) = Btf::from_sys_fs() else {
+            eprintln!("skipped: /sys/kernel/btf/vmlinux not readable");
+            return;
+        };
+        let btf = Btf::parse(&data).unwrap();
+        // The order of /proc/cgroups is the order of the subsystem ids.
+        let order: Vec<String> = std::fs::read_to_string("/proc/cgroups")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect();
+        if let Some(i) = order.iter().position(|n| n == "memory") {
+            assert_eq!(btf.enum_value("memory_cgrp_id"), Ok(i as i32), "{order:?}");
+        }
+        assert!(btf.enum_value("no_such_enumerator_xyz").is_err());
+        let offs = memcg_offsets(&btf).expect("memcg offsets on this kernel");
+        assert!(offs.css_set_subsys > 0 && offs.cgroup_kn > 0);
     }
 }

@@ -1,17 +1,24 @@
 //! hangwatch: which threads are stuck, on what, since when; and the memory processes hold.
+pub mod access;
 pub mod analysis;
 pub mod bpf;
 pub mod btf;
 pub mod cli;
 pub mod error;
 pub mod escape;
+#[cfg(test)]
+mod fuzz;
 pub mod live;
 pub mod memory;
+pub mod memory_layout;
 pub mod model;
 pub mod oom;
 pub mod output;
+pub mod pids;
 pub mod privileges;
 pub mod procfs;
+pub mod signals;
 pub mod snapshot;
+pub mod stdio;
 pub mod syscalls;
 pub mod tui;

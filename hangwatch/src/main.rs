@@ -11,7 +11,9 @@ use hangwatch::{
 };
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Before anything opens a file: a closed stdout must not be reused by one.
+    let stdout_closed = hangwatch::stdio::ensure_standard_fds();
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -26,6 +28,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.json && cli.command.is_none() {
+        // Held pending until live mode's handler is in place (see hangwatch::signals).
+        hangwatch::signals::block_stop_signals();
+    }
+    if let Err(e) = reconcile_top_level_flags(&mut cli) {
+        eprintln!("hangwatch: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    if stdout_closed && (cli.json || cli.command.is_some()) {
+        // Like a reader that went away before the first line: nothing to write to, not an error.
+        return ExitCode::SUCCESS;
+    }
     let mut logger = env_logger::Builder::new();
     logger.filter_level(cli.log_level).format_timestamp(None);
     if cli.command.is_none() && !cli.json && io::stdout().is_terminal() {
@@ -55,25 +69,52 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(io) = e.downcast_ref::<io::Error>()
-                && io.kind() == io::ErrorKind::BrokenPipe
-            {
+            // The reader of stdout went away (`| head`), also inside the JSON serializer.
+            if hangwatch::stdio::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
             if let Some(err) = e.downcast_ref::<Error>() {
                 eprintln!("hangwatch: {err}");
                 return ExitCode::from(err.exit_code());
             }
-            eprintln!("hangwatch: {e:#}");
+            eprintln!("hangwatch: {}", hangwatch::stdio::describe(&e));
             ExitCode::from(1)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// `hangwatch --json snapshot` is `hangwatch snapshot --json`; the live mode's filters given
+/// before `snapshot` would be ignored, so they are refused with where to put them.
+fn reconcile_top_level_flags(cli: &mut Cli) -> Result<(), Error> {
+    let Some(Command::Snapshot(a)) = &mut cli.command else { return Ok(()) };
+    a.json |= cli.json;
+    let misplaced = [
+        (!cli.filter.pids.is_empty(), "--pid"),
+        (cli.filter.comm.is_some(), "--comm"),
+        (cli.filter.cgroup.is_some(), "--cgroup"),
+        (cli.exact_memory, "--exact-memory"),
+    ];
+    if let Some((_, flag)) = misplaced.iter().find(|(set, _)| *set) {
+        return Err(Error::Usage(format!(
+            "{flag} is given before `snapshot`, where it applies to live mode: put it after (hangwatch snapshot {flag} ...)"
+        )));
+    }
+    Ok(())
+}
+
+/// Thread ids given to --pid become their process, with a note on stderr.
+fn resolve_pids(pids: &mut Vec<i32>) {
+    for note in hangwatch::pids::resolve_thread_ids(pids) {
+        eprintln!("hangwatch: note: {note}");
+    }
+}
+
+fn run(mut cli: Cli) -> anyhow::Result<()> {
+    hangwatch::stdio::ensure_open_file_limit()?;
     match cli.command {
-        Some(Command::Snapshot(a)) => {
+        Some(Command::Snapshot(mut a)) => {
             privileges::check()?;
+            resolve_pids(&mut a.filter.pids);
             let report = snapshot::run(&snapshot::Options {
                 window: a.window,
                 min_blocked: a.filter.min_blocked,
@@ -84,22 +125,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 hung_after: a.hung_after,
                 exact_memory: a.exact_memory,
             })?;
-            let mut out = io::stdout().lock();
-            if a.json {
-                hangwatch::escape::json_to_writer(&mut out, &output::json::snapshot(&report))?;
-                out.write_all(b"\n")?;
-            } else {
-                let limit = if a.all || !a.filter.pids.is_empty() {
-                    usize::MAX
+            hangwatch::stdio::writing_stdout(|| {
+                let mut out = io::stdout().lock();
+                if a.json {
+                    hangwatch::escape::json_to_writer(&mut out, &output::json::snapshot(&report))?;
+                    out.write_all(b"\n")?;
                 } else {
-                    output::human::DEFAULT_LIMIT
-                };
-                out.write_all(output::human::render(&report, limit).as_bytes())?;
-            }
-            out.flush()?;
-            Ok(())
+                    let limit = if a.all || !a.filter.pids.is_empty() {
+                        usize::MAX
+                    } else {
+                        output::human::DEFAULT_LIMIT
+                    };
+                    out.write_all(output::human::render(&report, limit).as_bytes())?;
+                }
+                out.flush()?;
+                Ok(())
+            })
         }
         None => {
+            resolve_pids(&mut cli.filter.pids);
             let opts = live::Options {
                 filter: live::aggregator::Filter {
                     pids: cli.filter.pids.clone(),

@@ -19,6 +19,8 @@ use std::{
     time::Duration,
 };
 
+use crate::memory_layout::{Activity, Layout, RetainCfg, Retained, judge};
+
 pub const KIB: u64 = 1 << 10;
 pub const MIB: u64 = 1 << 20;
 
@@ -312,7 +314,9 @@ impl MemHistory {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(2);
         MemHistory {
-            samples: VecDeque::with_capacity(capacity.min(DEFAULT_CAPACITY)),
+            // Grown as samples come (a busy node has thousands of processes, most of them
+            // idle and sampled rarely: reserving the whole ring up front cost 8.6 KiB each).
+            samples: VecDeque::with_capacity(capacity.min(4)),
             capacity,
             samples_seen: 0,
             heap_peak: 0,
@@ -444,6 +448,13 @@ impl MemHistory {
         self.growth(cfg).is_some()
     }
 
+    /// Memory held steady over the samples of the last `cfg.window`: no shrink seen
+    /// ([`MemHistory::shrank_in_window`]) and not growing. Any number of samples will do: a
+    /// snapshot's verdict must not wait for a span its window cannot give.
+    pub fn steady(&self, cfg: &Thresholds) -> bool {
+        !self.shrank_in_window(cfg) && !self.is_growing(cfg)
+    }
+
     /// Whether a shrink was seen between two consecutive samples of the last `cfg.window`:
     /// the brk heap got smaller, or anonymous RSS dropped by at least `cfg.shrink_min_bytes`.
     pub fn shrank_in_window(&self, cfg: &Thresholds) -> bool {
@@ -454,7 +465,10 @@ impl MemHistory {
         })
     }
 
-    /// `not_returned`: the process holds a large amount of anonymous memory it grew earlier
+    /// The trend form of `not_returned`, over a history long enough to show one (the reports
+    /// no longer use it: they decide from one read of /proc/PID/smaps, see
+    /// [`crate::memory_layout::judge`], because a snapshot's window is too short for this
+    /// rule). The process holds a large amount of anonymous memory it grew earlier
     /// and is not giving it back. All of:
     ///
     /// 1. anonymous RSS now ≥ `cfg.retained_min_bytes` (256 MiB);
@@ -866,6 +880,25 @@ mod tests {
     }
 
     #[test]
+    fn steady_means_no_shrink_and_no_growth_in_the_window() {
+        let cfg = Thresholds::for_window(Duration::from_secs(1));
+        let mut h = MemHistory::default();
+        for i in 0..6 {
+            h.push(s(i * 200, 520 * MIB, 512 * MIB, 512 * MIB));
+        }
+        assert!(h.steady(&cfg));
+        // malloc_trim during the window: anon RSS dropped.
+        h.push(s(1200, 10 * MIB, 2 * MIB, 512 * MIB));
+        assert!(!h.steady(&cfg));
+        // Still allocating: growing 100 MiB per second.
+        let mut h = MemHistory::default();
+        for i in 0..6 {
+            h.push(s(i * 200, (300 + 20 * i) * MIB, (300 + 20 * i) * MIB, 0));
+        }
+        assert!(!h.steady(&cfg));
+    }
+
+    #[test]
     fn for_window_thresholds() {
         let c = Thresholds::for_window(Duration::from_secs(3));
         assert_eq!(c.window, Duration::from_secs(3));
@@ -895,6 +928,7 @@ pub struct MemStatus {
     pub returned_bytes: u64,
     /// RSS change from the first to the last sample of the window.
     pub rss_change_bytes: i64,
+    /// Set from `retained` by [`MemStatus::judge_retained`]: the `not_returned` verdict.
     pub not_returned: bool,
     pub growing: bool,
     pub growth_bytes_per_min: Option<f64>,
@@ -903,9 +937,29 @@ pub struct MemStatus {
     /// (`--exact-memory`); when present, the brk/mmap/munmap/returned figures above are
     /// these, not inferred from samples.
     pub kernel: Option<hangwatch_common::MemCounters>,
+    /// Where its anonymous memory is (/proc/PID/smaps), read only for processes holding at
+    /// least `RetainCfg::min_bytes` of anonymous memory.
+    pub layout: Option<Layout>,
+    /// The `not_returned` verdict and its evidence (see [`crate::memory_layout::judge`]).
+    pub retained: Option<Retained>,
 }
 
 impl MemStatus {
+    /// Decides `not_returned` from what the kernel shows now: the process's `layout`, whether
+    /// its memory held `steady` over the observation, and its `activity`. The same call in
+    /// snapshot and live mode, so both reach the same verdict for the same situation.
+    pub fn judge_retained(
+        &mut self,
+        layout: Option<Layout>,
+        steady: bool,
+        activity: &Activity,
+        cfg: &RetainCfg,
+    ) {
+        self.layout = layout;
+        self.retained = layout.and_then(|l| judge(&l, steady, activity, cfg));
+        self.not_returned = self.retained.is_some();
+    }
+
     /// Replaces the figures inferred from samples with the kernel's exact counts:
     /// `returned_bytes` is then brk shrinks + munmap + mremap shrinks + freeing madvise.
     pub fn apply_kernel_counters(&mut self, k: &hangwatch_common::MemCounters) {
@@ -923,7 +977,7 @@ impl MemStatus {
 
 impl MemHistory {
     /// The figures and verdicts now.
-    pub fn status(&self, cfg: &Thresholds, cpu_percent_now: f64) -> Option<MemStatus> {
+    pub fn status(&self, cfg: &Thresholds) -> Option<MemStatus> {
         let last = self.latest()?;
         let first = self.in_window(cfg.window).next().copied().unwrap_or(*last);
         let growth = self.growth(cfg);
@@ -943,11 +997,14 @@ impl MemHistory {
             munmap_bytes: self.munmap_bytes,
             returned_bytes: self.returned_bytes,
             rss_change_bytes: last.rss as i64 - first.rss as i64,
-            not_returned: self.not_returned(cfg, cpu_percent_now),
+            // Decided by `MemStatus::judge_retained` from the process's layout.
+            not_returned: false,
             growing: growth.is_some(),
             growth_bytes_per_min: growth,
             samples: self.len(),
             kernel: None,
+            layout: None,
+            retained: None,
         })
     }
 }

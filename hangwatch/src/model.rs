@@ -36,6 +36,8 @@ pub struct Process {
     pub ppid: i32,
     pub comm: String,
     pub cmdline: String,
+    /// `cmdline` was cut at `procfs::MAX_CMDLINE_BYTES`.
+    pub cmdline_truncated: bool,
     pub cgroup: String,
     /// CPU over the window, percent of one core.
     pub cpu_percent: f64,
@@ -147,6 +149,7 @@ pub mod tests {
             ppid: 1,
             comm: format!("p{pid}"),
             cmdline: String::new(),
+            cmdline_truncated: false,
             cgroup: "/".into(),
             cpu_percent: 0.0,
             cpu_total_secs: cpu_total,

@@ -527,9 +527,119 @@ pub fn oom_kill_counter(cgroup_path: &str) -> Option<u64> {
     oom_kill_counter_at(Path::new(CGROUP_ROOT), cgroup_path)
 }
 
+// ---------------------------------------------------------------------------
+// Cgroup ids (the OOM probe records the victim's memory cgroup by its kernfs id)
+
+/// Where the memory controller's cgroups are: the v1 memory hierarchy (hybrid hosts), else
+/// the cgroup v2 tree at the root or under `unified/`.
+fn memory_hierarchy(root: &Path) -> Option<PathBuf> {
+    let v1 = root.join("memory");
+    if v1.join("memory.limit_in_bytes").exists() || v1.join("memory.usage_in_bytes").exists() {
+        return Some(v1);
+    }
+    [root.to_path_buf(), root.join("unified")]
+        .into_iter()
+        .find(|d| d.join("cgroup.controllers").exists())
+}
+
+/// Most cgroup directories one search looks at, and how deep.
+const MAX_CGROUP_DIRS: usize = 100_000;
+const MAX_CGROUP_DEPTH: usize = 64;
+
+/// The cgroup path (`/a/b`, as /proc/PID/cgroup names it) of the directory under `hierarchy`
+/// whose inode number is `id` (on 64-bit kernels a cgroup's kernfs id is its directory's
+/// inode number). A bounded breadth-first walk; `None` if not found (the cgroup was removed).
+pub fn cgroup_path_of_id_at(hierarchy: &Path, id: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut queue = std::collections::VecDeque::from([(hierarchy.to_path_buf(), 0usize)]);
+    let mut seen = 0usize;
+    while let Some((dir, depth)) = queue.pop_front() {
+        seen += 1;
+        if seen > MAX_CGROUP_DIRS {
+            return None;
+        }
+        if fs::metadata(&dir).is_ok_and(|m| m.ino() == id) {
+            let rel = dir.strip_prefix(hierarchy).ok()?;
+            return Some(format!("/{}", rel.to_string_lossy()));
+        }
+        if depth >= MAX_CGROUP_DEPTH {
+            continue;
+        }
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                queue.push_back((e.path(), depth + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Cgroup id → path, remembered (ids are never reused while the machine runs). Bounded: the
+/// cache is emptied when it holds [`CGROUP_ID_CACHE_MAX`] entries.
+static CGROUP_IDS: std::sync::Mutex<Option<std::collections::HashMap<u64, Option<String>>>> =
+    std::sync::Mutex::new(None);
+const CGROUP_ID_CACHE_MAX: usize = 4096;
+
+/// The path of the memory cgroup whose kernfs id is `id`, on this machine.
+pub fn memory_cgroup_path(id: u64) -> Option<String> {
+    let mut guard = CGROUP_IDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cache = guard.get_or_insert_with(Default::default);
+    if let Some(p) = cache.get(&id) {
+        return p.clone();
+    }
+    let path = memory_hierarchy(Path::new(CGROUP_ROOT)).and_then(|h| cgroup_path_of_id_at(&h, id));
+    if cache.len() >= CGROUP_ID_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(id, path.clone());
+    path
+}
+
+/// Gives a kill seen by the probe the cgroup the kernel had the victim in when it chose it
+/// (the `oom_victim_memcg` probe's id), when it has none yet.
+pub fn apply_victim_memcg(k: &mut OomKill, memcg_id: Option<u64>) {
+    if k.cgroup.is_none()
+        && let Some(path) = memcg_id.and_then(memory_cgroup_path)
+    {
+        k.cgroup = Some(path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_ids_are_found_by_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::env::temp_dir().join(format!("hw-cgid-{}", std::process::id()));
+        let deep = root.join("a").join("b,c").join("d");
+        fs::create_dir_all(&deep).unwrap();
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        assert_eq!(cgroup_path_of_id_at(&root, ino(&deep)).as_deref(), Some("/a/b,c/d"));
+        assert_eq!(cgroup_path_of_id_at(&root, ino(&root)).as_deref(), Some("/"));
+        assert_eq!(cgroup_path_of_id_at(&root, u64::MAX), None);
+        assert_eq!(cgroup_path_of_id_at(&root.join("missing"), ino(&deep)), None);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_running_kernels_memory_cgroups_resolve() {
+        use std::os::unix::fs::MetadataExt;
+        let Some(h) = memory_hierarchy(Path::new(CGROUP_ROOT)) else {
+            eprintln!("skipped: no memory cgroup hierarchy");
+            return;
+        };
+        let id = fs::metadata(&h).unwrap().ino();
+        assert_eq!(memory_cgroup_path(id).as_deref(), Some("/"));
+        let mut k = OomKill::new(1, 2, "tracepoint");
+        apply_victim_memcg(&mut k, Some(id));
+        assert_eq!(k.cgroup.as_deref(), Some("/"));
+        k.cgroup = Some("/from-the-log".into());
+        apply_victim_memcg(&mut k, Some(id));
+        assert_eq!(k.cgroup.as_deref(), Some("/from-the-log"), "the kernel log's line wins");
+    }
 
     /// A memcg OOM as Linux 6.18 logs it (cgroup v1), abridged (stack, stats).
     const MEMCG_OOM: &[&str] = &[
@@ -702,6 +812,7 @@ mod tests {
             shmem_rss_kb: Some(0),
             uid: Some(0),
             oom_score_adj: Some(0),
+            memcg_id: None,
             context: None,
         };
         let live = OomKill::from_tracepoint(&ev);

@@ -104,7 +104,8 @@ pub fn parse_exec_start_ns(s: &str) -> Option<u64> {
         digits.push('0');
     }
     let ns: u64 = digits.parse().ok()?;
-    Some(ms * 1_000_000 + ns)
+    // A value past u64 ns (584 years of uptime) is garbage, not a time.
+    ms.checked_mul(1_000_000)?.checked_add(ns)
 }
 
 /// Picks the cgroup path that names a process's container: the v1 memory controller's path
@@ -152,7 +153,11 @@ pub fn parse_status_mem(s: &str) -> StatusMem {
     for line in s.lines() {
         let Some((k, v)) = line.split_once(':') else { continue };
         let kb = || -> u64 {
-            v.split_ascii_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0) * 1024
+            v.split_ascii_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+                .saturating_mul(1024)
         };
         match k {
             "VmSize" => m.vm_size = kb(),
@@ -165,6 +170,35 @@ pub fn parse_status_mem(s: &str) -> StatusMem {
         }
     }
     m
+}
+
+/// Most bytes of /proc/PID/cmdline read. A process writes its own argv (up to 2 MiB with the
+/// default stack limit, more with a bigger one): past this the command line is cut and
+/// flagged `cmdline_truncated`, so 100 processes with 2 MB command lines cost 400 KiB, not
+/// 200 MB. Reading stops at the bound: the kernel copies only the pages asked for.
+pub const MAX_CMDLINE_BYTES: usize = 4096;
+
+/// The first `max` bytes of a file, and whether there was more (at most `max + 1` bytes are
+/// read, however long the file is).
+pub fn read_bounded(path: &Path, max: usize) -> Option<(Vec<u8>, bool)> {
+    let f = fs::File::open(path).ok()?;
+    read_bounded_from(f, max).ok()
+}
+
+/// [`read_bounded`] over any reader.
+pub fn read_bounded_from<R: io::Read>(r: R, max: usize) -> io::Result<(Vec<u8>, bool)> {
+    let mut buf = Vec::with_capacity(max.min(64 * 1024) + 1);
+    io::Read::read_to_end(&mut r.take(max as u64 + 1), &mut buf)?;
+    let more = buf.len() > max;
+    buf.truncate(max);
+    Ok((buf, more))
+}
+
+/// /proc/PID/cmdline read with [`MAX_CMDLINE_BYTES`]: the joined command line and whether it
+/// was cut.
+pub fn read_cmdline(pid: i32) -> Option<(String, bool)> {
+    let (b, more) = read_bounded(Path::new(&format!("/proc/{pid}/cmdline")), MAX_CMDLINE_BYTES)?;
+    Some((parse_cmdline(&b), more))
 }
 
 /// /proc/PID/cmdline: NUL-separated, joined with spaces; empty for kernel threads and zombies.
@@ -217,6 +251,8 @@ pub struct ProcessSample {
     pub pid: i32,
     pub stat: Stat,
     pub cmdline: String,
+    /// The command line was longer than [`MAX_CMDLINE_BYTES`] and was cut.
+    pub cmdline_truncated: bool,
     pub cgroup: String,
     pub mem: StatusMem,
     pub threads: Vec<ThreadSample>,
@@ -287,7 +323,29 @@ pub struct ThreadCache {
     trust_after_ns: Option<u64>,
     /// CLOCK_MONOTONIC at the start of the current scan.
     scan_ns: u64,
+    /// Per-process data of the last full read (see [`ProcEntry`]).
+    procs: HashMap<i32, ProcEntry>,
+    /// Processes served without reading anything in the last scan.
+    pub idle_process_hits: u64,
 }
+
+/// What a process looked like when last read in full: its stat, command line, cgroup and
+/// memory lines, and its thread ids. While every thread of it is known asleep in the same wait
+/// (trusted to the kernel's wake-up records: nothing of it ran), none of that can have changed
+/// through the process itself, and the scan reads nothing; a full read is forced every
+/// [`PROC_REFRESH_SCANS`] scans anyway, for what others change (a move to another cgroup,
+/// pages reclaimed).
+#[derive(Debug)]
+struct ProcEntry {
+    sample: ProcessSample,
+    tids: Vec<i32>,
+    /// Scans served from this entry since the last full read.
+    served: u32,
+    generation: u64,
+}
+
+/// A process served from [`ProcEntry`] is read in full again after this many scans.
+pub const PROC_REFRESH_SCANS: u32 = 10;
 
 #[derive(Debug)]
 struct CacheEntry {
@@ -313,9 +371,11 @@ impl ThreadCache {
     pub fn begin_scan(&mut self) {
         let g = self.generation;
         self.map.retain(|_, e| e.generation == g);
+        self.procs.retain(|_, e| e.generation == g);
         self.generation += 1;
         self.hits = 0;
         self.trusted_hits = 0;
+        self.idle_process_hits = 0;
         self.scan_ns = monotonic_ns();
     }
 
@@ -338,6 +398,57 @@ impl ThreadCache {
             e.first_seen_ns != u64::MAX
                 && now.saturating_sub(e.first_seen_ns) >= t.saturating_add(TRUST_MARGIN_NS)
         })
+    }
+
+    /// Whether `pid` was served whole from its last read in the current scan (nothing of it
+    /// ran since: its memory figures cannot have changed through it either).
+    pub fn served_whole(&self, pid: i32) -> bool {
+        self.procs.get(&pid).is_some_and(|e| e.served > 0 && e.generation == self.generation)
+    }
+
+    /// Whether `tid` is cached and trusted asleep in the same wait now.
+    fn is_trusted(&self, tid: i32) -> bool {
+        self.map.get(&tid).is_some_and(|e| self.trusted(e, self.scan_ns))
+    }
+
+    /// The process as last read, when nothing of it can have run since (every thread trusted
+    /// asleep) and it was read in full at most [`PROC_REFRESH_SCANS`] scans ago.
+    fn idle_process(&mut self, pid: i32) -> Option<ProcessSample> {
+        let e = self.procs.get(&pid)?;
+        if e.served >= PROC_REFRESH_SCANS
+            || e.tids.is_empty()
+            || !e.tids.iter().all(|t| self.is_trusted(*t))
+        {
+            return None;
+        }
+        let tids = e.tids.clone();
+        let mut threads = Vec::with_capacity(tids.len());
+        for tid in tids {
+            threads.push(self.get(pid, tid)?);
+        }
+        let e = self.procs.get_mut(&pid)?;
+        e.served += 1;
+        e.generation = self.generation;
+        self.idle_process_hits += 1;
+        let mut p = e.sample.clone();
+        p.threads = threads;
+        Some(p)
+    }
+
+    /// Remembers a process read in full.
+    fn remember_process(&mut self, p: &ProcessSample) {
+        let sample = ProcessSample {
+            pid: p.pid,
+            stat: p.stat.clone(),
+            cmdline: p.cmdline.clone(),
+            cmdline_truncated: p.cmdline_truncated,
+            cgroup: p.cgroup.clone(),
+            mem: p.mem,
+            threads: Vec::new(),
+        };
+        let tids = p.threads.iter().map(|t| t.tid).collect();
+        self.procs
+            .insert(p.pid, ProcEntry { sample, tids, served: 0, generation: self.generation });
     }
 
     fn get(&mut self, pid: i32, tid: i32) -> Option<ThreadSample> {
@@ -391,9 +502,18 @@ pub fn read_process(pid: i32, detail: Detail) -> Option<ProcessSample> {
     read_process_with(pid, detail, None)
 }
 
-/// Like [`read_process`], serving unchanged sleeping threads from `cache` (live mode).
+/// Like [`read_process`], serving unchanged sleeping threads from `cache` (live mode), and a
+/// whole process from it when none of its threads can have run since it was read (see
+/// [`ThreadCache`]'s process entries): an idle process then costs no read at all.
 pub fn read_process_cached(pid: i32, cache: &mut ThreadCache) -> Option<ProcessSample> {
-    read_process_with(pid, Detail::Full, Some(cache))
+    if let Some(p) = cache.idle_process(pid) {
+        return Some(p);
+    }
+    let p = read_process_with(pid, Detail::Full, Some(cache))?;
+    if !p.is_kernel_thread() {
+        cache.remember_process(&p);
+    }
+    Some(p)
 }
 
 fn read_process_with(
@@ -404,13 +524,11 @@ fn read_process_with(
     let base = format!("/proc/{pid}");
     let stat = parse_stat(&read(Path::new(&format!("{base}/stat")))?)?;
     let kthread = stat.flags & PF_KTHREAD != 0;
-    let (cmdline, cgroup, mem) = if kthread {
-        (String::new(), "/".to_string(), StatusMem::default())
+    let ((cmdline, cmdline_truncated), cgroup, mem) = if kthread {
+        ((String::new(), false), "/".to_string(), StatusMem::default())
     } else {
         (
-            read(Path::new(&format!("{base}/cmdline")))
-                .map(|b| parse_cmdline(&b))
-                .unwrap_or_default(),
+            read_cmdline(pid).unwrap_or_default(),
             read_string(Path::new(&format!("{base}/cgroup")))
                 .map(|s| parse_cgroup(&s))
                 .unwrap_or_else(|| "/".to_string()),
@@ -430,7 +548,7 @@ fn read_process_with(
             })
             .collect()
     };
-    Some(ProcessSample { pid, stat, cmdline, cgroup, mem, threads })
+    Some(ProcessSample { pid, stat, cmdline, cmdline_truncated, cgroup, mem, threads })
 }
 
 pub fn process_exists(pid: i32) -> bool {
@@ -489,16 +607,21 @@ pub fn online_cpus() -> Vec<u32> {
     parse_cpu_list(&s)
 }
 
+/// Most CPUs a CPU list yields (the kernel's NR_CPUS is at most 8192 today).
+const MAX_CPUS: usize = 65_536;
+
+/// "0-3,8-11" → [0, 1, 2, 3, 8, 9, 10, 11]; at most [`MAX_CPUS`] entries, whatever it says.
 pub fn parse_cpu_list(s: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let room = MAX_CPUS.saturating_sub(out.len());
         match part.split_once('-') {
             Some((a, b)) => {
                 if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
-                    out.extend(a..=b.min(a + 65_535));
+                    out.extend((a..=b).take(room));
                 }
             }
-            None => out.extend(part.parse::<u32>().ok()),
+            None => out.extend(part.parse::<u32>().ok().into_iter().take(room)),
         }
     }
     out
@@ -645,6 +768,23 @@ mod tests {
     }
 
     #[test]
+    fn bounded_reads_cut_and_flag() {
+        let data = vec![b'a'; 10_000];
+        let (b, more) = read_bounded_from(&data[..], MAX_CMDLINE_BYTES).unwrap();
+        assert_eq!((b.len(), more), (MAX_CMDLINE_BYTES, true));
+        let (b, more) = read_bounded_from(&data[..MAX_CMDLINE_BYTES], MAX_CMDLINE_BYTES).unwrap();
+        assert_eq!((b.len(), more), (MAX_CMDLINE_BYTES, false));
+        let (b, more) = read_bounded_from(&b"x\0y\0"[..], MAX_CMDLINE_BYTES).unwrap();
+        assert_eq!((parse_cmdline(&b).as_str(), more), ("x y", false));
+        // A cut in the middle of a multi-byte character stays valid (lossy) text.
+        let mut cut = vec![b'a'; 3];
+        cut.extend_from_slice("é".as_bytes());
+        let (b, more) = read_bounded_from(&cut[..], 4).unwrap();
+        assert!(more);
+        assert_eq!(parse_cmdline(&b), "aaa\u{fffd}");
+    }
+
+    #[test]
     fn reads_self_and_vanished() {
         let me = std::process::id() as i32;
         let p = read_process(me, Detail::Full).expect("own process readable");
@@ -729,6 +869,52 @@ mod tests {
         assert_eq!((plain.hits, plain.trusted_hits), (1, 0));
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn idle_processes_are_served_without_reads_until_woken_or_refreshed() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut cache = ThreadCache::with_kernel_wakeups(Some(0));
+        cache.begin_scan();
+        let first = read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!(cache.idle_process_hits, 0, "first read is a full one");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let mut served = 0;
+        for _ in 0..PROC_REFRESH_SCANS {
+            cache.begin_scan();
+            let p = read_process_cached(pid, &mut cache).unwrap();
+            assert_eq!(p, first);
+            assert!(cache.served_whole(pid));
+            served += cache.idle_process_hits;
+        }
+        assert_eq!(served, u64::from(PROC_REFRESH_SCANS), "served whole while asleep");
+        // After PROC_REFRESH_SCANS scans: read in full again (then served again).
+        cache.begin_scan();
+        read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!(cache.idle_process_hits, 0, "refreshed");
+        assert!(!cache.served_whole(pid));
+        cache.begin_scan();
+        read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!(cache.idle_process_hits, 1);
+        // The kernel says it woke (here: killed): read again, and gone.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        cache.woken([pid]);
+        cache.begin_scan();
+        assert!(read_process_cached(pid, &mut cache).is_none());
+        assert_eq!(cache.idle_process_hits, 0);
+        cache.begin_scan();
+        assert!(cache.procs.is_empty(), "exited processes are evicted");
+        // Without the kernel's wake-up records nothing is served whole.
+        let mut plain = ThreadCache::with_kernel_wakeups(None);
+        let me = std::process::id() as i32;
+        for _ in 0..3 {
+            plain.begin_scan();
+            read_process_cached(me, &mut plain).unwrap();
+            assert_eq!(plain.idle_process_hits, 0);
+        }
     }
 
     #[test]

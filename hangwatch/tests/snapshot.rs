@@ -324,12 +324,13 @@ fn cpu_burn_is_not_blocked() {
     assert_not_blocked(p, &child);
     let t = find_thread(p, child.pid.into());
     assert_eq!(str_field(t, "state"), "R", "a busy loop is always runnable:\n{}", excerpt(t));
-    // One busy thread is ~100% of one CPU, or 100/ncpu% if normalized to all
-    // CPUs; 25 holds either way on a machine with up to 4 CPUs.
+    // One busy thread is ~100% of one CPU on an idle machine, but it gets far less on a loaded
+    // one (other test binaries, CI neighbours), so only "it visibly used CPU in the window" is
+    // asserted: a figure of time never decides pass or fail.
     let cpu = f64_field(p, "cpu_percent");
     assert!(
-        cpu >= 25.0,
-        "a busy loop should show substantial CPU use, cpu_percent = {cpu}:\n{}",
+        cpu >= 1.0,
+        "a busy loop should show CPU use, cpu_percent = {cpu}:\n{}",
         excerpt(p)
     );
 }

@@ -376,6 +376,7 @@ pub(super) fn run(ctx: &Ctx, quick: bool) -> Result<ExitCode> {
         ));
     }
     let snapshots = bench.snapshots()?;
+    bench.busy = bench.busy_node()?;
     bench.stats.restore();
     let elapsed = started.elapsed();
     let report = bench.report(&header, &results, &snapshots, elapsed);
@@ -401,6 +402,8 @@ struct Bench<'a> {
     have_bpftool: bool,
     stats: BpfStats,
     notes: Vec<String>,
+    /// The busy-node measurement, when it ran.
+    busy: Option<BusyResult>,
 }
 
 impl<'a> Bench<'a> {
@@ -448,6 +451,7 @@ impl<'a> Bench<'a> {
             have_bpftool,
             stats,
             notes: Vec::new(),
+            busy: None,
         };
         if !have_bpftrace {
             bench.note("bpftrace does not run here: the bpftrace columns are empty".into());
@@ -1295,6 +1299,23 @@ impl<'a> Bench<'a> {
                 caveat: None,
             });
         }
+        if let Some(b) = &self.busy {
+            out.push(Target {
+                what: format!(
+                    "{} idle processes: hangwatch CPU ≤ {MAX_BUSY_CPU_PCT}% of one core",
+                    b.procs
+                ),
+                measured: format!("{:.2}%", b.cpu_pct),
+                pass: Some(b.cpu_pct <= MAX_BUSY_CPU_PCT),
+                caveat: b.problem.clone(),
+            });
+            out.push(Target {
+                what: format!("{} idle processes: hangwatch RSS ≤ {MAX_BUSY_RSS_MIB} MiB", b.procs),
+                measured: format!("{:.1} MiB ({:.1} MiB peak)", b.rss_mib, b.hwm_mib),
+                pass: Some(b.rss_mib <= MAX_BUSY_RSS_MIB),
+                caveat: None,
+            });
+        }
         // Losses, per workload where there were any.
         let mut lost_total = Some(0u64);
         let mut lost_where = Vec::new();
@@ -1706,7 +1727,7 @@ fn run_workload(mut cmd: Command, timeout: Duration, discard_stdout: bool) -> Re
 }
 
 /// Compiles every `*.c` of `src` into `bin_dir` with `cc -O2 -pthread`.
-fn compile_workloads(ctx: &Ctx, src: &Path, bin_dir: &Path) -> Result<()> {
+pub(super) fn compile_workloads(ctx: &Ctx, src: &Path, bin_dir: &Path) -> Result<()> {
     let mut sources: Vec<PathBuf> = fs::read_dir(src)
         .with_context(|| format!("listing {}", src.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -1789,7 +1810,7 @@ fn machine_tasks() -> u64 {
         .unwrap_or(0)
 }
 
-fn clock_ticks() -> f64 {
+pub(super) fn clock_ticks() -> f64 {
     use std::sync::OnceLock;
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -1878,7 +1899,7 @@ fn proc_cpu(pid: u32) -> ProcCpu {
 }
 
 /// utime + stime from /proc/PID/stat (fields 14 and 15; the comm in field 2 may hold spaces).
-fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+pub(super) fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state): utime is field 14 -> index 11.
@@ -1886,7 +1907,7 @@ fn stat_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// (VmRSS, VmHWM) in bytes.
-fn proc_rss(pid: u32) -> (u64, u64) {
+pub(super) fn proc_rss(pid: u32) -> (u64, u64) {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     (status_kib(&text, "VmRSS:") * 1024, status_kib(&text, "VmHWM:") * 1024)
 }
@@ -2258,5 +2279,81 @@ mod tests {
         assert_eq!(s.count("blocked"), 1);
         assert_eq!(s.probes_failed, vec!["oom".to_owned()]);
         assert!(JsonSummary::parse("").is_none());
+    }
+}
+
+// ------------------------------------------------------------------------ busy node
+
+/// Idle processes on the busy node (issue 9): live mode must not pay for what did not change.
+const BUSY_PROCS: usize = 12_000;
+/// Time hangwatch gets before it is measured: its caches fill, and every wait passes the
+/// `sched_waking` probe's threshold (after which the kernel reports its end).
+const BUSY_SETTLE: Duration = Duration::from_secs(15);
+/// How long hangwatch's CPU is measured.
+const BUSY_SECS: f64 = 30.0;
+const MAX_BUSY_CPU_PCT: f64 = 5.0;
+const MAX_BUSY_RSS_MIB: f64 = 64.0;
+
+struct BusyResult {
+    procs: usize,
+    cpu_pct: f64,
+    /// VmRSS at the end.
+    rss_mib: f64,
+    /// VmHWM: peak since start (the first full scan of every process included).
+    hwm_mib: f64,
+    problem: Option<String>,
+}
+
+impl Bench<'_> {
+    /// `busy-node` (full bench, or `HANGWATCH_BENCH_ONLY=busy-node`): `hangwatch --json` with
+    /// [`BUSY_PROCS`] idle processes on the machine, measured over [`BUSY_SECS`] after
+    /// [`BUSY_SETTLE`].
+    fn busy_node(&self) -> Result<Option<BusyResult>> {
+        if (self.plan.quick && self.plan.only.is_none()) || !self.plan.selected("busy-node") {
+            return Ok(None);
+        }
+        eprintln!("bench: hangwatch live mode with {BUSY_PROCS} idle processes");
+        let parked = self.park_idle(BUSY_PROCS)?;
+        let tool = self.start_hangwatch(false)?;
+        thread::sleep(BUSY_SETTLE);
+        let before = self.sample_tool(&tool);
+        thread::sleep(Duration::from_secs_f64(BUSY_SECS));
+        let after = self.sample_tool(&tool);
+        let run = self.finish_tool(tool, &before, &after)?;
+        parked.release()?;
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let r = BusyResult {
+            procs: BUSY_PROCS,
+            cpu_pct: run.cpu_core * 100.0,
+            rss_mib: mib(run.rss_bytes),
+            hwm_mib: mib(run.hwm_bytes),
+            problem: run.problem,
+        };
+        eprintln!(
+            "bench:   CPU {:.2}% of one core, RSS {:.1} MiB (peak {:.1} MiB)",
+            r.cpu_pct, r.rss_mib, r.hwm_mib
+        );
+        Ok(Some(r))
+    }
+
+    /// Starts `idle_procs park N` and waits until its N children exist.
+    fn park_idle(&self, n: usize) -> Result<Parked> {
+        let mut cmd = self.ctx.cmd(self.bin("idle_procs"));
+        cmd.args(["park", &n.to_string()]);
+        let shown = display_cmd(&cmd);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{shown}`"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout pipe"))?;
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .with_context(|| format!("reading from `{shown}`"))?;
+        let parked = Parked { child, stdin };
+        ensure!(line.trim() == "ready", "`{shown}` did not get ready: {line:?}");
+        Ok(parked)
     }
 }

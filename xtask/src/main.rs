@@ -17,10 +17,12 @@ use anyhow::{Context as _, Result, anyhow, ensure};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod fuzz;
+mod soak;
 
 /// Debian packages the test suite needs (checked with dpkg-query, installed with apt-get).
 const TEST_PACKAGES: &[&str] =
-    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux"];
+    &["tmux", "stress-ng", "gcc", "libc6-dev", "python3", "procps", "util-linux", "bpftool"];
 
 /// Debian packages only the benchmark needs.
 const BENCH_PACKAGES: &[&str] = &["bpftrace"];
@@ -28,6 +30,9 @@ const BENCH_PACKAGES: &[&str] = &["bpftrace"];
 /// The eBPF crate only builds for the BPF target (through aya-build, from hangwatch's build.rs);
 /// it has no host tests and its host test harness does not link.
 const EBPF_PACKAGE: &str = "hangwatch-ebpf";
+
+/// The soak that `cargo xtask test` runs: long enough for three samples in its last half.
+const SHORT_SOAK_MINUTES: f64 = 1.5;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -66,6 +71,22 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Fuzz every parser of outside data for N seconds per target (proptest, debug profile).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (a property test of hangwatch/src/fuzz.rs, e.g. `btf_blobs`).
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Set up, build, then run live mode under process/thread churn and OOM kills, sampling
+    /// hangwatch's RSS, CPU, fds and losses every 10 s; fails on growth (docs/benchmarks.md).
+    Soak {
+        /// How long (a fraction is fine: 1.5 is 90 s; at least 1).
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -91,6 +112,11 @@ fn dispatch(command: Cmd) -> Result<ExitCode> {
         Cmd::Run { args } => ctx.run_hangwatch(&args),
         Cmd::Test { extra } => ctx.test(&extra).map(|()| ExitCode::SUCCESS),
         Cmd::Bench { quick } => ctx.bench(quick),
+        Cmd::Soak { minutes } => ctx.soak(minutes),
+        Cmd::Fuzz { seconds, target } => {
+            ctx.setup()?;
+            fuzz::run(&ctx, seconds, target.as_deref())
+        }
     }
 }
 
@@ -347,6 +373,10 @@ impl Ctx {
             .env("HANGWATCH_BIN", &bin)
             .env("RUST_BACKTRACE", "1"))
         .context("the test suite failed")?;
+        // Only for a full run: a name filter or other test-binary arguments select tests.
+        if extra.is_empty() {
+            soak::run(self, SHORT_SOAK_MINUTES).context("the short soak failed")?;
+        }
         println!("xtask test: all suites passed");
         Ok(())
     }
@@ -358,6 +388,16 @@ impl Ctx {
         self.ensure_apt(BENCH_PACKAGES).context("installing Debian packages for the benchmark")?;
         self.cargo_build()?;
         bench::run(self, quick)
+    }
+}
+
+// -------------------------------------------------------------------- soak
+
+impl Ctx {
+    fn soak(&self, minutes: f64) -> Result<ExitCode> {
+        self.setup()?;
+        self.cargo_build()?;
+        soak::run(self, minutes)
     }
 }
 

@@ -62,8 +62,11 @@ pub struct Facts {
     pub listening: HashSet<u64>,
     /// Unix socket inode → its peer's inode.
     pub unix_peer: HashMap<u64, u64>,
-    /// (pid, epoll fd) → the fds in that epoll set with their event masks.
+    /// (pid, epoll fd) → the fds in that epoll set with their event masks (at most
+    /// [`MAX_EPOLL_FDS`]).
     pub epoll_sets: HashMap<(i32, i32), Vec<(i32, u32)>>,
+    /// The epoll sets that held more than was read (see [`read_epoll_set`]).
+    pub epoll_truncated: HashSet<(i32, i32)>,
     /// (pid, fd) → inode (pipe or socket) for the fds blocked threads wait on.
     pub fd_inode: HashMap<(i32, i32), (u64, Kind)>,
     /// tid → (futex word, word at +8: glibc's mutex owner field).
@@ -75,6 +78,10 @@ pub struct Facts {
     pub object_mappers: HashMap<(String, u64), BTreeSet<i32>>,
     /// Shared memory object → its path as /proc/PID/maps shows it.
     pub object_paths: HashMap<(String, u64), String>,
+    /// Walks of /proc/PID/maps cut at [`super::maps::MAX_MAPS_LINES`] /
+    /// [`super::maps::MAX_MAPS_BYTES`] before they were done (the futex keys or mappers they
+    /// would have given are unknown).
+    pub maps_truncated: u64,
     pub cpu_quota: HashMap<String, CpuQuota>,
     /// pid → its cgroup in the cpu controller's hierarchy (for processes with runnable threads).
     pub cpu_cgroup_of: HashMap<i32, String>,
@@ -120,20 +127,7 @@ pub struct Mapping {
 
 /// `7f..-7f.. rw-s 00000000 00:05 1234   /dev/shm/sem.x (deleted)`
 pub fn parse_maps_line(l: &str) -> Option<Mapping> {
-    let mut it = l.splitn(6, ' ');
-    let (range, perms, offset, dev, inode) =
-        (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
-    let path = it.next().unwrap_or("").trim().to_string();
-    let (start, end) = range.split_once('-')?;
-    Some(Mapping {
-        start: u64::from_str_radix(start, 16).ok()?,
-        end: u64::from_str_radix(end, 16).ok()?,
-        shared: perms.as_bytes().get(3) == Some(&b's'),
-        offset: u64::from_str_radix(offset, 16).ok()?,
-        dev: dev.to_string(),
-        inode: inode.parse().ok()?,
-        path,
-    })
+    super::maps::parse_line(l).map(super::maps::MapsLine::to_mapping)
 }
 
 /// The futex key of `addr` in a process with these mappings: shared when the address is in a
@@ -144,16 +138,29 @@ pub fn futex_key(pid: i32, addr: u64, maps: &[Mapping]) -> FutexKey {
         Some(m) if m.shared && m.inode != 0 => FutexKey::Shared {
             dev: m.dev.clone(),
             inode: m.inode,
-            offset: m.offset + (addr - m.start),
+            // Wrapping, as in the kernel's own u64 arithmetic: a maps line with an absurd
+            // offset must not panic, and two addresses keep two distinct keys.
+            offset: m.offset.wrapping_add(addr - m.start),
         },
         _ => FutexKey::Private { pid, addr },
     }
 }
 
-fn read_maps(pid: i32) -> Vec<Mapping> {
-    fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map(|s| s.lines().filter_map(parse_maps_line).collect())
-        .unwrap_or_default()
+/// The futex key of `addr` in `pid`, from a bounded walk of its maps ([`super::maps`]), with
+/// the mapping it lies in. Unreadable maps, or an address past the bounds: private.
+fn futex_key_of(pid: i32, addr: u64, truncated: &mut u64) -> (FutexKey, Option<Mapping>) {
+    match super::maps::find(pid, addr) {
+        Ok((found, walk)) => {
+            if found.is_none() && walk.truncated {
+                *truncated += 1;
+                log::debug!("pid {pid}: maps cut at the read bounds before {addr:#x}");
+            }
+            let maps: Vec<Mapping> = found.into_iter().collect();
+            let key = futex_key(pid, addr, &maps);
+            (key, maps.into_iter().next())
+        }
+        Err(_) => (FutexKey::Private { pid, addr }, None),
+    }
 }
 
 /// "pipe:[123]" → (123, Pipe); "socket:[9]" → (9, Socket).
@@ -184,17 +191,51 @@ pub fn parse_fdinfo_mode(fdinfo: &str) -> Mode {
 
 /// `tfd: 5 events: 19 data: ...` lines of an epoll fd's fdinfo.
 pub fn parse_epoll_fdinfo(fdinfo: &str) -> Vec<(i32, u32)> {
-    fdinfo
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim_start().strip_prefix("tfd:")?;
-            let mut it = l.split_ascii_whitespace();
-            let fd = it.next()?.parse().ok()?;
-            let _ = it.next(); // "events:"
-            let ev = u32::from_str_radix(it.next()?, 16).ok()?;
-            Some((fd, ev))
-        })
-        .collect()
+    parse_epoll_fdinfo_bounded(fdinfo, usize::MAX).0
+}
+
+/// Most fds of one epoll set read. A process can put hundreds of thousands of fds in a set;
+/// each one read costs a readlink per scan. The analysis treats the fds past the bound as a
+/// way out it cannot see (never a deadlock on a partial set).
+pub const MAX_EPOLL_FDS: usize = 1024;
+/// Most bytes of an epoll fd's fdinfo read: the header and [`MAX_EPOLL_FDS`] `tfd:` lines of
+/// at most ~100 bytes each.
+pub const MAX_EPOLL_FDINFO_BYTES: usize = 128 * 1024;
+
+/// The first `max` `tfd:` entries, and whether there were more. A last line cut by a byte
+/// bound (no newline) is not parsed: its numbers may be cut too.
+pub fn parse_epoll_fdinfo_bounded(fdinfo: &str, max: usize) -> (Vec<(i32, u32)>, bool) {
+    let mut out = Vec::new();
+    let complete = match fdinfo.rfind('\n') {
+        Some(i) if i + 1 < fdinfo.len() => &fdinfo[..=i],
+        Some(_) => fdinfo,
+        None => "",
+    };
+    for l in complete.lines() {
+        let Some(l) = l.trim_start().strip_prefix("tfd:") else { continue };
+        if out.len() >= max {
+            return (out, true);
+        }
+        let mut it = l.split_ascii_whitespace();
+        let (Some(fd), _, Some(ev)) = (it.next(), it.next(), it.next()) else { continue };
+        if let (Ok(fd), Ok(ev)) = (fd.parse(), u32::from_str_radix(ev, 16)) {
+            out.push((fd, ev));
+        }
+    }
+    (out, false)
+}
+
+/// The epoll set of `epfd` in `pid`, bounded: at most [`MAX_EPOLL_FDINFO_BYTES`] read and
+/// [`MAX_EPOLL_FDS`] entries kept; `true` when the set holds more.
+pub fn read_epoll_set(pid: i32, epfd: i32) -> (Vec<(i32, u32)>, bool) {
+    let path = format!("/proc/{pid}/fdinfo/{epfd}");
+    let Some((bytes, more)) =
+        procfs::read_bounded(std::path::Path::new(&path), MAX_EPOLL_FDINFO_BYTES)
+    else {
+        return (Vec::new(), false);
+    };
+    let (set, over) = parse_epoll_fdinfo_bounded(&String::from_utf8_lossy(&bytes), MAX_EPOLL_FDS);
+    (set, over || more)
 }
 
 /// Listening socket inodes from /proc/net/tcp{,6} (state 0A) and /proc/net/unix
@@ -248,7 +289,7 @@ pub fn parse_cpu_stat(s: &str) -> (u64, u64) {
         match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
             (Some("nr_throttled"), Some(v)) => nr = v,
             (Some("throttled_time"), Some(v)) => ns = v,
-            (Some("throttled_usec"), Some(v)) => ns = v * 1000,
+            (Some("throttled_usec"), Some(v)) => ns = v.saturating_mul(1000),
             _ => {}
         }
     }
@@ -311,18 +352,23 @@ pub fn gather(
     for p in procs {
         gather_verdict_facts(p, &scanned, &mut f);
         let mut view: Option<Box<dyn TaskView>> = None;
-        let mut own_maps: Option<Vec<Mapping>> = None;
+        // addr → key, so that many waiters on one futex walk the maps once.
+        let mut own_keys: HashMap<u64, FutexKey> = HashMap::new();
         for (t, w) in p.blocked_threads() {
             let v = view.get_or_insert_with(|| view_for(p.pid));
             let mut fds = w.decoded.fds.clone();
             if w.decoded.syscall.starts_with("epoll_")
                 && let Some(epfd) = fds.first().copied()
             {
-                let info = fs::read_to_string(format!("/proc/{}/fdinfo/{epfd}", p.pid))
-                    .unwrap_or_default();
-                let set = parse_epoll_fdinfo(&info);
-                fds.extend(set.iter().map(|(fd, _)| *fd));
-                f.epoll_sets.insert((p.pid, epfd), set);
+                // Threads of one process often share one epoll set: read it once.
+                if !f.epoll_sets.contains_key(&(p.pid, epfd)) {
+                    let (set, truncated) = read_epoll_set(p.pid, epfd);
+                    if truncated {
+                        f.epoll_truncated.insert((p.pid, epfd));
+                    }
+                    fds.extend(set.iter().map(|(fd, _)| *fd));
+                    f.epoll_sets.insert((p.pid, epfd), set);
+                }
             }
             for fd in fds {
                 if let Some((ino, kind)) = v.fd_target(fd).as_deref().and_then(parse_target) {
@@ -343,15 +389,16 @@ pub fn gather(
                     let key = if private {
                         FutexKey::Private { pid: p.pid, addr }
                     } else {
-                        let maps = own_maps.get_or_insert_with(|| read_maps(p.pid));
-                        let key = futex_key(p.pid, addr, maps);
-                        if let FutexKey::Shared { dev, inode, .. } = &key
-                            && let Some(m) =
-                                maps.iter().find(|m| &m.dev == dev && m.inode == *inode)
-                        {
-                            f.object_paths.insert((dev.clone(), *inode), m.path.clone());
+                        if let Some(k) = own_keys.get(&addr) {
+                            k.clone()
+                        } else {
+                            let (key, m) = futex_key_of(p.pid, addr, &mut f.maps_truncated);
+                            if let (FutexKey::Shared { dev, inode, .. }, Some(m)) = (&key, m) {
+                                f.object_paths.insert((dev.clone(), *inode), m.path);
+                            }
+                            own_keys.insert(addr, key.clone());
+                            key
                         }
-                        key
                     };
                     f.futex_key.insert((p.pid, t.tid), key);
                     let word =
@@ -382,12 +429,25 @@ pub fn gather(
     }
     // Who maps the shared objects that futex waits point into.
     if !f.object_paths.is_empty() {
+        let inodes: HashSet<u64> = f.object_paths.keys().map(|(_, ino)| *ino).collect();
         for pid in procfs::list_pids() {
-            for m in read_maps(pid) {
-                let obj = (m.dev, m.inode);
-                if m.shared && f.object_paths.contains_key(&obj) {
-                    f.object_mappers.entry(obj).or_default().insert(pid);
+            let mut hits: Vec<(String, u64)> = Vec::new();
+            let walk = super::maps::shared_objects(pid, |dev, inode| {
+                if inodes.contains(&inode)
+                    && f.object_paths.contains_key(&(dev.to_string(), inode))
+                    && !hits.iter().any(|(d, i)| *i == inode && d == dev)
+                {
+                    hits.push((dev.to_string(), inode));
                 }
+            });
+            if walk.is_ok_and(|w| w.truncated) {
+                f.maps_truncated += 1;
+                log::debug!(
+                    "pid {pid}: maps cut at the read bounds; its shared objects may be missed"
+                );
+            }
+            for obj in hits {
+                f.object_mappers.entry(obj).or_default().insert(pid);
             }
         }
     }
@@ -551,6 +611,12 @@ mod tests {
         assert_eq!(parse_fdinfo_mode("flags:\t02004002\n"), Mode::ReadWrite);
         let ep = "pos:\t0\nflags:\t02\nmnt_id:\t16\nino:\t1057\ntfd:        5 events:       19 data:                5  pos:0 ino:7d2 sdev:c\ntfd:        7 events:        4 data: 7 pos:0 ino:7d3 sdev:c\n";
         assert_eq!(parse_epoll_fdinfo(ep), vec![(5, 0x19), (7, 4)]);
+        assert_eq!(parse_epoll_fdinfo_bounded(ep, 1), (vec![(5, 0x19)], true));
+        assert_eq!(parse_epoll_fdinfo_bounded(ep, 2), (vec![(5, 0x19), (7, 4)], false));
+        // Cut by a byte bound in the middle of a line: that line is dropped, not misread.
+        let cut = &ep[..ep.len() - 30];
+        assert_eq!(parse_epoll_fdinfo_bounded(cut, 10), (vec![(5, 0x19)], false));
+        assert_eq!(parse_epoll_fdinfo_bounded("tfd: x events: zz\ntfd:\n", 10), (vec![], false));
     }
 
     #[test]

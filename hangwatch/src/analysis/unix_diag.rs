@@ -69,7 +69,7 @@ pub fn parse(buf: &[u8]) -> Batch {
                 break;
             }
             NLMSG_ERROR => {
-                let errno = u32_at(msg, 0).map_or(0, |e| -(e as i32));
+                let errno = u32_at(msg, 0).map_or(0, |e| (e as i32).saturating_neg());
                 if errno != 0 {
                     out.error = Some(errno);
                 }

@@ -11,6 +11,7 @@ use crate::{
     },
     bpf::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
     memory::{MemHistory, MemSample, MemStatus, Thresholds},
+    memory_layout::{self, Layout, RetainCfg},
     model::{self, Process, Wait},
     procfs::ProcessSample,
     snapshot::{self, BuildCtx},
@@ -43,6 +44,9 @@ pub enum Input {
     },
     WaitEnd(WaitEndEvent),
     OomVictim(OomVictimEvent),
+    /// Where the memory is (/proc/PID/smaps) of the processes that hold enough of it, read
+    /// with the memory samples of the next `Scan` (a process absent here has none).
+    MemLayouts(HashMap<i32, Layout>),
     /// The kernel's per-process memory call counts (`--exact-memory`), all of them, read
     /// from the map once a second.
     KernelMemory(HashMap<i32, hangwatch_common::MemCounters>),
@@ -215,6 +219,8 @@ struct ProcState {
     mem: MemHistory,
     /// The memory status last announced.
     mem_announced: Option<MemStatus>,
+    /// Its layout as last read with a memory sample (`None` if not read then).
+    layout: Option<Layout>,
 }
 
 /// Everything the TUI draws, owned.
@@ -255,6 +261,30 @@ pub struct VictimMemory {
     pub growth_bytes_per_min: Option<f64>,
     /// The newest samples (at most [`VICTIM_SAMPLES`]), oldest first: (CLOCK_MONOTONIC ns, RSS).
     pub rss_samples: Vec<(u64, u64)>,
+}
+
+/// Brings the model of a process whose sample did not change since the last scan up to `now`
+/// in place: its age, its CPU (none: its ticks did not move) and the durations of its waits.
+/// `false` (nothing changed) when only a full rebuild gives the right answer: a sleeping thread
+/// not yet reported blocked may cross `--min-blocked` now, and a process that was working may
+/// "go quiet" now.
+fn refresh_unchanged(p: &mut Process, sample: &ProcessSample, ctx: &BuildCtx) -> bool {
+    if p.cpu_percent >= 0.05
+        || p.threads.len() != sample.threads.len()
+        || p.threads.iter().any(|t| t.blocked.is_none() && matches!(t.state, 'S' | 'D'))
+    {
+        return false;
+    }
+    let tps = ctx.ticks_per_sec.max(1) as f64;
+    p.cpu_percent = 0.0;
+    p.age_secs = (ctx.uptime_secs - sample.stat.starttime as f64 / tps).max(0.0);
+    for t in &mut p.threads {
+        t.cpu_ticks_window = 0;
+        if let Some(w) = &mut t.blocked {
+            w.duration_ns = ctx.now_mono_ns.saturating_sub(w.since_mono_ns);
+        }
+    }
+    true
 }
 
 /// Samples of a victim's RSS carried in its `oom_kill` record.
@@ -315,6 +345,12 @@ pub struct Aggregator {
     now_ns: u64,
     findings: Vec<Finding>,
     mem_cfg: Thresholds,
+    /// The `not_returned` verdict's thresholds, and the span its "held steady" looks at: a
+    /// few seconds, like a snapshot's window, so both reach the same verdict.
+    retain_cfg: RetainCfg,
+    steady_cfg: Thresholds,
+    /// Layouts read with the memory samples of the next scan.
+    layouts: HashMap<i32, Layout>,
     hung_after_ns: u64,
 }
 
@@ -340,6 +376,9 @@ impl Aggregator {
                 min_span: std::time::Duration::from_secs(30),
                 ..Thresholds::default()
             },
+            retain_cfg: RetainCfg::default(),
+            steady_cfg: Thresholds::for_window(std::time::Duration::from_secs(5)),
+            layouts: HashMap::new(),
             hung_after_ns: 30_000_000_000,
         }
     }
@@ -429,6 +468,7 @@ impl Aggregator {
                 });
                 out.push(Output::OomKill { ts_mono_ns: ts, victim: v, process, history });
             }
+            Input::MemLayouts(layouts) => self.layouts = layouts,
             Input::KernelMemory(counts) => {
                 // Replaced whole: the kernel map is bounded and drops exited processes.
                 self.kernel_mem = counts;
@@ -489,6 +529,17 @@ impl Aggregator {
                     self.exit(old, now, out);
                 }
             }
+            // Unchanged since the last scan (an idle process, served whole by the scanner):
+            // only the clocks move.
+            if let Some(state) = self.procs.get_mut(&pid)
+                && state.exited_at_ns.is_none()
+                && !mem.contains_key(&pid)
+                && state.last_sample == sample
+                && refresh_unchanged(&mut state.process, &sample, &ctx)
+            {
+                state.seen_scan = scan_no;
+                continue;
+            }
             let before = self.procs.get(&pid).map(|s| &s.last_sample);
             let view = env.task_view(pid);
             let prev = self.procs.get(&pid).map(|s| &s.process);
@@ -496,6 +547,7 @@ impl Aggregator {
             // A zombie has lost its cmdline and cgroup: keep what the live process had.
             if let (Some(old), true) = (self.procs.get(&pid), sample.stat.state == 'Z') {
                 process.cmdline = old.process.cmdline.clone();
+                process.cmdline_truncated = old.process.cmdline_truncated;
                 process.cgroup = old.process.cgroup.clone();
             }
             let state = self.procs.entry(pid).or_insert_with(|| ProcState {
@@ -508,11 +560,25 @@ impl Aggregator {
                 seen_scan: 0,
                 mem: MemHistory::new(MEM_HISTORY),
                 mem_announced: None,
+                layout: None,
             });
             if let Some(m) = mem.remove(&pid) {
                 state.mem.push(m);
+                state.layout = self.layouts.remove(&pid);
             }
-            process.memory = state.mem.status(&self.mem_cfg, process.cpu_percent);
+            process.memory = state.mem.status(&self.mem_cfg);
+            // The same verdict as a snapshot's, from the same inputs.
+            let act = memory_layout::activity_of(&process, (window_secs * 1e9) as u64);
+            if let Some(m) = process.memory.as_mut()
+                && state.layout.is_some()
+            {
+                m.judge_retained(
+                    state.layout,
+                    state.mem.steady(&self.steady_cfg),
+                    &act,
+                    &self.retain_cfg,
+                );
+            }
             if let (Some(m), Some(k)) = (process.memory.as_mut(), self.kernel_mem.get(&pid)) {
                 m.apply_kernel_counters(k);
             }
@@ -796,6 +862,7 @@ mod tests {
                 ..Default::default()
             },
             cmdline: format!("prog {pid}"),
+            cmdline_truncated: false,
             cgroup: "/job".into(),
             mem: StatusMem::default(),
             threads: vec![ThreadSample {
@@ -847,6 +914,56 @@ mod tests {
     }
 
     #[test]
+    fn not_returned_from_the_layout_then_resolved_when_given_back() {
+        use crate::memory::{MIB, MemSample};
+        use crate::memory_layout::{Layout, Quiet, Region};
+        let mut a = agg();
+        let heap = Region {
+            count: 1,
+            size: 512 * MIB,
+            rss: 512 * MIB,
+            anon: 512 * MIB,
+            referenced: 512 * MIB,
+        };
+        let layout = Layout { heap, mappings: 20, ..Default::default() };
+        // Asleep in a futex since t=0; memory sampled every scan.
+        let mem_scan = |a: &mut Aggregator, now: u64, anon: u64, with_layout: bool| {
+            let layouts = if with_layout { HashMap::from([(10, layout)]) } else { HashMap::new() };
+            a.handle(Input::MemLayouts(layouts), &nomem);
+            let mut input = scan(now, vec![sample(10, 1, Some(0), 'S')]);
+            if let Input::Scan { mem, .. } = &mut input {
+                let m = MemSample {
+                    t_mono_ns: now,
+                    rss: anon,
+                    rss_anon: anon,
+                    heap: anon,
+                    ..Default::default()
+                };
+                mem.insert(10, m);
+            }
+            a.handle(input, &nomem)
+        };
+        let mut out = Vec::new();
+        for i in 1..=10 {
+            out.extend(mem_scan(&mut a, i * S, 512 * MIB, true));
+        }
+        let m = a.view().processes[0].process.memory.expect("memory status");
+        assert!(m.not_returned, "{m:#?}");
+        assert!(
+            matches!(m.retained.map(|r| r.quiet), Some(Quiet::Asleep { for_ns }) if for_ns >= 9 * S)
+        );
+        assert!(kinds(&out).contains(&"finding"), "{:?}", kinds(&out));
+        // malloc_trim: anon RSS falls, no layout is read any more; the verdict goes away.
+        let mut out = Vec::new();
+        for i in 11..=20 {
+            out.extend(mem_scan(&mut a, i * S, 2 * MIB, false));
+        }
+        let m = a.view().processes[0].process.memory.expect("memory status");
+        assert!(!m.not_returned && m.layout.is_none(), "{m:#?}");
+        assert!(kinds(&out).contains(&"finding_resolved"), "{:?}", kinds(&out));
+    }
+
+    #[test]
     fn kernel_memory_counts_replace_the_sampled_ones() {
         use crate::memory::MemSample;
         let mut a = agg();
@@ -884,6 +1001,34 @@ mod tests {
         a.handle(Input::KernelMemory(HashMap::new()), &nomem);
         a.handle(mem_scan(3 * S), &nomem);
         assert!(a.view().processes[0].process.memory.as_ref().is_some_and(|m| m.kernel.is_none()));
+    }
+
+    #[test]
+    fn an_unchanged_process_is_brought_up_to_date_like_a_full_rebuild() {
+        let idle = || sample(10, 1, Some(5 * S), 'S');
+        // Fast path: the same sample scan after scan.
+        let mut a = agg();
+        for t in [100, 101, 102] {
+            a.handle(scan(t * S, vec![idle()]), &nomem);
+        }
+        // Full rebuild: a fresh aggregator that sees it first at 101 s and then at 102 s.
+        let mut b = agg();
+        b.handle(scan(101 * S, vec![idle()]), &nomem);
+        let out = b.handle(scan(102 * S, vec![idle()]), &nomem);
+        assert!(out.is_empty(), "{out:?}");
+        let pa = a.view().processes[0].process.clone();
+        let pb = b.view().processes[0].process.clone();
+        assert_eq!(pa, pb);
+        let w = pa.threads[0].blocked.as_ref().expect("blocked");
+        assert_eq!(w.duration_ns, 97 * S, "the duration moves on with the clock");
+        assert!((pa.age_secs - 101.99).abs() < 1e-6, "{}", pa.age_secs);
+        // A sleeping thread not yet past --min-blocked is rebuilt: it crosses it now.
+        let mut c = agg();
+        let young = || sample(10, 1, Some(100 * S + S / 2), 'S');
+        let out = c.handle(scan(100 * S + S / 2 + 1, vec![young()]), &nomem);
+        assert!(out.is_empty(), "not blocked yet: {out:?}");
+        let out = c.handle(scan(102 * S, vec![young()]), &nomem);
+        assert_eq!(kinds(&out), vec!["blocked"]);
     }
 
     #[test]
@@ -1050,6 +1195,7 @@ mod live_analysis_tests {
                 ..Default::default()
             },
             cmdline: "job".into(),
+            cmdline_truncated: false,
             cgroup: "/x".into(),
             mem: StatusMem::default(),
             threads: vec![ThreadSample {

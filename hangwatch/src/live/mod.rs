@@ -136,6 +136,7 @@ async fn kernel_collector(
                             Input::WaitEnd(w)
                         }
                         Some(KernelEvent::OomVictim(mut o)) => {
+                            probes.victim_memcg(&mut o);
                             probes.translate_victim(&mut o);
                             // Now, while the kernel log's lines about it are fresh and the
                             // victim may still be in its cgroup; file I/O, off the runtime.
@@ -203,6 +204,8 @@ fn proc_collector(
     let mut offsets = offsets;
     let mut n = 0u64;
     let mut cache = procfs::ThreadCache::with_kernel_wakeups(trust_ns);
+    let mut layout_cache = crate::memory_layout::LayoutCache::default();
+    let retain_cfg = crate::memory_layout::RetainCfg::default();
     loop {
         let start = std::time::Instant::now();
         if n % 30 == 29
@@ -215,17 +218,39 @@ fn proc_collector(
         wakes.apply(&mut cache);
         let (samples, _vanished) =
             snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
+        if n == 1 {
+            // What could not be read for lack of permission, said once (docs/snapshot.md,
+            // "Reduced privileges"); what no capability of ours would lift is only noted.
+            for l in crate::access::check(&samples) {
+                if l.grantable {
+                    warn!("{}", l.message());
+                } else {
+                    log::info!("{}", l.message());
+                }
+            }
+        }
         let now = procfs::monotonic_ns();
-        // Memory moves slowly next to waits: sampled every MEM_EVERY scans.
+        // Memory moves slowly next to waits: sampled every MEM_EVERY scans, and not for a
+        // process served whole from the cache (it has not run since; it is sampled again on
+        // its periodic full read).
         let mem = if n % MEM_EVERY == 1 {
             samples
                 .values()
-                .filter(|p| !p.is_kernel_thread())
+                .filter(|p| !p.is_kernel_thread() && !cache.served_whole(p.pid))
                 .filter_map(|p| crate::memory::sample(p.pid, now).map(|m| (p.pid, m)))
                 .collect()
         } else {
             std::collections::HashMap::new()
         };
+        // Where the memory is, for the few processes holding enough of it (docs/memory.md).
+        if !mem.is_empty() {
+            let anon = mem.iter().map(|(&pid, m)| (pid, m.rss_anon)).collect();
+            let layouts =
+                layout_cache.layouts(now, &anon, &retain_cfg, crate::memory_layout::read_layout);
+            if tx.blocking_send(Input::MemLayouts(layouts)).is_err() {
+                return;
+            }
+        }
         let input = Input::Scan {
             now_mono_ns: now,
             samples,
@@ -261,6 +286,14 @@ pub fn oom_context(
         .rev()
         .find(|k| k.host_pid == victim.host_pid)
         .unwrap_or(live);
+    // The kernel log rate-limits its OOM reports (10 per 5 s): in a storm most kills have no
+    // `oom-kill:` line. The probe read the victim's cgroup when the kernel chose it.
+    oom::apply_victim_memcg(&mut k, victim.memcg_id);
+    if k.memory_limit_bytes.is_none()
+        && let Some(oom_memcg) = k.oom_memcg.as_deref()
+    {
+        k.memory_limit_bytes = oom::effective_memory_limit(oom_memcg);
+    }
     if k.cgroup.is_none() {
         k.cgroup = known_cgroup.map(str::to_string).or_else(|| {
             std::fs::read_to_string(format!("/proc/{}/cgroup", victim.pid))
@@ -354,10 +387,12 @@ fn start(
     Ok((agg, rx, dropped))
 }
 
-/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM or a closed pipe.
+/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM (exit 0, also while stdout is
+/// stalled: see [`crate::signals`]) or a closed pipe.
 pub async fn run_json(opts: Options) -> anyhow::Result<()> {
+    // Before the probes load (which takes a while): a signal sent meanwhile is acted on.
+    let mut stop = crate::signals::StopSignals::install()?;
     let (mut agg, mut rx, dropped) = start(&opts)?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut out = io::LineWriter::new(io::stdout().lock());
     let clock = wire::Clock::now();
     let mut last_stats = 0u64;
@@ -366,8 +401,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
     loop {
         let input = tokio::select! {
             i = rx.recv() => match i { Some(i) => i, None => return Ok(()) },
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = sigterm.recv() => return Ok(()),
+            _ = stop.requested() => return Ok(()),
         };
         let is_stats = matches!(input, Input::Health { .. });
         // Records the kernel could not write (ring buffer full) since the last report.

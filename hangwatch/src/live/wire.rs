@@ -127,6 +127,8 @@ pub enum Record {
         growth_bytes_per_min: Option<f64>,
         counted_by: String,
         calls: Option<crate::output::json::MemCallsJson>,
+        layout: Option<crate::output::json::LayoutJson>,
+        retained: Option<crate::output::json::RetainedJson>,
     },
     Finding {
         time: String,
@@ -289,6 +291,8 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
                 growth_bytes_per_min: m.growth_bytes_per_min.map(|r| r.round()),
                 counted_by: mem.counted_by,
                 calls: mem.calls,
+                layout: mem.layout,
+                retained: mem.retained,
             }
         }
         Output::Finding { ts_mono_ns, finding } => {

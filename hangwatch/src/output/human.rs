@@ -54,6 +54,9 @@ fn render_unchecked(r: &Report, limit: usize) -> String {
             p.impact
         );
     }
+    for l in &r.limitations {
+        let _ = writeln!(o, "warning: {}", l.message());
+    }
     if !r.findings.is_empty() {
         let _ = writeln!(o, "\nFindings, most severe first:");
         for f in &r.findings {
@@ -148,6 +151,13 @@ pub fn memory_line(m: &MemStatus) -> String {
             fmt_bytes(k.munmap_bytes),
             k.madvise_calls,
             fmt_bytes(k.madvise_bytes)
+        ));
+    }
+    if let Some(l) = &m.layout {
+        s.push_str(&format!(
+            " · where: {}{}",
+            l.where_text(),
+            if l.truncated { " (smaps read cut short: at least)" } else { "" }
         ));
     }
     if m.not_returned {
@@ -274,6 +284,7 @@ mod tests {
             ended_waits: vec![],
             probes: vec![],
             stats: Stats { processes_scanned: 42, ..Default::default() },
+            limitations: vec![],
         }
     }
 

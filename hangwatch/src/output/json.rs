@@ -30,6 +30,24 @@ pub struct SnapshotJson {
     pub cgroup_oom_kills: Vec<CgroupOomJson>,
     pub probes: Vec<ProbeJson>,
     pub stats: StatsJson,
+    /// What could not be read for lack of permission (docs/security.md). Empty when nothing was
+    /// denied; never left out, so that "nothing found" and "not allowed to look" differ.
+    pub warnings: Vec<WarningJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WarningJson {
+    /// The permission that would allow the read.
+    pub missing: String,
+    /// What could not be read.
+    pub what: String,
+    /// What the report lacks because of it.
+    pub consequence: String,
+    /// How many threads could not be read, when countable.
+    pub count: Option<u64>,
+    /// The same as one line.
+    pub message: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -108,6 +126,95 @@ pub struct MemoryJson {
     pub counted_by: String,
     /// The kernel's call counts (`--exact-memory` only).
     pub calls: Option<MemCallsJson>,
+    /// Where the anonymous memory is (read only for processes holding ≥ 256 MiB of it).
+    pub layout: Option<LayoutJson>,
+    /// The `not_returned` verdict's evidence (null when not flagged).
+    pub retained: Option<RetainedJson>,
+}
+
+/// One kind of mapping of a process (/proc/PID/smaps).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegionJson {
+    pub count: u32,
+    pub size_bytes: u64,
+    pub rss_bytes: u64,
+    pub anon_bytes: u64,
+    pub referenced_bytes: u64,
+}
+
+/// Where a process's anonymous memory is.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutJson {
+    pub brk_heap: RegionJson,
+    pub thread_arenas: RegionJson,
+    pub anon_mmaps: RegionJson,
+    pub mappings: u32,
+    pub truncated: bool,
+}
+
+/// Why memory is judged not returned: `evidence` is "asleep" (`untouched_ns` set),
+/// "nearly_idle" (`cpu_percent` and `over_ns` set) or "unreferenced" (`unreferenced_bytes`).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetainedJson {
+    pub bytes: u64,
+    pub evidence: String,
+    pub untouched_ns: Option<u64>,
+    pub cpu_percent: Option<f64>,
+    pub over_ns: Option<u64>,
+    pub unreferenced_bytes: Option<u64>,
+    pub summary: String,
+}
+
+fn region_json(r: &crate::memory_layout::Region) -> RegionJson {
+    RegionJson {
+        count: r.count,
+        size_bytes: r.size,
+        rss_bytes: r.rss,
+        anon_bytes: r.anon,
+        referenced_bytes: r.referenced,
+    }
+}
+
+pub fn layout_json(l: &crate::memory_layout::Layout) -> LayoutJson {
+    LayoutJson {
+        brk_heap: region_json(&l.heap),
+        thread_arenas: region_json(&l.arenas),
+        anon_mmaps: region_json(&l.anon_mmaps),
+        mappings: l.mappings,
+        truncated: l.truncated,
+    }
+}
+
+pub fn retained_json(r: &crate::memory_layout::Retained, peak_rss: u64) -> RetainedJson {
+    use crate::memory_layout::Quiet;
+    let mut j = RetainedJson {
+        bytes: r.bytes,
+        evidence: String::new(),
+        untouched_ns: None,
+        cpu_percent: None,
+        over_ns: None,
+        unreferenced_bytes: None,
+        summary: r.describe(peak_rss),
+    };
+    match r.quiet {
+        Quiet::Asleep { for_ns } => {
+            j.evidence = "asleep".into();
+            j.untouched_ns = Some(for_ns);
+        }
+        Quiet::NearlyIdle { cpu_percent, over_ns } => {
+            j.evidence = "nearly_idle".into();
+            j.cpu_percent = Some((cpu_percent * 100.0).round() / 100.0);
+            j.over_ns = Some(over_ns);
+        }
+        Quiet::Unreferenced { bytes } => {
+            j.evidence = "unreferenced".into();
+            j.unreferenced_bytes = Some(bytes);
+        }
+    }
+    j
 }
 
 /// Memory system calls of a process since hangwatch attached, counted in the kernel.
@@ -162,6 +269,8 @@ pub fn memory_json(m: &MemStatus) -> MemoryJson {
             madvise_free: k.madvise_calls,
             madvise_free_bytes: k.madvise_bytes,
         }),
+        layout: m.layout.as_ref().map(layout_json),
+        retained: m.retained.as_ref().map(|r| retained_json(r, m.peak_rss)),
     }
 }
 
@@ -221,6 +330,8 @@ pub struct ProcessJson {
     pub ppid: i32,
     pub comm: String,
     pub cmdline: String,
+    /// The command line was longer than the read bound and `cmdline` is its beginning.
+    pub cmdline_truncated: bool,
     pub cgroup: String,
     pub cpu_percent: f64,
     pub cpu_total_secs: f64,
@@ -316,6 +427,7 @@ pub fn process_json(r: &Report, p: &model::Process) -> ProcessJson {
         ppid: p.ppid,
         comm: p.comm.clone(),
         cmdline: p.cmdline.clone(),
+        cmdline_truncated: p.cmdline_truncated,
         cgroup: p.cgroup.clone(),
         cpu_percent: round2(p.cpu_percent),
         cpu_total_secs: round2(p.cpu_total_secs),
@@ -391,5 +503,16 @@ pub fn snapshot(r: &Report) -> SnapshotJson {
             vanished_processes: r.stats.vanished,
             scan_ms: r.stats.scan_ms,
         },
+        warnings: r
+            .limitations
+            .iter()
+            .map(|l| WarningJson {
+                missing: l.missing.clone(),
+                what: l.what.clone(),
+                consequence: l.consequence.clone(),
+                count: l.count,
+                message: l.message(),
+            })
+            .collect(),
     }
 }

@@ -269,6 +269,7 @@ pub(crate) mod testing {
             ppid: 1,
             comm: comm.into(),
             cmdline: format!("/usr/bin/{comm} --serve"),
+            cmdline_truncated: false,
             cgroup: format!("/system.slice/{comm}.service"),
             cpu_percent: 0.0,
             cpu_total_secs: 0.0,

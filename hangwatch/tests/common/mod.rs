@@ -12,7 +12,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod faults;
 pub mod hostile;
+pub mod retain;
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
@@ -178,6 +180,12 @@ impl Child {
         let exe = program(name);
         let mut cmd = Command::new(&exe);
         cmd.args(args);
+        Child::spawn_command(name, cmd)
+    }
+
+    /// Starts `cmd` (any program that prints a ready line), as [`Child::spawn`] does.
+    pub fn spawn_command(name: &str, mut cmd: Command) -> Child {
+        let exe = cmd.get_program().to_owned();
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).process_group(0);
         let mut spawned =
             cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
@@ -971,3 +979,6 @@ impl Drop for Live {
         let _ = self.child.wait();
     }
 }
+
+/// Peak RSS and output size of one hangwatch run (bounded-read tests).
+pub mod bounded;
