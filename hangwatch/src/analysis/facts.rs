@@ -103,6 +103,15 @@ pub struct Facts {
     /// pid → why it cannot run (stopped, traced, frozen, in `D`), for the processes blocked
     /// threads wait on.
     pub cannot_run: HashMap<i32, String>,
+    /// pid → the signals it catches (`SigCgt` of /proc/PID/status), for the processes whose
+    /// main thread waits forever: a handler may be what ends the wait.
+    pub sig_caught: HashMap<i32, u64>,
+    /// (pid, tid) found absent from /proc/PID/task at gathering time: a mutex owner that is not
+    /// a thread of the waiter's process, or a waited-for child (pid, pid) that is gone.
+    pub absent_tasks: HashSet<(i32, i32)>,
+    /// tid → the process it is a thread of, for mutex owners that are not threads of the
+    /// waiter (a lock copied at fork() names a thread of the parent).
+    pub tid_tgid: HashMap<i32, i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,7 +367,9 @@ pub fn gather(
     let mut wanted: HashSet<u64> = HashSet::new();
     let mut lock_waiters: Vec<(i32, i32)> = Vec::new();
     let mut fifos = super::fifo::Fifos::default();
+    let scanned: HashSet<i32> = procs.iter().map(|p| p.pid).collect();
     for p in procs {
+        gather_verdict_facts(p, &scanned, &mut f);
         let mut view: Option<Box<dyn TaskView>> = None;
         // addr → key, so that many waiters on one futex walk the maps once.
         let mut own_keys: HashMap<u64, FutexKey> = HashMap::new();
@@ -429,6 +440,9 @@ pub fn gather(
                         .map(u32::from_ne_bytes);
                     if let Some(word) = word {
                         f.futex_words.insert(t.tid, (word, owner));
+                    }
+                    if let (Some(2), Some(o)) = (word, owner.map(|o| o as i32)) {
+                        lost_owner_facts(p, o, &mut f);
                     }
                 }
             }
@@ -539,9 +553,70 @@ pub fn gather(
     f
 }
 
+/// Whether tid `o` is a thread of `p` per /proc/PID/task (bounded: `o` is read from a futex
+/// word, which the process controls); if not, which process it belongs to, if any.
+fn lost_owner_facts(p: &Process, o: i32, f: &mut Facts) {
+    if o <= 0 || p.threads.iter().any(|t| t.tid == o) || f.absent_tasks.contains(&(p.pid, o)) {
+        return;
+    }
+    if std::path::Path::new(&format!("/proc/{}/task/{o}", p.pid)).exists() {
+        return;
+    }
+    f.absent_tasks.insert((p.pid, o));
+    if let Some(tgid) = fs::read_to_string(format!("/proc/{o}/status"))
+        .ok()
+        .and_then(|s| status_field(&s, "Tgid:").and_then(|v| v.parse::<i32>().ok()))
+    {
+        f.tid_tgid.insert(o, tgid);
+    }
+}
+
+/// One field of /proc/PID/status, trimmed.
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim)
+}
+
+/// `SigCgt:` of /proc/PID/status, a hex mask (bit n-1 for signal n).
+pub fn parse_sig_caught(status: &str) -> Option<u64> {
+    u64::from_str_radix(status_field(status, "SigCgt:")?, 16).ok()
+}
+
+/// What the verdict rules need beyond the wait-for edges: the signals a process whose main
+/// thread waits forever catches, and whether a child it waits for is gone.
+fn gather_verdict_facts(p: &Process, scanned: &HashSet<i32>, f: &mut Facts) {
+    let main_waits = p
+        .threads
+        .iter()
+        .find(|t| t.tid == p.pid)
+        .and_then(|t| t.blocked.as_ref())
+        .is_some_and(|w| w.decoded.infinite);
+    if main_waits
+        && let Some(mask) = fs::read_to_string(format!("/proc/{}/status", p.pid))
+            .ok()
+            .and_then(|s| parse_sig_caught(&s))
+    {
+        f.sig_caught.insert(p.pid, mask);
+    }
+    for (_, w) in p.blocked_threads() {
+        if let Some(c) = w.decoded.wait_pid.filter(|c| *c > 0).map(|c| c as i32)
+            && !scanned.contains(&c)
+            && !std::path::Path::new(&format!("/proc/{c}")).exists()
+        {
+            f.absent_tasks.insert((c, c));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sig_caught() {
+        let s = "Name:\tpython3\nSigIgn:\t0000000001001000\nSigCgt:\t0000000100004002\n";
+        assert_eq!(parse_sig_caught(s), Some(0x1_0000_4002));
+        assert_eq!(parse_sig_caught("Name:\tx\n"), None);
+    }
 
     #[test]
     fn targets() {

@@ -9,6 +9,7 @@ pub mod fuse;
 pub mod inet;
 pub mod locks;
 pub mod maps;
+mod rules;
 pub mod runnable;
 pub mod unix_diag;
 
@@ -292,7 +293,7 @@ impl<'a> Graph<'a> {
                     let c = c as i32;
                     if self.procs.contains_key(&c) {
                         edges.push(Edge { target: Target::Process(c), why: format!("child {c}") });
-                    } else if !std::path::Path::new(&format!("/proc/{c}")).exists() {
+                    } else if facts.absent_tasks.contains(&(c, c)) {
                         self.gone.insert((p.pid, tid), format!("child {c}, which is not running"));
                     }
                 }
@@ -349,17 +350,39 @@ impl<'a> Graph<'a> {
                             target: Target::Thread(p.pid, o),
                             why: format!("mutex owned by thread {o}"),
                         });
-                    } else if o < 4_194_304 && !std::path::Path::new(&format!("/proc/{o}")).exists()
+                    } else if word == 2
+                        && w.decoded.args.get("val").and_then(|v| v.as_u64()) == Some(2)
+                        && facts.absent_tasks.contains(&(p.pid, o))
                     {
-                        self.gone.insert(
-                            (p.pid, tid),
-                            format!("a mutex whose owner thread {o} has exited"),
-                        );
+                        // Looked up in the waiter's own process: a tid of another process
+                        // (the parent's thread that held it when this process forked) cannot
+                        // unlock this copy.
+                        let why = match facts.tid_tgid.get(&o) {
+                            Some(&g) if g != p.pid => format!(
+                                "a mutex locked by thread {o} of pid {g}, not a thread of this process: a lock copied at fork() that nobody here will unlock"
+                            ),
+                            _ => format!("a mutex whose owner thread {o} has exited"),
+                        };
+                        self.gone.insert((p.pid, tid), why);
                     }
                 }
             }
             if edges.is_empty() && !self.gone.contains_key(&(p.pid, tid)) {
                 self.futex_releasers(p, tid, facts, edges);
+            }
+            if edges.is_empty()
+                && w.decoded.infinite
+                && !self.gone.contains_key(&(p.pid, tid))
+                && let Some(FutexKey::Private { addr, .. }) = facts.futex_key.get(&(p.pid, tid))
+                && p.threads.iter().filter(|t| t.state != 'Z').count() == 1
+                && !rules::signal_may_wake(facts, p.pid)
+            {
+                self.gone.insert(
+                    (p.pid, tid),
+                    format!(
+                        "a process-private futex {addr:#x} in a single-threaded process that catches no signal that could end it: no thread is left to wake it (a lock or condition copied at fork()?)"
+                    ),
+                );
             }
             return;
         }
@@ -713,25 +736,27 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         });
     }
     // ... and waits that began before a related process was OOM-killed and never ended.
+    // Related through the process tree (docs/findings.md): the victim's parent, else the top
+    // of its memory cgroup's tree; never a sibling worker.
+    let mut oom_waiters: Vec<(usize, i32)> = Vec::new();
     for k in &facts.oom_kills {
-        for p in procs {
-            if explained.contains(&p.pid) || p.pid == k.pid {
-                continue;
-            }
-            let related = k.ppid == Some(p.pid)
-                || (k.ppid.is_none()
-                    && k.cgroup.as_deref().is_some_and(|c| c == p.cgroup && c != "/"));
-            if !related {
+        for pp in rules::oom_parents(procs, k) {
+            let Some(p) = g.procs.get(&pp).copied() else { continue };
+            if explained.contains(&p.pid) || p.pid == k.pid || serves(p, facts) {
                 continue;
             }
             let Some((t, w)) = p
                 .blocked_threads()
                 .filter(|(_, w)| w.decoded.infinite && w.since_mono_ns <= k.time_mono_ns)
-                .max_by_key(|(_, w)| w.duration_ns)
+                .max_by_key(|(t, w)| (t.tid == p.pid, w.duration_ns))
             else {
                 continue;
             };
+            if waits_for_input(&g, p) {
+                continue;
+            }
             explained.insert(p.pid);
+            oom_waiters.push((out.len(), p.pid));
             let limit = k
                 .memory_limit_bytes
                 .map(|l| format!(", limit {}", fmt_bytes(l)))
@@ -779,6 +804,35 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         if uniq.iter().all(|p| explained.contains(p)) {
             continue;
         }
+        let severity = rules::cycle_severity(&g, &cyc);
+        // Only futex waits with no owner, in processes a signal handler may wake: idle.
+        if severity == Severity::Low && uniq.iter().all(|p| rules::signal_may_wake(facts, *p)) {
+            continue;
+        }
+        // A cycle among the processes an OOM kill left waiting (the waiter and what it
+        // forked) exists because a task was lost with the victim: it folds into that one
+        // orphaned wait, which takes its rank.
+        if let Some(&(i, w)) = oom_waiters
+            .iter()
+            .find(|(_, w)| uniq.iter().any(|p| rules::descends_from(&g.procs, *p, *w)))
+        {
+            let f: &mut Finding = &mut out[i];
+            f.severity = f.severity.max(severity);
+            // Named: the waiter's own processes in the cycle (not an unrelated reader of
+            // their output).
+            let ours: Vec<i32> =
+                uniq.iter().copied().filter(|p| rules::descends_from(&g.procs, *p, w)).collect();
+            if !f.summary.contains("wait-for cycle") {
+                f.summary.push_str(&format!(
+                    "; it explains the wait-for cycle among pid {}",
+                    ours.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let extra: Vec<i32> = ours.into_iter().filter(|p| !f.pids.contains(p)).collect();
+            f.pids.extend(extra);
+            explained.extend(uniq.iter().copied());
+            continue;
+        }
         explained.extend(uniq.iter().copied());
         let since = cyc
             .iter()
@@ -787,10 +841,15 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         let sentences: Vec<String> = steps.iter().map(step_sentence).collect();
         let mut tids: Vec<i32> = steps.iter().map(|s| s.tid).collect();
         tids.sort();
+        let lead = if severity == Severity::Low {
+            "every thread waits, nothing visible can wake them (futex waits with no owner: no evidence of who holds what)"
+        } else {
+            "deadlock"
+        };
         out.push(Finding {
             kind: FindingKind::Deadlock,
-            severity: Severity::Critical,
-            summary: format!("deadlock: {}", sentences.join("; ")),
+            severity,
+            summary: format!("{lead}: {}", sentences.join("; ")),
             key: format!(
                 "deadlock:{}",
                 tids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
@@ -802,56 +861,62 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         });
     }
 
-    // Hung: did work, now every thread in an infinite wait for long, no CPU.
+    // Hung: the main thread waits forever for a reply nothing visible will send, after the
+    // process did something; its other threads at most tick on timers; next to no CPU.
     for p in procs {
-        if explained.contains(&p.pid)
-            || !p.all_blocked()
-            || p.cpu_percent >= 0.05
-            || p.cpu_total_secs < HUNG_MIN_CPU_SECS
+        if explained.contains(&p.pid) || p.cpu_percent >= rules::HUNG_MAX_CPU_PERCENT {
+            continue;
+        }
+        let Some(main) = p.threads.iter().find(|t| t.tid == p.pid).and_then(|t| t.blocked.as_ref())
+        else {
+            continue;
+        };
+        if !main.decoded.infinite || main.duration_ns < cfg.hung_after_ns {
+            continue;
+        }
+        if !rules::did_work_first(p, cfg.now_mono_ns) || rules::idle_reason(&g, facts, p).is_some()
         {
             continue;
         }
-        let waits: Vec<&Wait> = p.blocked_threads().map(|(_, w)| w).collect();
-        if !waits.iter().all(|w| w.decoded.infinite && w.duration_ns >= cfg.hung_after_ns) {
-            continue;
-        }
-        let Some((t, longest)) = p.longest_wait() else { continue };
-        if serves(p, facts) || waits_for_input(&g, p) {
-            continue; // a server waiting for clients, or a program waiting for its user
-        }
-        let quiet_since = waits.iter().map(|w| w.since_mono_ns).max();
-        let main = p
+        let quiet_since = p.blocked_threads().map(|(_, w)| w.since_mono_ns).max();
+        let others = p.threads.iter().filter(|t| t.tid != p.pid && t.state != 'Z').count();
+        let ticking = p
             .threads
             .iter()
-            .find(|t| t.tid == p.pid)
-            .and_then(|t| t.blocked.as_ref())
-            .unwrap_or(longest);
+            .filter(|t| t.tid != p.pid && t.state != 'Z')
+            .filter(|t| t.blocked.as_ref().is_none_or(|w| !w.decoded.infinite))
+            .map(|t| t.tid.to_string())
+            .collect::<Vec<_>>();
+        let who = match (others, ticking.len()) {
+            (0, _) => "its only thread".to_string(),
+            (n, 0) => format!("main thread (all {} threads blocked)", n + 1),
+            (n, t) => format!(
+                "main thread ({t} of its {n} other threads only wake on timers: tid {})",
+                ticking.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        };
         out.push(Finding {
             kind: FindingKind::Hung,
             severity: Severity::High,
             pids: vec![p.pid],
-            tids: p.blocked_threads().map(|(t, _)| t.tid).collect(),
+            tids: p.blocked_threads().filter(|(_, w)| w.decoded.infinite).map(|(t, _)| t.tid).collect(),
             summary: format!(
-                "pid {} ({}) is hung: {} in {} for {}, zero CPU since (it had used {:.1}s)",
+                "pid {} ({}) is hung: {who} in {} for {}, {:.1}% CPU over the window (it had used {:.1}s)",
                 p.pid,
                 p.comm,
-                if p.threads.len() == 1 {
-                    "its only thread".to_string()
-                } else {
-                    format!("main thread (all {} threads blocked)", p.threads.len())
-                },
                 main.decoded.human,
                 fmt_duration_ns(main.duration_ns),
+                p.cpu_percent,
                 p.cpu_total_secs
             ),
             since_mono_ns: quiet_since,
-            chain: g.chain_from((
-                p.pid,
-                if main.since_mono_ns == longest.since_mono_ns { t.tid } else { p.pid },
-            )),
+            chain: g.chain_from((p.pid, p.pid)),
             key: format!("hung:{}", p.pid),
         });
     }
+
+    // Consequences under their root cause.
+    rules::group_consequences(&g, &mut out);
 
     // OOM kills, with what they left waiting.
     for k in &facts.oom_kills {
@@ -962,9 +1027,7 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         }
     }
 
-    out.sort_by(|a, b| {
-        b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.key.cmp(&b.key))
-    });
+    rules::rank(&mut out);
     out
 }
 

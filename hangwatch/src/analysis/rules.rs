@@ -1,0 +1,652 @@
+//! The verdict rules that decide between "idle" and "stuck" (docs/findings.md): when a process
+//! is `hung`, when a cycle of futex waits is a real deadlock, which processes an OOM kill left
+//! waiting, and which findings are consequences of another. Pure over the graph and the facts.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::facts::{Facts, OomFact};
+use super::{
+    Finding, FindingKind, Graph, Severity, Target, Tkey, serves, wait_of, waits_for_input,
+};
+use crate::model::{Process, Wait};
+
+/// A wait must have begun at least this long after the process started to count as "after it
+/// did something" (unless it had used [`super::HUNG_MIN_CPU_SECS`] of CPU): a process that has
+/// waited since it started is waiting for its first work.
+pub const HUNG_SETTLE_NS: u64 = 1_000_000_000;
+
+/// Above this CPU (percent of one core over the window) a process is working, not hung.
+/// Helper threads that wake on short timers use less: libzmq's I/O thread reconnecting every
+/// 100 ms measured 0.5-1% on a loaded 2-core VM.
+pub const HUNG_MAX_CPU_PERCENT: f64 = 5.0;
+
+const fn sig(n: u32) -> u64 {
+    1 << (n - 1)
+}
+
+/// Signals whose handlers are routine and say nothing about a wait ending: SIGINT (every
+/// Python process catches it), SIGPIPE, SIGCHLD, SIGWINCH, and glibc's internal SIGCANCEL (32)
+/// and SIGSETXID (33) that every threaded process catches.
+const ROUTINE_SIGNALS: u64 = sig(2) | sig(13) | sig(17) | sig(28) | sig(32) | sig(33);
+
+/// Syscalls that wait for a signal and nothing else.
+const SIGNAL_WAITS: &[&str] = &["pause", "rt_sigsuspend", "rt_sigtimedwait", "sigsuspend"];
+
+/// Whether a signal handler is a plausible way out of a wait: the process catches a signal
+/// beyond the routine ones (SIGTERM, SIGHUP, SIGUSR1 ...).
+pub fn signal_may_wake(facts: &Facts, pid: i32) -> bool {
+    facts.sig_caught.get(&pid).is_some_and(|m| m & !ROUTINE_SIGNALS != 0)
+}
+
+/// Whether a wait has evidence of who holds what it waits for: any wait that is not a futex
+/// (a pipe, a socket, a child), or a futex whose word names an owner (a mutex owner, a joined
+/// thread, a PI lock owner). A futex wait on a condition variable, a semaphore or an event has
+/// none: any thread could post it.
+pub fn owner_evidence(g: &Graph, k: Tkey) -> bool {
+    let Some(w) = g.procs.get(&k.0).and_then(|p| wait_of(p, k.1)) else { return true };
+    if w.decoded.syscall != "futex" {
+        return true;
+    }
+    g.edges.get(&k).is_some_and(|es| es.iter().any(|e| matches!(e.target, Target::Thread(..))))
+}
+
+/// A cycle made only of futex waits with no owner evidence: every thread waits, nothing
+/// visible can wake them, but nothing says who holds what either.
+pub fn weak_cycle(g: &Graph, cyc: &[(Tkey, String)]) -> bool {
+    cyc.iter().all(|(k, _)| !owner_evidence(g, *k))
+}
+
+/// Another process that can answer a wait on it: a thread that runs or sleeps only briefly,
+/// a thread in a timed wait (it wakes by itself), or a server waiting for clients.
+fn responsive(g: &Graph, facts: &Facts, q: i32) -> bool {
+    let Some(p) = g.procs.get(&q) else { return false };
+    p.threads.iter().any(|t| t.blocked.is_none() && matches!(t.state, 'R' | 'S' | 'D'))
+        || p.blocked_threads().any(|(_, w)| !w.decoded.infinite)
+        || serves(p, facts)
+}
+
+/// The kind of a non-pipe, non-socket fd target, as the decoder shows it.
+fn anon_kind(w: &Wait) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |t: &str| out.push(t.to_string());
+    if let Some(t) = w.decoded.args.get("target").and_then(|v| v.as_str()) {
+        add(t);
+    }
+    if let Some(a) = w.decoded.args.get("fds").and_then(|v| v.as_array()) {
+        for e in a {
+            if let Some(t) = e.get("target").and_then(|v| v.as_str()) {
+                add(t);
+            }
+        }
+    }
+    out
+}
+
+/// Why a process whose main thread waits forever is idle rather than stuck, or `None` when
+/// the wait is for a reply that nothing visible will send. Follows the main thread's wait
+/// inside its own process (a join, a mutex, a condition another thread would signal) to the
+/// threads that could end it:
+/// * a server (a listening socket in a wait) or a read of a terminal: waiting for work;
+/// * a wait for a signal (`pause`, `sigsuspend`, `sigwait`), a signalfd, inotify or a timerfd;
+/// * a wait that leads to *another* process that can answer (running, ticking on a timer,
+///   serving): a consumer of a live server, a worker of a live pool;
+/// * a socket whose other end hangwatch cannot see (TCP to another host): assumed live;
+/// * an epoll event loop watching sources hangwatch cannot follow;
+/// * a futex with no owner evidence (an event, a queue) in a process that catches signals
+///   beyond the routine ones: a handler may set it.
+///
+/// Threads of the *same* process that only tick on timers are not a way out: a helper that
+/// reconnects every 100 ms does not make the main thread's infinite wait end.
+pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
+    if serves(p, facts) {
+        return Some("a thread serves a listening socket".into());
+    }
+    if waits_for_input(g, p) {
+        return Some("it waits for its user".into());
+    }
+    let mut seen: BTreeSet<Tkey> = BTreeSet::new();
+    let mut todo: Vec<Tkey> = vec![(p.pid, p.pid)];
+    while let Some(k) = todo.pop() {
+        if !seen.insert(k) || seen.len() > 64 {
+            continue;
+        }
+        let Some(w) = wait_of(p, k.1) else { continue };
+        // Another thread of the process that only ticks on a timer is no way out of the main
+        // thread's wait, whatever it watches between ticks (libzmq's I/O thread retrying).
+        if k.1 != p.pid && !w.decoded.infinite {
+            continue;
+        }
+        let s = w.decoded.syscall.as_str();
+        if SIGNAL_WAITS.contains(&s) {
+            return Some(format!("thread {} waits for a signal in {s}", k.1));
+        }
+        let targets = anon_kind(w);
+        for t in &targets {
+            for (pat, what) in [
+                ("signalfd", "a signal"),
+                ("inotify", "a file change"),
+                ("timerfd", "a timer"),
+                ("fanotify", "a file event"),
+            ] {
+                if t.contains(pat) {
+                    return Some(format!("thread {} waits for {what} ({t})", k.1));
+                }
+            }
+        }
+        let edges = g.edges.get(&k).map(|v| v.as_slice()).unwrap_or(&[]);
+        let known = edges.iter().any(|e| !matches!(e.target, Target::Outside));
+        if !known && !edges.is_empty() {
+            let fds = super::all_fds(w, facts, p.pid);
+            let socket = fds.iter().any(|fd| {
+                facts
+                    .fd_inode
+                    .get(&(p.pid, *fd))
+                    .is_some_and(|(_, kind)| *kind == super::FdKind::Socket)
+            });
+            if socket {
+                return Some(format!(
+                    "thread {} waits on a socket whose other end hangwatch cannot see",
+                    k.1
+                ));
+            }
+            if s.starts_with("epoll_") {
+                return Some(format!(
+                    "thread {} is an event loop waiting on sources hangwatch cannot follow",
+                    k.1
+                ));
+            }
+        }
+        if s == "futex" && !owner_evidence(g, k) && signal_may_wake(facts, p.pid) {
+            return Some(format!(
+                "thread {} waits on a futex with no owner and the process catches signals a handler of which may end it",
+                k.1
+            ));
+        }
+        for e in edges {
+            match e.target {
+                Target::Thread(q, _) | Target::Process(q) if q != p.pid => {
+                    if responsive(g, facts, q) {
+                        return Some(format!("it waits on pid {q}, which is alive and can answer"));
+                    }
+                }
+                Target::Thread(_, t) => todo.push((p.pid, t)),
+                Target::Process(_) => {
+                    todo.extend(p.blocked_threads().take(64).map(|(t, _)| (p.pid, t.tid)))
+                }
+                Target::Outside => {}
+            }
+        }
+    }
+    None
+}
+
+/// The latest start among the infinite waits of a process's threads.
+fn last_wait_start(p: &Process) -> Option<u64> {
+    p.blocked_threads().filter(|(_, w)| w.decoded.infinite).map(|(_, w)| w.since_mono_ns).max()
+}
+
+/// Whether the process did something before its current waits: they began well after it
+/// started, or it had used real CPU.
+pub fn did_work_first(p: &Process, now_mono_ns: u64) -> bool {
+    let start = now_mono_ns.saturating_sub((p.age_secs * 1e9) as u64);
+    p.cpu_total_secs >= super::HUNG_MIN_CPU_SECS
+        || last_wait_start(p).is_some_and(|s| s.saturating_sub(start) >= HUNG_SETTLE_NS)
+}
+
+/// The process an OOM victim most likely worked for: its parent when known (the live probe, or
+/// the victim still a zombie), else the top of the victim's memory cgroup's process tree — the
+/// processes of that cgroup whose parent is not in it, or, when those are all children of one
+/// process outside it (a pool whose workers alone were limited), that parent. Never a sibling
+/// worker: those have their parent in the cgroup.
+pub fn oom_parents(procs: &[Process], k: &OomFact) -> Vec<i32> {
+    let zombie_parent = procs
+        .iter()
+        .find(|p| p.pid == k.pid && p.threads.iter().all(|t| t.state == 'Z'))
+        .map(|p| p.ppid);
+    if let Some(pp) = k.ppid.or(zombie_parent) {
+        return vec![pp];
+    }
+    let Some(cg) = k.cgroup.as_deref().filter(|c| *c != "/") else { return vec![] };
+    let members: HashMap<i32, &Process> =
+        procs.iter().filter(|p| p.cgroup == cg && p.pid != k.pid).map(|p| (p.pid, p)).collect();
+    let roots: Vec<&Process> =
+        members.values().filter(|p| !members.contains_key(&p.ppid)).copied().collect();
+    let parents: BTreeSet<i32> = roots.iter().map(|p| p.ppid).collect();
+    if parents.len() == 1
+        && members.len() == roots.len()
+        && let Some(&pp) = parents.iter().next()
+        && pp > 1
+    {
+        return vec![pp];
+    }
+    let mut out: Vec<i32> = roots.iter().map(|p| p.pid).collect();
+    out.sort();
+    out
+}
+
+/// Whether `pid` is `anc` or a descendant of it (bounded walk up the parents).
+pub fn descends_from(by_pid: &HashMap<i32, &Process>, mut pid: i32, anc: i32) -> bool {
+    for _ in 0..64 {
+        if pid == anc {
+            return true;
+        }
+        match by_pid.get(&pid) {
+            Some(p) if p.ppid != pid && p.ppid > 0 => pid = p.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Groups consequences under their root cause: a process whose main thread's chain of waits
+/// reaches a process named by a deadlock, an orphaned wait or a hung process (through waits
+/// that name who they wait for) is one of its waiters, not a separate finding. Its pid is added to the root finding (after the culprits), the summary
+/// says how many wait on it, and a `hung` finding of its own is dropped.
+pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
+    let roots: Vec<usize> = (0..out.len())
+        .filter(|&i| {
+            matches!(
+                out[i].kind,
+                FindingKind::Deadlock | FindingKind::OrphanedWait | FindingKind::Hung
+            )
+        })
+        .collect();
+    if roots.is_empty() {
+        return;
+    }
+    let named: HashMap<i32, usize> = {
+        let mut m = HashMap::new();
+        // Deadlocks and orphaned waits first: a hung process that waits on a deadlock is one
+        // of its waiters.
+        for &i in roots.iter().filter(|&&i| out[i].kind != FindingKind::Hung) {
+            for &p in &out[i].pids {
+                m.entry(p).or_insert(i);
+            }
+        }
+        for &i in roots.iter().filter(|&&i| out[i].kind == FindingKind::Hung) {
+            for &p in &out[i].pids {
+                m.entry(p).or_insert(i);
+            }
+        }
+        m
+    };
+    let mut waiters: HashMap<usize, Vec<i32>> = HashMap::new();
+    let mut drop_hung: BTreeSet<usize> = BTreeSet::new();
+    for (&pid, p) in &g.procs {
+        let own = named.get(&pid).copied();
+        // A process already named by a root: only a hung finding of it can fold (into the
+        // deadlock or orphaned wait its chain reaches).
+        if let Some(i) = own
+            && out[i].kind != FindingKind::Hung
+        {
+            continue;
+        }
+        // Its main thread must be the one waiting: a helper thread that reads a stuck
+        // process's output (a supervisor's log reader) does not make its process a victim.
+        if !wait_of(p, pid).is_some_and(|w| w.decoded.infinite) {
+            continue;
+        }
+        // Followed only through waits that name who they wait for: a futex with no owner
+        // (any thread could post it) is where the evidence ends.
+        let chain = g.chain_from((pid, pid));
+        let mut root = None;
+        for s in &chain {
+            if s.pid != pid
+                && let Some(&r) = named.get(&s.pid)
+            {
+                root = Some(r).filter(|&r| Some(r) != own);
+                break;
+            }
+            if !owner_evidence(g, (s.pid, s.tid)) {
+                break;
+            }
+        }
+        let Some(root) = root else { continue };
+        // A hung process does not absorb another hung process's waiters twice.
+        if let Some(i) = own {
+            drop_hung.insert(i);
+        }
+        waiters.entry(root).or_default().push(pid);
+    }
+    for (i, mut w) in waiters {
+        if drop_hung.contains(&i) {
+            continue;
+        }
+        w.sort();
+        w.dedup();
+        w.retain(|p| !out[i].pids.contains(p));
+        if w.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = w.iter().take(10).map(|p| p.to_string()).collect();
+        let more = if w.len() > 10 { format!(" and {} more", w.len() - 10) } else { String::new() };
+        out[i].summary.push_str(&format!(
+            "; {} other process{} wait{} on it: pid {}{more}",
+            w.len(),
+            if w.len() == 1 { "" } else { "es" },
+            if w.len() == 1 { "s" } else { "" },
+            list.join(", ")
+        ));
+        out[i].pids.extend(w);
+    }
+    let mut idx = 0;
+    out.retain(|_| {
+        let keep = !drop_hung.contains(&idx);
+        idx += 1;
+        keep
+    });
+}
+
+/// Ranks findings: most severe first; at equal severity a root cause with evidence of who
+/// holds what (a deadlock, then an orphaned wait) before a process that is merely hung.
+pub fn rank(out: &mut [Finding]) {
+    out.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.key.cmp(&b.key))
+    });
+}
+
+/// The severity of a deadlock cycle: critical with owner evidence, low when it is only futex
+/// waits that nothing visible can wake.
+pub fn cycle_severity(g: &Graph, cyc: &[(Tkey, String)]) -> Severity {
+    if weak_cycle(g, cyc) { Severity::Low } else { Severity::Critical }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::facts::{FutexKey, Holder, Kind as FdKind, Mode};
+    use super::super::{Config, analyze};
+    use super::*;
+    use crate::model::tests::{process, wait};
+
+    const NOW: u64 = 1_000_000_000_000;
+
+    fn cfg() -> Config {
+        Config { now_mono_ns: NOW, hung_after_ns: 30_000_000_000, oom_recent_ns: u64::MAX }
+    }
+
+    /// A wait of `secs` that began `secs` ago.
+    fn w(syscall: &str, secs: f64, infinite: bool) -> Wait {
+        let mut x = wait(syscall, secs, infinite);
+        x.since_mono_ns = NOW - x.duration_ns;
+        x
+    }
+
+    fn on_fd(syscall: &str, secs: f64, fd: i32) -> Wait {
+        let mut x = w(syscall, secs, true);
+        let d = Arc::make_mut(&mut x.decoded);
+        d.fds = vec![fd];
+        d.human = format!("{syscall}(fd {fd}, timeout=infinite)");
+        x
+    }
+
+    fn futex(secs: f64) -> Wait {
+        let mut x = w("futex", secs, true);
+        Arc::make_mut(&mut x.decoded).args.insert("val".into(), 0.into());
+        x
+    }
+
+    fn private_keys(f: &mut Facts, p: &Process) {
+        for (i, t) in p.threads.iter().enumerate() {
+            f.futex_key
+                .insert((p.pid, t.tid), FutexKey::Private { pid: p.pid, addr: 0x1000 + i as u64 });
+        }
+    }
+
+    fn found(procs: &[Process], f: &Facts) -> Vec<(&'static str, Severity, Vec<i32>)> {
+        analyze(procs, f, &cfg())
+            .into_iter()
+            .map(|x| (x.kind.as_str(), x.severity, x.pids))
+            .collect()
+    }
+
+    /// Main thread in queue.get() (a futex nobody owns) for 60 s, a heartbeat thread that
+    /// wakes every 100 ms (a timed wait), 5 s of CPU, 900 s old.
+    fn heartbeat_process() -> Process {
+        process(100, 5.0, 900.0, vec![Some(futex(60.0)), Some(w("clock_nanosleep", 0.05, false))])
+    }
+
+    #[test]
+    fn main_thread_waiting_forever_beside_a_ticking_helper_is_hung() {
+        let p = heartbeat_process();
+        let mut f = Facts::default();
+        private_keys(&mut f, &p);
+        f.sig_caught.insert(100, sig(2) | sig(32) | sig(33)); // SIGINT and glibc's own
+        let out = analyze(std::slice::from_ref(&p), &f, &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::Hung);
+        assert!(out[0].summary.contains("only wake on timers: tid 101"), "{}", out[0].summary);
+
+        // Low CPU over its life is no excuse when the wait began long after the start.
+        let mut q = heartbeat_process();
+        q.cpu_total_secs = 0.01;
+        assert_eq!(found(&[q], &f)[0].0, "hung");
+        // ... but a process that has waited since it started is waiting for its first work.
+        let mut q = heartbeat_process();
+        q.cpu_total_secs = 0.01;
+        q.age_secs = 60.3;
+        assert!(found(&[q], &f).is_empty());
+        // Working (10% CPU): not hung.
+        let mut q = heartbeat_process();
+        q.cpu_percent = 10.0;
+        assert!(found(&[q], &f).is_empty());
+        // A handler for SIGTERM may set what it waits for.
+        f.sig_caught.insert(100, sig(2) | sig(15));
+        assert!(found(std::slice::from_ref(&p), &f).is_empty());
+    }
+
+    #[test]
+    fn waits_for_signals_and_event_loops_are_idle() {
+        for s in ["pause", "rt_sigsuspend", "rt_sigtimedwait"] {
+            let p = process(100, 5.0, 900.0, vec![Some(w(s, 60.0, true))]);
+            assert!(found(&[p], &Facts::default()).is_empty(), "{s}");
+        }
+        // A read of a signalfd or a timerfd.
+        let mut x = on_fd("read", 60.0, 4);
+        Arc::make_mut(&mut x.decoded).args.insert("target".into(), "anon_inode:[timerfd]".into());
+        let p = process(100, 5.0, 900.0, vec![Some(x)]);
+        assert!(found(&[p], &Facts::default()).is_empty());
+        // An epoll event loop on sources hangwatch cannot follow.
+        let p = process(100, 5.0, 900.0, vec![Some(on_fd("epoll_wait", 60.0, 5))]);
+        let mut f = Facts::default();
+        f.epoll_sets.insert((100, 5), vec![(6, 1), (7, 1)]);
+        assert!(found(&[p], &f).is_empty());
+        // The same poll on an eventfd, nothing else in sight: hung (the libzmq hang).
+        let mut x = on_fd("poll", 60.0, 3);
+        Arc::make_mut(&mut x.decoded).args.insert(
+            "fds".into(),
+            serde_json::json!([{"fd": 3, "target": "anon_inode:[eventfd]", "events": "IN"}]),
+        );
+        let p = process(100, 5.0, 900.0, vec![Some(x), Some(w("epoll_wait", 0.05, false))]);
+        assert_eq!(found(std::slice::from_ref(&p), &Facts::default())[0].0, "hung");
+        // Even when the main thread's wait leads to that ticking thread (a futex it would
+        // post) and the ticking thread watches a socket out of sight between ticks.
+        let mut tick = on_fd("epoll_wait", 0.05, 9);
+        Arc::make_mut(&mut tick.decoded).infinite = false;
+        let p = process(100, 5.0, 900.0, vec![Some(futex(60.0)), Some(tick)]);
+        let mut f = Facts::default();
+        private_keys(&mut f, &p);
+        f.epoll_sets.insert((100, 9), vec![(10, 1)]);
+        f.fd_inode.insert((100, 10), (700, FdKind::Socket));
+        assert_eq!(found(&[p], &f)[0].0, "hung");
+    }
+
+    /// pid 10 reads a Unix socket whose peer only pid 20 holds; 20 waits in `peer_wait`.
+    fn consumer(peer_wait: Wait, peer_listens: bool) -> (Vec<Process>, Facts) {
+        let procs = vec![
+            process(10, 5.0, 900.0, vec![Some(on_fd("recvfrom", 60.0, 3))]),
+            process(20, 5.0, 900.0, vec![Some(peer_wait)]),
+        ];
+        let mut f = Facts::default();
+        f.fd_inode.insert((10, 3), (500, FdKind::Socket));
+        f.unix_peer.insert(500, 501);
+        f.holders.entry(501).or_default().push(Holder { pid: 20, fd: 4, mode: Mode::ReadWrite });
+        if peer_listens {
+            f.fd_inode.insert((20, 5), (900, FdKind::Socket));
+            f.listening.insert(900);
+            f.epoll_sets.insert((20, 5), vec![(5, 1), (4, 1)]);
+            f.fd_inode.insert((20, 4), (501, FdKind::Socket));
+        }
+        (procs, f)
+    }
+
+    #[test]
+    fn a_consumer_of_a_live_server_is_idle_of_a_silent_peer_hung() {
+        let (procs, f) = consumer(on_fd("epoll_wait", 60.0, 5), true);
+        assert!(found(&procs, &f).is_empty(), "{:?}", found(&procs, &f));
+        // A peer that ticks on a timer is alive too.
+        let (procs, f) = consumer(w("epoll_wait", 0.5, false), false);
+        assert!(found(&procs, &f).is_empty());
+        // A peer in pause(): nothing will ever answer.
+        let (procs, f) = consumer(w("pause", 60.0, true), false);
+        assert_eq!(found(&procs, &f), vec![("hung", Severity::High, vec![10])]);
+        // A socket whose other end is out of sight (TCP to another host): assumed live.
+        let (procs, mut f) = consumer(w("pause", 60.0, true), false);
+        f.unix_peer.clear();
+        assert!(found(&procs, &f).is_empty());
+    }
+
+    #[test]
+    fn futex_cycles_without_owner_are_low_and_silent_with_a_handler() {
+        let p = process(50, 5.0, 900.0, vec![Some(futex(60.0)), Some(futex(60.0))]);
+        let mut f = Facts::default();
+        private_keys(&mut f, &p);
+        let out = analyze(std::slice::from_ref(&p), &f, &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!((out[0].kind, out[0].severity), (FindingKind::Deadlock, Severity::Low));
+        assert!(out[0].summary.starts_with("every thread waits, nothing visible can wake them"));
+        f.sig_caught.insert(50, sig(15));
+        assert!(found(&[p], &f).is_empty());
+    }
+
+    #[test]
+    fn a_mutex_owned_by_a_thread_of_the_parent_is_a_lock_copied_at_fork() {
+        let mut x = futex(60.0);
+        Arc::make_mut(&mut x.decoded).args.insert("val".into(), 2.into());
+        let child = process(60, 1.0, 900.0, vec![Some(x)]);
+        let mut f = Facts::default();
+        f.futex_words.insert(60, (2, Some(57)));
+        f.absent_tasks.insert((60, 57));
+        f.tid_tgid.insert(57, 55);
+        let out = analyze(std::slice::from_ref(&child), &f, &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::OrphanedWait);
+        assert!(out[0].summary.contains("thread 57 of pid 55"), "{}", out[0].summary);
+        assert!(out[0].summary.contains("a lock copied at fork()"));
+        // Present in its own process: not orphaned (and no edge to pid 57 of another process).
+        let mut f2 = f.clone();
+        f2.absent_tasks.clear();
+        assert!(found(std::slice::from_ref(&child), &f2).iter().all(|x| x.0 != "orphaned_wait"));
+        // A single-threaded wait on a private futex with no owner: nobody left to wake it ...
+        let lone = process(61, 1.0, 900.0, vec![Some(futex(60.0))]);
+        let mut f = Facts::default();
+        private_keys(&mut f, &lone);
+        assert_eq!(found(std::slice::from_ref(&lone), &f)[0].0, "orphaned_wait");
+        // ... unless it catches a signal a handler of which could end it.
+        f.sig_caught.insert(61, sig(10));
+        assert!(found(&[lone], &f).is_empty());
+    }
+
+    fn oom(pid: i32, cgroup: &str) -> OomFact {
+        OomFact {
+            time_mono_ns: NOW - 100_000_000_000,
+            pid,
+            comm: "python3".into(),
+            cgroup: Some(cgroup.into()),
+            ppid: None,
+            memory_limit_bytes: Some(64 << 20),
+        }
+    }
+
+    fn member(pid: i32, ppid: i32, cgroup: &str) -> Process {
+        let mut p = process(pid, 1.0, 900.0, vec![Some(on_fd("read", 200.0, 3))]);
+        p.ppid = ppid;
+        p.cgroup = cgroup.into();
+        p
+    }
+
+    #[test]
+    fn oom_waiters_are_found_through_the_process_tree_never_a_sibling() {
+        // Parent and its workers in the cgroup: the parent.
+        let procs = vec![member(10, 1, "/x"), member(11, 10, "/x"), member(12, 10, "/x")];
+        assert_eq!(oom_parents(&procs, &oom(13, "/x")), vec![10]);
+        // Only the workers in the cgroup: their common parent.
+        let procs = vec![member(10, 1, "/"), member(11, 10, "/x"), member(12, 10, "/x")];
+        assert_eq!(oom_parents(&procs, &oom(13, "/x")), vec![10]);
+        // The parent known (live probe, or the victim still a zombie).
+        let mut k = oom(13, "/x");
+        k.ppid = Some(12);
+        assert_eq!(oom_parents(&procs, &k), vec![12]);
+        let mut zombie = process(13, 1.0, 900.0, vec![None]);
+        zombie.ppid = 11;
+        zombie.threads[0].state = 'Z';
+        let mut with_zombie = procs.clone();
+        with_zombie.push(zombie);
+        assert_eq!(oom_parents(&with_zombie, &oom(13, "/x")), vec![11]);
+
+        // Analysis: the parent's wait that began before the kill is orphaned; the sibling
+        // workers waiting for work are not named as waiters.
+        let procs = vec![member(10, 1, "/x"), member(11, 10, "/x"), member(12, 10, "/x")];
+        let f = Facts { oom_kills: vec![oom(13, "/x")], ..Default::default() };
+        let out = analyze(&procs, &f, &cfg());
+        let orphans: Vec<&Finding> =
+            out.iter().filter(|x| x.kind == FindingKind::OrphanedWait).collect();
+        assert_eq!(orphans.len(), 1, "{out:#?}");
+        assert_eq!(orphans[0].pids, vec![10, 13]);
+        assert_eq!(out[0].kind, FindingKind::OrphanedWait, "ranked first: {out:#?}");
+    }
+
+    #[test]
+    fn a_cycle_of_the_oom_waiters_processes_folds_into_the_orphaned_wait() {
+        // Parent 10 reads pipe A whose only writer is worker 11; 11 writes pipe B whose only
+        // reader is 10: a cycle that exists because worker 13's task was lost.
+        let mut procs = vec![member(10, 1, "/x"), member(11, 10, "/x")];
+        procs[1].threads[0].blocked = Some(on_fd("write", 200.0, 4));
+        let mut f = Facts { oom_kills: vec![oom(13, "/x")], ..Default::default() };
+        f.fd_inode.insert((10, 3), (100, FdKind::Pipe));
+        f.fd_inode.insert((11, 4), (200, FdKind::Pipe));
+        for (ino, pid, fd, mode) in
+            [(100, 10, 3, Mode::Read), (100, 11, 5, Mode::Write), (200, 11, 4, Mode::Write)]
+        {
+            f.holders.entry(ino).or_default().push(Holder { pid, fd, mode });
+        }
+        f.holders.entry(200).or_default().push(Holder { pid: 10, fd: 6, mode: Mode::Read });
+        let out = analyze(&procs, &f, &cfg());
+        assert!(out.iter().all(|x| x.kind != FindingKind::Deadlock), "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::OrphanedWait);
+        assert_eq!(out[0].severity, Severity::Critical, "takes the rank of what it explains");
+        assert!(out[0].summary.contains("explains the wait-for cycle among pid 10, 11"));
+    }
+
+    #[test]
+    fn waiters_of_a_deadlock_are_grouped_under_it() {
+        // 10 and 20 deadlock on two pipes; 30 and 40 read pipes whose only writer is 10.
+        let mut procs = vec![
+            process(10, 5.0, 900.0, vec![Some(on_fd("read", 200.0, 3))]),
+            process(20, 5.0, 900.0, vec![Some(on_fd("write", 200.0, 4))]),
+        ];
+        let mut f = Facts::default();
+        let mut hold = |ino: u64, pid: i32, fd: i32, mode: Mode| {
+            f.holders.entry(ino).or_default().push(Holder { pid, fd, mode })
+        };
+        hold(100, 10, 3, Mode::Read);
+        hold(100, 20, 5, Mode::Write);
+        hold(200, 20, 4, Mode::Write);
+        hold(200, 10, 6, Mode::Read);
+        for (pid, ino) in [(30, 300), (40, 400)] {
+            procs.push(process(pid, 5.0, 900.0, vec![Some(on_fd("read", 100.0, 3))]));
+            hold(ino, pid, 3, Mode::Read);
+            hold(ino, 10, 7, Mode::Write);
+            f.fd_inode.insert((pid, 3), (ino, FdKind::Pipe));
+        }
+        f.fd_inode.insert((10, 3), (100, FdKind::Pipe));
+        f.fd_inode.insert((20, 4), (200, FdKind::Pipe));
+        let out = analyze(&procs, &f, &cfg());
+        assert_eq!(out.len(), 1, "one root cause, no separate hung waiters: {out:#?}");
+        assert_eq!(out[0].kind, FindingKind::Deadlock);
+        assert_eq!(out[0].severity, Severity::Critical);
+        assert_eq!(out[0].pids, vec![10, 20, 30, 40]);
+        assert!(out[0].summary.ends_with("2 other processes wait on it: pid 30, 40"));
+    }
+}
