@@ -899,7 +899,12 @@ impl<'a> Bench<'a> {
 
     /// Starts `blocked_threads park N` and waits until its N threads are blocked.
     fn park(&self, n: usize) -> Result<Parked> {
-        let mut cmd = self.ctx.cmd(self.bin("blocked_threads"));
+        self.park_program("blocked_threads", n)
+    }
+
+    /// Starts `PROGRAM park N` and waits for its `ready` line (N threads or processes parked).
+    fn park_program(&self, program: &str, n: usize) -> Result<Parked> {
+        let mut cmd = self.ctx.cmd(self.bin(program));
         cmd.args(["park", &n.to_string()]);
         let shown = display_cmd(&cmd);
         let mut child = cmd
@@ -2338,22 +2343,6 @@ impl Bench<'_> {
 
     /// Starts `idle_procs park N` and waits until its N children exist.
     fn park_idle(&self, n: usize) -> Result<Parked> {
-        let mut cmd = self.ctx.cmd(self.bin("idle_procs"));
-        cmd.args(["park", &n.to_string()]);
-        let shown = display_cmd(&cmd);
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not start `{shown}`"))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout pipe"))?;
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .with_context(|| format!("reading from `{shown}`"))?;
-        let parked = Parked { child, stdin };
-        ensure!(line.trim() == "ready", "`{shown}` did not get ready: {line:?}");
-        Ok(parked)
+        self.park_program("idle_procs", n)
     }
 }
