@@ -552,8 +552,15 @@ impl<'a> Graph<'a> {
     /// per process once per round, so 10,000 threads waiting on one another cost 10,000 steps
     /// a round, not 10,000².
     fn stuck(&self) -> BTreeSet<Tkey> {
+        self.stuck_given(&BTreeSet::new())
+    }
+
+    /// [`Self::stuck`], with the `seeds` held stuck whatever they wait on: the threads that
+    /// cannot make progress if the seeds never do (the waiters of a root cause).
+    pub(crate) fn stuck_given(&self, seeds: &BTreeSet<Tkey>) -> BTreeSet<Tkey> {
         let mut stuck: BTreeSet<Tkey> =
             self.edges.iter().filter(|(_, e)| !e.is_empty()).map(|(k, _)| *k).collect();
+        stuck.extend(seeds.iter().copied());
         loop {
             // Per process: live threads that are not stuck.
             let mut not_stuck: HashMap<i32, usize> = HashMap::with_capacity(self.procs.len());
@@ -570,7 +577,14 @@ impl<'a> Graph<'a> {
             };
             let mut freed = Vec::new();
             for &k in &stuck {
-                let free = self.edges[&k].iter().any(|e| match e.target {
+                if seeds.contains(&k) {
+                    continue;
+                }
+                let Some(edges) = self.edges.get(&k) else {
+                    freed.push(k);
+                    continue;
+                };
+                let free = edges.iter().any(|e| match e.target {
                     Target::Outside => true,
                     Target::Thread(pid, tid) => !stuck.contains(&(pid, tid)),
                     // Gone (or only zombies left): not a releaser we can wait on; the wait

@@ -270,6 +270,16 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
         }
         m
     };
+    // A waiter is a consequence only if it cannot make progress while the roots do not: its
+    // main thread is stuck once every thread of the named processes is held stuck. A chain
+    // that passes through a process with a free thread (a test harness, a supervisor whose
+    // other thread still works) is not evidence enough.
+    let seeds: BTreeSet<(i32, i32)> = named
+        .keys()
+        .filter_map(|pid| g.procs.get(pid))
+        .flat_map(|p| p.threads.iter().filter(|t| t.state != 'Z').map(|t| (p.pid, t.tid)))
+        .collect();
+    let held = g.stuck_given(&seeds);
     let mut waiters: HashMap<usize, Vec<i32>> = HashMap::new();
     let mut drop_hung: BTreeSet<usize> = BTreeSet::new();
     for (&pid, p) in &g.procs {
@@ -283,7 +293,7 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
         }
         // Its main thread must be the one waiting: a helper thread that reads a stuck
         // process's output (a supervisor's log reader) does not make its process a victim.
-        if !wait_of(p, pid).is_some_and(|w| w.decoded.infinite) {
+        if !wait_of(p, pid).is_some_and(|w| w.decoded.infinite) || !held.contains(&(pid, pid)) {
             continue;
         }
         // Followed only through waits that name who they wait for: a futex with no owner
