@@ -59,10 +59,35 @@ pub fn weak_cycle(g: &Graph, cyc: &[(Tkey, String)]) -> bool {
 /// Another process that can answer a wait on it: a thread that runs or sleeps only briefly,
 /// a thread in a timed wait (it wakes by itself), or a server waiting for clients.
 fn responsive(g: &Graph, facts: &Facts, q: i32) -> bool {
+    let mut seen = BTreeSet::new();
+    responsive_from(g, facts, q, &mut seen)
+}
+
+/// [`responsive`], following waits on further processes: a parent in `wait4` for a child that
+/// is busy running (a build tool waiting on the test binary it started) can answer too. At
+/// most 64 processes are visited; a loop back to one already seen is no way out.
+fn responsive_from(g: &Graph, facts: &Facts, q: i32, seen: &mut BTreeSet<i32>) -> bool {
+    if !seen.insert(q) || seen.len() > 64 {
+        return false;
+    }
     let Some(p) = g.procs.get(&q) else { return false };
-    p.threads.iter().any(|t| t.blocked.is_none() && matches!(t.state, 'R' | 'S' | 'D'))
+    if p.threads.iter().any(|t| t.blocked.is_none() && matches!(t.state, 'R' | 'S' | 'D'))
         || p.blocked_threads().any(|(_, w)| !w.decoded.infinite)
         || serves(p, facts)
+    {
+        return true;
+    }
+    let next: BTreeSet<i32> = p
+        .blocked_threads()
+        .take(64)
+        .filter_map(|(t, _)| g.edges.get(&(q, t.tid)))
+        .flatten()
+        .filter_map(|e| match e.target {
+            Target::Thread(r, _) | Target::Process(r) if r != q => Some(r),
+            _ => None,
+        })
+        .collect();
+    next.into_iter().any(|r| responsive_from(g, facts, r, seen))
 }
 
 /// The kind of a non-pipe, non-socket fd target, as the decoder shows it.
@@ -274,12 +299,15 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
     // main thread is stuck once every thread of the named processes is held stuck. A chain
     // that passes through a process with a free thread (a test harness, a supervisor whose
     // other thread still works) is not evidence enough.
-    let seeds: BTreeSet<(i32, i32)> = named
-        .keys()
-        .filter_map(|pid| g.procs.get(pid))
-        .flat_map(|p| p.threads.iter().filter(|t| t.state != 'Z').map(|t| (p.pid, t.tid)))
-        .collect();
-    let held = g.stuck_given(&seeds);
+    let threads_of = |pids: &mut dyn Iterator<Item = i32>| -> BTreeSet<(i32, i32)> {
+        pids.filter_map(|pid| g.procs.get(&pid))
+            .flat_map(|p| p.threads.iter().filter(|t| t.state != 'Z').map(|t| (p.pid, t.tid)))
+            .collect()
+    };
+    let held = g.stuck_given(&threads_of(&mut named.keys().copied()));
+    // A waiter named by a hung finding of its own is checked without its own threads held
+    // (else it would hold itself); a few such fixed points at most.
+    let mut hung_checks = 0;
     let mut waiters: HashMap<usize, Vec<i32>> = HashMap::new();
     let mut drop_hung: BTreeSet<usize> = BTreeSet::new();
     for (&pid, p) in &g.procs {
@@ -295,6 +323,13 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
         // process's output (a supervisor's log reader) does not make its process a victim.
         if !wait_of(p, pid).is_some_and(|w| w.decoded.infinite) || !held.contains(&(pid, pid)) {
             continue;
+        }
+        if own.is_some() {
+            hung_checks += 1;
+            let others = threads_of(&mut named.keys().copied().filter(|&q| q != pid));
+            if hung_checks > 32 || !g.stuck_given(&others).contains(&(pid, pid)) {
+                continue;
+            }
         }
         // Followed only through waits that name who they wait for: a futex with no owner
         // (any thread could post it) is where the evidence ends.
@@ -444,6 +479,39 @@ mod tests {
         // A handler for SIGTERM may set what it waits for.
         f.sig_caught.insert(100, sig(2) | sig(15));
         assert!(found(std::slice::from_ref(&p), &f).is_empty());
+    }
+
+    /// `pid` in `wait4(child)` for 60 s, 5 s of CPU, 900 s old.
+    fn waiting_on_child(pid: i32, ppid: i32, child: i32) -> Process {
+        let mut x = w("wait4", 60.0, true);
+        Arc::make_mut(&mut x.decoded).wait_pid = Some(child.into());
+        let mut p = process(pid, 5.0, 900.0, vec![Some(x)]);
+        p.ppid = ppid;
+        p
+    }
+
+    #[test]
+    fn a_parent_waiting_on_a_child_whose_own_child_works_is_not_hung() {
+        // xtask waits on cargo, which waits on the test binary, which is running: nobody hung.
+        let mut worker = process(300, 1.0, 10.0, vec![None]);
+        worker.ppid = 200;
+        let procs = vec![waiting_on_child(100, 1, 200), waiting_on_child(200, 100, 300), worker];
+        assert!(
+            found(&procs, &Facts::default()).is_empty(),
+            "{:?}",
+            found(&procs, &Facts::default())
+        );
+        // The same chain ending in a grandchild that waits forever on nothing it can see: the
+        // grandchild is the hung one, and its waiters are grouped under it.
+        let mut f = Facts::default();
+        let stuck = process(300, 1.0, 900.0, vec![Some(futex(60.0))]);
+        private_keys(&mut f, &stuck);
+        let mut stuck = stuck;
+        stuck.ppid = 200;
+        let procs = vec![waiting_on_child(100, 1, 200), waiting_on_child(200, 100, 300), stuck];
+        let out = found(&procs, &f);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].2[0], 300, "the grandchild is the root: {out:?}");
     }
 
     #[test]
