@@ -85,6 +85,10 @@ pub fn run_matrix(ctx: &Ctx, only: &[String]) -> Result<()> {
     let tests = build_test_binaries(ctx)?;
     let static_bin = super::dist::build(ctx, &super::dist::X86_64)
         .context("building the static binary the VMs run too")?;
+    // The same binary alone in an empty root on this host (issue 13: "a directory containing
+    // nothing but itself"), before the VMs run it.
+    super::dist::check_in_empty_root(ctx, &static_bin)
+        .context("running the static binary alone in an empty chroot")?;
     let dir = ctx.target_dir.join("vmtest");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let script = dir.join("guest.sh");
