@@ -382,7 +382,27 @@ pub fn oom_mark_victim(ctx: TracePointContext) -> u32 {
 /// `mark_victim` passes the victim's `task_struct` (those with the RSS fields in the record).
 #[btf_tracepoint(function = "mark_victim")]
 pub fn oom_victim_pidns(ctx: BtfTracePointContext) -> i32 {
-    let task: *const u8 = ctx.arg(0);
+    record_pidns_victim(ctx.arg(0), false)
+}
+
+/// The same for kernels whose `mark_victim` passes only a pid (before 6.8: 5.10, 6.1): the OOM
+/// killer sends its victim SIGKILL, and `signal_generate` passes the task. Records the ids of
+/// every SIGKILLed task (a rare event) in hangwatch's namespace; only attached when hangwatch
+/// runs in a child pid namespace.
+#[btf_tracepoint(function = "signal_generate")]
+pub fn oom_victim_pidns_kill(ctx: BtfTracePointContext) -> i32 {
+    let sig: i32 = ctx.arg(0);
+    if sig != 9 {
+        return 0;
+    }
+    // A SIGKILL to a task outside hangwatch's namespace (tgid 0 there) is not recorded.
+    record_pidns_victim(ctx.arg(2), true)
+}
+
+/// `task`'s (tgid, tid) in hangwatch's pid namespace into `PIDNS_VICTIMS`, keyed by its host
+/// pid; nothing when hangwatch runs in the initial namespace.
+#[inline(always)]
+fn record_pidns_victim(task: *const u8, skip_invisible: bool) -> i32 {
     let Some(cfg) = CONFIG.get(0) else {
         return 0;
     };
@@ -397,6 +417,9 @@ pub fn oom_victim_pidns(ctx: BtfTracePointContext) -> i32 {
         };
         (host_pid, ns_ids(cfg, task))
     };
+    if skip_invisible && tgid == 0 {
+        return 0;
+    }
     let ids = (u64::from(tgid) << 32) | u64::from(tid);
     if PIDNS_VICTIMS.insert(&host_pid, &ids, 0).is_err() {
         count(stat::MAP_FULL);
@@ -432,41 +455,6 @@ pub fn oom_victim_memcg(ctx: BtfTracePointContext) -> i32 {
         return 0;
     };
     if OOM_MEMCG.insert(&host_pid, &id, 0).is_err() {
-        count(stat::MAP_FULL);
-    }
-    0
-}
-
-/// The same for kernels whose `mark_victim` passes only a pid (before 6.8: 5.10, 6.1): the OOM
-/// killer sends its victim SIGKILL, and `signal_generate` passes the task. Records the ids of
-/// every SIGKILLed task (a rare event) in hangwatch's namespace; only attached when hangwatch
-/// runs in a child pid namespace.
-#[btf_tracepoint(function = "signal_generate")]
-pub fn oom_victim_pidns_kill(ctx: BtfTracePointContext) -> i32 {
-    let sig: i32 = ctx.arg(0);
-    if sig != 9 {
-        return 0;
-    }
-    let task: *const u8 = ctx.arg(2);
-    let Some(cfg) = CONFIG.get(0) else {
-        return 0;
-    };
-    if cfg.pidns_inum == 0 {
-        return 0;
-    }
-    // SAFETY: checked reads at offsets from this kernel's BTF.
-    let (host_pid, (tgid, tid)) = unsafe {
-        let Some(host_pid) = kread::<u32>(task, cfg.off_pid) else {
-            count(stat::READ_ERRORS);
-            return 0;
-        };
-        (host_pid, ns_ids(cfg, task))
-    };
-    if tgid == 0 {
-        return 0;
-    }
-    let ids = (u64::from(tgid) << 32) | u64::from(tid);
-    if PIDNS_VICTIMS.insert(&host_pid, &ids, 0).is_err() {
         count(stat::MAP_FULL);
     }
     0
