@@ -1678,7 +1678,7 @@ impl Drop for Parked {
     }
 }
 
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
+pub(super) fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(s) = child.try_wait().context("waiting for a child process")? {

@@ -40,7 +40,7 @@ use serde_json::Value as Json;
 
 use super::{
     Ctx,
-    bench::{clock_ticks, compile_workloads, proc_rss, stat_cpu_ticks},
+    bench::{clock_ticks, compile_workloads, proc_rss, stat_cpu_ticks, wait_timeout},
 };
 
 /// How often a sample is taken (hangwatch writes a `stats` record every 10 s too).
@@ -787,19 +787,6 @@ fn signal(pid: i32, sig: i32) {
     // are refused above.
     unsafe {
         libc::kill(pid, sig);
-    }
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait().context("waiting for hangwatch")? {
-            return Ok(Some(s));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(Duration::from_millis(20));
     }
 }
 

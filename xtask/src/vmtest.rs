@@ -22,7 +22,7 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use serde_json::Value as Json;
 
-use super::{Ctx, capture, display_cmd, run};
+use super::{Ctx, capture, display_cmd, quote, run};
 
 /// Debian packages the matrix needs on the host.
 pub const VM_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static"];
@@ -204,7 +204,7 @@ fn guest_script(ctx: &Ctx, bins: &[TestBinary], static_bin: &Path) -> Result<Str
         "#!/bin/sh\n# Written by `cargo xtask vmtest`; runs inside each matrix VM.\n\
          export RUST_BACKTRACE=1 TMPDIR=/tmp\n",
     );
-    s += &format!("export HANGWATCH_BIN={}\n", shell_quote(&hangwatch.to_string_lossy()));
+    s += &format!("export HANGWATCH_BIN={}\n", quote(&hangwatch.to_string_lossy()));
     s += "echo \"vmtest guest: kernel $(uname -r)\"\n";
     // What the kernel offers, for the log.
     s += "\"$HANGWATCH_BIN\" snapshot --window 200ms --min-blocked 1h 2>&1 | head -5\n";
@@ -216,7 +216,7 @@ fn guest_script(ctx: &Ctx, bins: &[TestBinary], static_bin: &Path) -> Result<Str
                  out=$(timeout -k 10 {secs} {} snapshot --json --window 200ms) && \
                  ! printf '%s' \"$out\" | grep -q '\"attached\":false'\n\
                  echo \"{RESULT_TAG} {binary}::{name} $?\"\n",
-                shell_quote(&static_bin.to_string_lossy()),
+                quote(&static_bin.to_string_lossy()),
             );
             continue;
         }
@@ -228,14 +228,10 @@ fn guest_script(ctx: &Ctx, bins: &[TestBinary], static_bin: &Path) -> Result<Str
             "echo '--- {binary}::{name}'\n\
              timeout -k 10 {secs} {} --exact {name} --test-threads=1 --nocapture 2>&1\n\
              echo \"{RESULT_TAG} {binary}::{name} $?\"\n",
-            shell_quote(&bin.path.to_string_lossy()),
+            quote(&bin.path.to_string_lossy()),
         );
     }
     Ok(s)
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// `(test id, exit code)` for every result line of a guest's output.
@@ -259,7 +255,7 @@ fn boot(ctx: &Ctx, vng: &Path, image: &Path, script: &Path, log: &Path) -> Resul
         .arg("-r")
         .arg(image)
         .args(["--disable-kvm", "--force-9p", "--memory", "2G", "--cpus", "2", "-e"])
-        .arg(format!("sh {}", shell_quote(&script.to_string_lossy())))
+        .arg(format!("sh {}", quote(&script.to_string_lossy())))
         .stdin(Stdio::null());
     cmd.stdout(Stdio::piped());
     println!("$ {}", display_cmd(&cmd));
