@@ -353,6 +353,13 @@ impl<'a> Graph<'a> {
                     } else if word == 2
                         && w.decoded.args.get("val").and_then(|v| v.as_u64()) == Some(2)
                         && facts.absent_tasks.contains(&(p.pid, o))
+                        // Only a process-private lock: a process-shared mutex (an accept
+                        // mutex in shared memory) is legitimately owned by another process's
+                        // thread, and its waiters are followed by `futex_releasers`.
+                        && matches!(
+                            facts.futex_key.get(&(p.pid, tid)),
+                            Some(FutexKey::Private { .. })
+                        )
                     {
                         // Looked up in the waiter's own process: a tid of another process
                         // (the parent's thread that held it when this process forked) cannot

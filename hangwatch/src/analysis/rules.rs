@@ -71,6 +71,11 @@ fn responsive_from(g: &Graph, facts: &Facts, q: i32, seen: &mut BTreeSet<i32>) -
         return false;
     }
     let Some(p) = g.procs.get(&q) else { return false };
+    // Stopped, traced, frozen or stuck in `D` (facts::cannot_run): it cannot answer, whatever
+    // its threads' states look like.
+    if facts.cannot_run.contains_key(&q) {
+        return false;
+    }
     if p.threads.iter().any(|t| t.blocked.is_none() && matches!(t.state, 'R' | 'S' | 'D'))
         || p.blocked_threads().any(|(_, w)| !w.decoded.infinite)
         || serves(p, facts)
@@ -607,7 +612,10 @@ mod tests {
         f.futex_words.insert(60, (2, Some(57)));
         f.absent_tasks.insert((60, 57));
         f.tid_tgid.insert(57, 55);
-        let out = analyze(std::slice::from_ref(&child), &f, &cfg());
+        // The copied lock is in the child's private memory.
+        let mut private = f.clone();
+        private_keys(&mut private, &child);
+        let out = analyze(std::slice::from_ref(&child), &private, &cfg());
         assert_eq!(out.len(), 1, "{out:#?}");
         assert_eq!(out[0].kind, FindingKind::OrphanedWait);
         assert!(out[0].summary.contains("thread 57 of pid 55"), "{}", out[0].summary);
@@ -616,6 +624,15 @@ mod tests {
         let mut f2 = f.clone();
         f2.absent_tasks.clear();
         assert!(found(std::slice::from_ref(&child), &f2).iter().all(|x| x.0 != "orphaned_wait"));
+        // A process-shared mutex (an accept mutex in shared memory) held by another process's
+        // thread is a normal contended wait, not a lock copied at fork().
+        let mut shared = f.clone();
+        shared
+            .futex_key
+            .insert((60, 60), FutexKey::Shared { dev: "00:1a".into(), inode: 2, offset: 0 });
+        // (With nobody else mapping the object it is still the shared-futex orphan rule.)
+        let out = analyze(std::slice::from_ref(&child), &shared, &cfg());
+        assert!(out.iter().all(|x| !x.summary.contains("copied at fork()")), "{out:#?}");
         // A single-threaded wait on a private futex with no owner: nobody left to wake it ...
         let lone = process(61, 1.0, 900.0, vec![Some(futex(60.0))]);
         let mut f = Facts::default();
