@@ -3,6 +3,8 @@
 //! Every struct is `#[repr(C)]`, `Copy`, and laid out without implicit padding so that the
 //! bytes the kernel writes into the ring buffer are exactly the bytes userspace reads.
 #![no_std]
+// No `unwrap()`/`expect()` on a runtime path: a bad value is an error, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 /// Length of a kernel task name (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;

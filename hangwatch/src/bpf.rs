@@ -259,6 +259,10 @@ fn own_pid_namespace() -> Option<u32> {
 }
 
 impl Probes {
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the load and attach steps in order; issue 10 folds the attach chains into one"
+    )]
     pub fn load(opts: &LoadOptions) -> Result<Self, Error> {
         raise_memlock();
         let clock_offsets = procfs::task_clock_offsets().map_err(|e| {

@@ -493,6 +493,10 @@ impl Aggregator {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one /proc pass updating every table in step; issue 10 splits it"
+    )]
     fn scan(
         &mut self,
         now: u64,

@@ -183,6 +183,10 @@ fn wait_fields(w: &Wait) -> (String, u64, serde_json::Map<String, serde_json::Va
     (w.decoded.syscall.clone(), w.since_mono_ns, w.decoded.args.clone())
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "long data: one struct literal per record type, field by field"
+)]
 pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
     match out {
         Output::Blocked { process, tid, thread_comm, wait } => {
