@@ -210,10 +210,27 @@ pub struct ProcessExit {
     pub _pad: u32,
 }
 
+// No implicit padding in the ring buffer records: their size is the sum of their fields (a
+// field added with a hole before it fails the build here, not the decoding at run time).
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 4 * 4 + 8);
+const _: () = assert!(
+    core::mem::size_of::<WaitEnd>()
+        == core::mem::size_of::<EventHeader>() + 8 + 8 + 4 + 4 + COMM_LEN
+);
+const _: () =
+    assert!(core::mem::size_of::<OomVictim>() == core::mem::size_of::<EventHeader>() + OOM_RAW_LEN);
+
+/// `aya::Pod`: what userspace may read from a map or the ring buffer as raw bytes.
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain `#[repr(C)]` integers and byte arrays, no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::MemCounters {}
+    // SAFETY: as above (sizes asserted above).
+    unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: as above (sizes asserted above).
+    unsafe impl aya::Pod for super::WaitEnd {}
+    // SAFETY: as above (sizes asserted above).
+    unsafe impl aya::Pod for super::OomVictim {}
 }
