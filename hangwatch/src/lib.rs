@@ -8,6 +8,7 @@ pub mod btf;
 pub mod cli;
 pub mod error;
 pub mod escape;
+pub mod fmt;
 #[cfg(test)]
 mod fuzz;
 pub mod live;

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::{
+    fmt::{fmt_bytes, fmt_duration_ns},
     model::{Process, Wait},
-    output::{fmt_bytes, fmt_duration_ns},
 };
 use facts::{Facts, FutexKey, Kind as FdKind};
 

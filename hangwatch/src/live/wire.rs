@@ -21,11 +21,9 @@ pub struct VictimMemoryJson {
     pub rss_samples: Vec<[u64; 2]>,
 }
 use crate::{
+    fmt::rfc3339,
     model::Wait,
-    output::{
-        json::{StepJson, finding_json},
-        rfc3339,
-    },
+    output::json::{StepJson, finding_json},
 };
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]

@@ -16,7 +16,7 @@ use ratatui::{
 use super::{App, findings};
 use crate::{
     analysis::Severity,
-    output::{fmt_bytes, fmt_duration_ns},
+    fmt::{fmt_bytes, fmt_duration_ns},
 };
 
 /// Probe lines shown at most; more are summed up in one line.
