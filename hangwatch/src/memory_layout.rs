@@ -12,8 +12,8 @@ use std::{
 };
 
 use crate::{
+    fmt::{fmt_bytes, fmt_duration_ns},
     memory::MIB,
-    output::{fmt_bytes, fmt_duration_ns},
 };
 
 /// glibc's `HEAP_MAX_SIZE` on 64-bit (2 × `DEFAULT_MMAP_THRESHOLD_MAX`): every heap of a

@@ -331,6 +331,10 @@ pub fn descends_from(by_pid: &HashMap<i32, &Process>, mut pid: i32, anc: i32) ->
 /// reaches a process named by a deadlock, an orphaned wait or a hung process (through waits
 /// that name who they wait for) is one of its waiters, not a separate finding. Its pid is added to the root finding (after the culprits), the summary
 /// says how many wait on it, and a `hung` finding of its own is dropped.
+#[allow(
+    clippy::too_many_lines,
+    reason = "roots, the pids they name, then each waiter's chain: steps sharing two maps"
+)]
 pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
     let roots: Vec<usize> = (0..out.len())
         .filter(|&i| {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rfc3339;
+use crate::fmt::rfc3339;
 use crate::{analysis::Finding, memory::MemStatus, model, oom::OomKill, snapshot::Report};
 
 #[derive(Debug, Serialize, Deserialize)]
