@@ -159,7 +159,15 @@ fn each_thread_maps_to_its_own_frames() {
         assert!(named(&m[&sleeper][0], "sleeper"), "{}: {:#?}", py.display(), m[&sleeper]);
         // Event.wait runs through threading.py's Condition.wait.
         assert!(has_frame(&m[&expect[1].0], "wait", "threading.py", None), "{}", py.display());
-        eprintln!("ok: {} ({} threads mapped)", py.display(), m.len());
+        // What a read costs (printed, not asserted: the machine is shared).
+        let t = Instant::now();
+        let mut fresh = PythonStacks::default();
+        assert_eq!(fresh.read(child.pid).map(|m| m.len()), Ok(5), "{}", py.display());
+        let first = t.elapsed();
+        let t = Instant::now();
+        assert_eq!(fresh.read(child.pid).map(|m| m.len()), Ok(5), "{}", py.display());
+        let cached = t.elapsed();
+        eprintln!("ok: {}: 5 threads; first read {first:?}, cached {cached:?}", py.display());
     }
 }
 
