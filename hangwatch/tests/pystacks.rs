@@ -141,19 +141,20 @@ fn each_thread_maps_to_its_own_frames() {
             .chain([("c", "wait_c"), ("s", "sleeper")])
             .map(|(k, f)| (i32::try_from(child.fact_i64(k)).expect("tid fits in i32"), f))
             .collect();
+        // Each tid's innermost frame of the script is its own function, at its wait's line
+        // (threads pass a barrier before they wait: until then they are on another line).
+        let lines: Vec<u32> = expect.iter().map(|(_, f)| marker_line(script, f)).collect();
         let m = read_until(&mut s, child.pid, "every thread in its wait", |m| {
-            expect.iter().all(|(tid, f)| {
-                m.get(tid).and_then(|fr| first_in(fr, script)).is_some_and(|fr| named(fr, f))
+            expect.iter().zip(&lines).all(|((tid, f), line)| {
+                m.get(tid)
+                    .and_then(|fr| first_in(fr, script))
+                    .is_some_and(|fr| named(fr, f) && fr.line == *line)
             })
         });
         let tasks: HashSet<i32> =
             child.tids().into_iter().map(|t| i32::try_from(t).expect("tid")).collect();
         let keys: HashSet<i32> = m.keys().copied().collect();
         assert_eq!(keys, tasks, "{}: Python threads vs /proc/PID/task", py.display());
-        for (tid, f) in &expect {
-            let fr = first_in(&m[tid], script).expect("checked above");
-            assert_eq!(fr.line, marker_line(script, f), "{}: {f} in tid {tid}", py.display());
-        }
         // time.sleep is C code: the sleeper's innermost Python frame is its own.
         let sleeper = expect[4].0;
         assert!(named(&m[&sleeper][0], "sleeper"), "{}: {:#?}", py.display(), m[&sleeper]);
@@ -309,4 +310,38 @@ fn a_hostile_function_name_is_bounded() {
     let f = m[&child.pid].iter().find(|x| x.function.starts_with("fxxx")).expect("checked");
     assert!(f.function.len() <= MAX_NAME + '…'.len_utf8(), "{} bytes", f.function.len());
     assert!(f.function.ends_with('…'));
+}
+
+#[test]
+fn a_process_named_python_that_is_not_is_an_error_kept_for_a_while() {
+    if !require_root() {
+        return;
+    }
+    let fake = work_dir().join("python3.99");
+    if !fake.exists() {
+        std::fs::copy("/bin/sleep", &fake).expect("copy /bin/sleep");
+    }
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "echo ready; exec \"$0\" 600"]).arg(&fake);
+    let child = Child::spawn_command("python3.99", cmd);
+    let mut s = PythonStacks::default();
+    let t0 = Instant::now();
+    let first = loop {
+        // sh may not have exec'd the copy yet: until then it is not Python.
+        match s.read(child.pid) {
+            Ok(m) if m.is_empty() && t0.elapsed() < SETTLE => {
+                thread::sleep(Duration::from_millis(50))
+            }
+            r => break r,
+        }
+    };
+    let why = first.expect_err("a sleep named python3.99 cannot be read as Python");
+    assert!(!why.is_empty() && !why.contains('\n'), "{why:?}");
+    assert_eq!((s.cached(), s.failed()), (0, 1));
+    // Within RETRY_AFTER the same reason comes back without a new try.
+    assert_eq!(s.read(child.pid), Err(why));
+    let pid = child.pid;
+    drop(child);
+    s.forget_exited(&|p| p != pid);
+    assert_eq!((s.cached(), s.failed()), (0, 0));
 }

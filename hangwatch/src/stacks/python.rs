@@ -25,7 +25,9 @@
 //! Detection is a readlink of `/proc/PID/exe` and a bounded scan of `/proc/PID/maps` for
 //! `python`/`libpython`. Constructing a [`PythonSpy`] parses the binary's symbols (tens of ms),
 //! so one is kept per process (keyed by pid and start time, so a reused pid is not mistaken)
-//! until the process exits ([`PythonStacks::forget_exited`]) or a read fails.
+//! until the process exits ([`PythonStacks::forget_exited`]) or a read fails. A process that
+//! looks like Python but whose reader cannot be built gets the same error for
+//! [`RETRY_AFTER`] without a new try.
 //!
 //! # Limits
 //! Reading without stopping races with a running thread: a thread that holds the GIL and runs
@@ -35,9 +37,11 @@
 //! hostile: at most [`MAX_FRAMES`] frames per thread, names and paths cut to [`MAX_NAME`] and
 //! [`MAX_PATH`] bytes (escaping happens where they are shown).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
 
 use py_spy::config::LockingStrategy;
 use py_spy::{Config, PythonSpy, StackTrace};
@@ -57,6 +61,9 @@ const READ_TRIES: usize = 3;
 const MAX_MAPS_LINES: usize = 100_000;
 /// Bytes of a `struct pthread` searched for the thread's tid.
 const PTHREAD_SCAN: usize = 2048;
+/// How long a process whose reader could not be built gets the same error without a new try
+/// (building one parses symbols: tens of ms).
+pub const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// One Python frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -67,7 +74,7 @@ pub struct PyFrame {
 }
 
 /// What is cached for one Python process.
-struct Entry {
+struct Cached {
     spy: PythonSpy,
     /// Start time (clock ticks after boot) of the process the spy was made for.
     start: u64,
@@ -78,7 +85,9 @@ struct Entry {
 /// Reads the Python stacks of processes, keeping what is costly to build per process.
 #[derive(Default)]
 pub struct PythonStacks {
-    spies: HashMap<i32, Entry>,
+    spies: HashMap<i32, Cached>,
+    /// Python processes whose reader could not be built: start time, when, why.
+    failed: HashMap<i32, (u64, Instant, String)>,
 }
 
 impl PythonStacks {
@@ -89,25 +98,38 @@ impl PythonStacks {
         if pid <= 0 {
             return Err(format!("no such process {pid}"));
         }
-        let start = match start_time(pid) {
-            Some(s) => s,
-            None => {
-                self.spies.remove(&pid);
-                return Err(format!("process {pid} exited"));
-            }
+        let Some(start) = start_time(pid) else {
+            self.spies.remove(&pid);
+            self.failed.remove(&pid);
+            return Err(format!("process {pid} exited"));
         };
         if self.spies.get(&pid).is_some_and(|e| e.start != start) {
             self.spies.remove(&pid);
         }
-        if !self.spies.contains_key(&pid) {
-            if !is_python(pid) {
-                return Ok(HashMap::new());
+        let entry = match self.spies.entry(pid) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                if !is_python(pid) {
+                    return Ok(HashMap::new());
+                }
+                if let Some((s, at, why)) = self.failed.get(&pid)
+                    && *s == start
+                    && at.elapsed() < RETRY_AFTER
+                {
+                    return Err(why.clone());
+                }
+                match PythonSpy::new(pid, &config()) {
+                    Ok(spy) => {
+                        self.failed.remove(&pid);
+                        v.insert(Cached { spy, start, tid_offset: None })
+                    }
+                    Err(e) => {
+                        let why = reason(&e);
+                        self.failed.insert(pid, (start, Instant::now(), why.clone()));
+                        return Err(why);
+                    }
+                }
             }
-            let spy = PythonSpy::new(pid, &config()).map_err(|e| reason(&e))?;
-            self.spies.insert(pid, Entry { spy, start, tid_offset: None });
-        }
-        let Some(entry) = self.spies.get_mut(&pid) else {
-            return Err(format!("process {pid}: no reader"));
         };
         match stacks(entry) {
             Ok(map) => Ok(map),
@@ -124,11 +146,17 @@ impl PythonStacks {
     /// Drops cache entries of processes for which `alive(pid)` is false.
     pub fn forget_exited(&mut self, alive: &dyn Fn(i32) -> bool) {
         self.spies.retain(|&pid, _| alive(pid));
+        self.failed.retain(|&pid, _| alive(pid));
     }
 
     /// How many processes have a cached reader.
     pub fn cached(&self) -> usize {
         self.spies.len()
+    }
+
+    /// How many processes have a cached failure to build a reader.
+    pub fn failed(&self) -> usize {
+        self.failed.len()
     }
 }
 
@@ -143,7 +171,7 @@ fn config() -> Config {
 }
 
 /// The traces of one process, retried on failure, keyed by kernel tid.
-fn stacks(entry: &mut Entry) -> Result<HashMap<i32, Vec<PyFrame>>, String> {
+fn stacks(entry: &mut Cached) -> Result<HashMap<i32, Vec<PyFrame>>, String> {
     let mut last = String::new();
     for _ in 0..READ_TRIES {
         match entry.spy.get_stack_traces() {
@@ -154,7 +182,7 @@ fn stacks(entry: &mut Entry) -> Result<HashMap<i32, Vec<PyFrame>>, String> {
     Err(last)
 }
 
-fn by_tid(entry: &mut Entry, traces: &[StackTrace]) -> HashMap<i32, Vec<PyFrame>> {
+fn by_tid(entry: &mut Cached, traces: &[StackTrace]) -> HashMap<i32, Vec<PyFrame>> {
     let mut out = HashMap::new();
     let unmapped: Vec<u64> =
         traces.iter().filter(|t| t.os_thread_id.is_none()).map(|t| t.thread_id).collect();
@@ -181,7 +209,7 @@ fn py_frame(f: &py_spy::Frame) -> PyFrame {
 
 /// Maps Python thread ids (`pthread_self()` values) to kernel tids through the `tid` field of
 /// glibc's or musl's `struct pthread` (see the module doc).
-fn pthread_tids(entry: &mut Entry, python_ids: &[u64]) -> HashMap<u64, u64> {
+fn pthread_tids(entry: &mut Cached, python_ids: &[u64]) -> HashMap<u64, u64> {
     let pid = entry.spy.pid;
     let live = task_ids(pid);
     if live.is_empty() {
