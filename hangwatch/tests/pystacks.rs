@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hangwatch::stacks::python::{MAX_NAME, PyFrame, PythonStacks};
+use hangwatch::stacks::python::{Losses, MAX_FRAMES, MAX_NAME, PyFrame, PythonStacks};
 
 type Stacks = HashMap<i32, Vec<PyFrame>>;
 
@@ -169,6 +169,8 @@ fn each_thread_maps_to_its_own_frames() {
         assert_eq!(fresh.read(child.pid).map(|m| m.len()), Ok(5), "{}", py.display());
         let cached = t.elapsed();
         eprintln!("ok: {}: 5 threads; first read {first:?}, cached {cached:?}", py.display());
+        assert_eq!(s.losses(), Losses::default(), "{}", py.display());
+        assert_eq!(fresh.losses(), Losses::default(), "{}", py.display());
     }
 }
 
@@ -340,8 +342,35 @@ fn a_process_named_python_that_is_not_is_an_error_kept_for_a_while() {
     assert_eq!((s.cached(), s.failed()), (0, 1));
     // Within RETRY_AFTER the same reason comes back without a new try.
     assert_eq!(s.read(child.pid), Err(why));
+    assert_eq!(s.losses().read_errors, 1, "one try, then the kept error");
     let pid = child.pid;
     drop(child);
     s.forget_exited(&|p| p != pid);
     assert_eq!((s.cached(), s.failed()), (0, 0));
+}
+
+#[test]
+fn a_deep_stack_keeps_its_innermost_frames_and_counts_the_cut() {
+    if !require_root() {
+        return;
+    }
+    let code = "import threading\n\
+                def deep(n):\n\
+                \x20   if n == 0:\n\
+                \x20       print('ready', flush=True)\n\
+                \x20       threading.Event().wait()\n\
+                \x20   deep(n - 1)\n\
+                deep(300)\n";
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-u", "-c", code]);
+    let child = Child::spawn_command("python3 -c deep", cmd);
+    let mut s = PythonStacks::default();
+    let m = read_until(&mut s, child.pid, "the deep thread in Event.wait", |m| {
+        m.get(&child.pid).is_some_and(|f| f.first().is_some_and(|x| named(x, "wait")))
+    });
+    let f = &m[&child.pid];
+    assert_eq!(f.len(), MAX_FRAMES, "{f:#?}");
+    assert!(f[2..].iter().all(|x| named(x, "deep")), "innermost kept: {f:#?}");
+    assert!(s.losses().cut_stacks >= 1, "{:?}", s.losses());
+    assert_eq!(s.losses().unmapped_threads, 0);
 }

@@ -73,6 +73,17 @@ pub struct PyFrame {
     pub line: u32,
 }
 
+/// What was lost since the [`PythonStacks`] was made, to be shown (counted, never silent).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Losses {
+    /// Python threads left out because no kernel tid could be found for them.
+    pub unmapped_threads: u64,
+    /// Thread stacks cut to [`MAX_FRAMES`] (the outermost frames dropped).
+    pub cut_stacks: u64,
+    /// Reads of a Python process that ended in an error.
+    pub read_errors: u64,
+}
+
 /// What is cached for one Python process.
 struct Cached {
     spy: PythonSpy,
@@ -88,6 +99,7 @@ pub struct PythonStacks {
     spies: HashMap<i32, Cached>,
     /// Python processes whose reader could not be built: start time, when, why.
     failed: HashMap<i32, (u64, Instant, String)>,
+    losses: Losses,
 }
 
 impl PythonStacks {
@@ -124,6 +136,7 @@ impl PythonStacks {
                         v.insert(Cached { spy, start, tid_offset: None })
                     }
                     Err(e) => {
+                        self.losses.read_errors += 1;
                         let why = reason(&e);
                         self.failed.insert(pid, (start, Instant::now(), why.clone()));
                         return Err(why);
@@ -131,9 +144,10 @@ impl PythonStacks {
                 }
             }
         };
-        match stacks(entry) {
+        match stacks(entry, &mut self.losses) {
             Ok(map) => Ok(map),
             Err(e) => {
+                self.losses.read_errors += 1;
                 self.spies.remove(&pid);
                 if start_time(pid) != Some(start) {
                     return Err(format!("process {pid} exited"));
@@ -154,6 +168,11 @@ impl PythonStacks {
         self.spies.len()
     }
 
+    /// What was lost so far (threads without a tid, cut stacks, failed reads).
+    pub fn losses(&self) -> Losses {
+        self.losses
+    }
+
     /// How many processes have a cached failure to build a reader.
     pub fn failed(&self) -> usize {
         self.failed.len()
@@ -171,18 +190,22 @@ fn config() -> Config {
 }
 
 /// The traces of one process, retried on failure, keyed by kernel tid.
-fn stacks(entry: &mut Cached) -> Result<HashMap<i32, Vec<PyFrame>>, String> {
+fn stacks(entry: &mut Cached, losses: &mut Losses) -> Result<HashMap<i32, Vec<PyFrame>>, String> {
     let mut last = String::new();
     for _ in 0..READ_TRIES {
         match entry.spy.get_stack_traces() {
-            Ok(traces) => return Ok(by_tid(entry, &traces)),
+            Ok(traces) => return Ok(by_tid(entry, &traces, losses)),
             Err(e) => last = reason(&e),
         }
     }
     Err(last)
 }
 
-fn by_tid(entry: &mut Cached, traces: &[StackTrace]) -> HashMap<i32, Vec<PyFrame>> {
+fn by_tid(
+    entry: &mut Cached,
+    traces: &[StackTrace],
+    losses: &mut Losses,
+) -> HashMap<i32, Vec<PyFrame>> {
     let mut out = HashMap::new();
     let unmapped: Vec<u64> =
         traces.iter().filter(|t| t.os_thread_id.is_none()).map(|t| t.thread_id).collect();
@@ -191,8 +214,12 @@ fn by_tid(entry: &mut Cached, traces: &[StackTrace]) -> HashMap<i32, Vec<PyFrame
     for t in traces {
         let tid = t.os_thread_id.or_else(|| fallback.get(&t.thread_id).copied());
         let Some(tid) = tid.and_then(|t| i32::try_from(t).ok()) else {
+            losses.unmapped_threads += 1;
             continue;
         };
+        if t.frames.len() > MAX_FRAMES {
+            losses.cut_stacks += 1;
+        }
         let frames = t.frames.iter().take(MAX_FRAMES).map(py_frame).collect();
         out.insert(tid, frames);
     }
