@@ -17,7 +17,7 @@
 //! CPython's thread id is `pthread_self()`, the address of the thread's `struct pthread`, and that
 //! struct holds the thread's kernel tid (glibc: `tid`, at 0x2d0 on x86_64; musl: `tid`, near the
 //! start). The offset differs between C libraries and versions, so it is not hard-coded: the
-//! first 2 KiB of each thread's `struct pthread` are read and the first 4-aligned offset at which
+//! first 2 KiB of each thread's `struct pthread` are read (less where the mapping ends sooner) and the first 4-aligned offset at which
 //! every Python thread holds a distinct live tid of `/proc/PID/task` is taken (and cached per
 //! process). A Python thread that maps to no live tid is left out.
 //!
@@ -245,7 +245,12 @@ fn pthread_tids(entry: &mut Cached, python_ids: &[u64]) -> HashMap<u64, u64> {
     let mut structs = Vec::new();
     for &id in python_ids {
         let Ok(addr) = usize::try_from(id) else { continue };
-        if let Ok(bytes) = entry.spy.process.copy(addr, PTHREAD_SCAN) {
+        // A struct near the end of its mapping (musl puts little after it) cannot be read
+        // whole: shorter reads then.
+        let read = [PTHREAD_SCAN, 1024, 512, 256]
+            .into_iter()
+            .find_map(|len| entry.spy.process.copy(addr, len).ok());
+        if let Some(bytes) = read {
             structs.push((id, bytes));
         }
     }
