@@ -9,6 +9,8 @@ pub mod fuse;
 pub mod inet;
 pub mod locks;
 pub mod maps;
+#[cfg(test)]
+mod orphaned_tests;
 mod rules;
 pub mod runnable;
 pub mod unix_diag;
