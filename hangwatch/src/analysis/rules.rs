@@ -296,6 +296,8 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
     let mut hung_checks = 0;
     let mut waiters: HashMap<usize, Vec<i32>> = HashMap::new();
     let mut drop_hung: BTreeSet<usize> = BTreeSet::new();
+    // A hung finding folded into the root its own chain reaches: where its waiters go too.
+    let mut folded_into: HashMap<usize, usize> = HashMap::new();
     for (&pid, p) in &g.procs {
         let own = named.get(&pid).copied();
         // A process already named by a root: only a hung finding of it can fold (into the
@@ -336,13 +338,27 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
         // A hung process does not absorb another hung process's waiters twice.
         if let Some(i) = own {
             drop_hung.insert(i);
+            folded_into.insert(i, root);
         }
         waiters.entry(root).or_default().push(pid);
     }
-    for (i, mut w) in waiters {
-        if drop_hung.contains(&i) {
-            continue;
+    // C waits on B, which is hung on A's deadlock: B folds into the deadlock, and C with it.
+    // Followed through folded hung findings (a chain C → B → A …), at most a few steps; a
+    // ring of hung findings folded into each other has no root left and keeps its waiters out.
+    let mut regrouped: HashMap<usize, Vec<i32>> = HashMap::new();
+    for (i, w) in waiters {
+        let mut at = i;
+        for _ in 0..=folded_into.len() {
+            match folded_into.get(&at) {
+                Some(&next) if drop_hung.contains(&at) => at = next,
+                _ => break,
+            }
         }
+        if !drop_hung.contains(&at) {
+            regrouped.entry(at).or_default().extend(w);
+        }
+    }
+    for (i, mut w) in regrouped {
         w.sort();
         w.dedup();
         w.retain(|p| !out[i].pids.contains(p));
@@ -733,5 +749,16 @@ mod tests {
         assert_eq!(out[0].severity, Severity::Critical);
         assert_eq!(out[0].pids, vec![10, 20, 30, 40]);
         assert!(out[0].summary.ends_with("2 other processes wait on it: pid 30, 40"));
+
+        // 50 reads a pipe whose only writer is 30 (a waiter of the deadlock, hung itself):
+        // it waits on the deadlock too, through 30, and is grouped under it, not dropped.
+        procs.push(process(50, 5.0, 900.0, vec![Some(on_fd("read", 100.0, 3))]));
+        f.holders.entry(500).or_default().push(Holder { pid: 50, fd: 3, mode: Mode::Read });
+        f.holders.entry(500).or_default().push(Holder { pid: 30, fd: 8, mode: Mode::Write });
+        f.fd_inode.insert((50, 3), (500, FdKind::Pipe));
+        let out = analyze(&procs, &f, &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::Deadlock);
+        assert_eq!(out[0].pids, vec![10, 20, 30, 40, 50]);
     }
 }
