@@ -795,9 +795,12 @@ fn select(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
     let mut parts = Vec::new();
     let mut typed: Vec<FdWait> = Vec::new();
     let mut truncated = false;
-    for (key, label, addr) in
-        [("read_fds", "read", a[1]), ("write_fds", "write", a[2]), ("except_fds", "except", a[3])]
-    {
+    // (JSON key, human label, fd_set address, waits to read, waits to write)
+    for (key, label, addr, read, write) in [
+        ("read_fds", "read", a[1], true, false),
+        ("write_fds", "write", a[2], false, true),
+        ("except_fds", "except", a[3], false, false),
+    ] {
         match read_fd_set(t, addr, bits) {
             Some(set) => {
                 if set.len() > MAX_FDS {
@@ -807,7 +810,7 @@ fn select(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
                 let fds: Vec<Fd> = set.iter().take(MAX_FDS).map(|&fd| Fd::new(t, fd)).collect();
                 for fd in &fds {
                     o.push_fd(fd.fd);
-                    select_fd(&mut typed, fd, key);
+                    select_fd(&mut typed, fd, read, write);
                 }
                 o.set(key, fds.iter().map(Fd::json).collect::<Vec<_>>());
                 if !fds.is_empty() {
@@ -832,8 +835,8 @@ fn select(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
     o.timeout(timeout, false);
 }
 
-/// Adds `fd` of select's set `key` to `typed`, one entry per fd whatever the sets it is in.
-fn select_fd(typed: &mut Vec<FdWait>, fd: &Fd, key: &str) {
+/// Adds `fd` of one of select's sets to `typed`, one entry per fd whatever the sets it is in.
+fn select_fd(typed: &mut Vec<FdWait>, fd: &Fd, read: bool, write: bool) {
     let i = match typed.iter().position(|f| f.fd.fd == fd.fd) {
         Some(i) => i,
         None => {
@@ -842,8 +845,8 @@ fn select_fd(typed: &mut Vec<FdWait>, fd: &Fd, key: &str) {
         }
     };
     if let Some(f) = typed.get_mut(i) {
-        f.read |= key == "read_fds";
-        f.write |= key == "write_fds";
+        f.read |= read;
+        f.write |= write;
     }
 }
 

@@ -249,11 +249,11 @@ impl WaitOn {
         matches!(self, Self::FdSet { truncated: true, .. })
     }
 
-    /// The epoll fd of an `epoll_wait`.
+    /// The epoll fd of an `epoll_wait` (None for a negative one, which the kernel rejects).
     #[must_use]
     pub fn epfd(&self) -> Option<i32> {
         match self {
-            Self::Epoll { epfd } => Some(epfd.fd),
+            Self::Epoll { epfd } if epfd.fd >= 0 => Some(epfd.fd),
             _ => None,
         }
     }
@@ -364,6 +364,7 @@ mod tests {
         assert_eq!(t.targets(), vec!["pipe:[1]", "socket:[2]"]);
         let e = WaitOn::Epoll { epfd: r(5, "anon_inode:[eventpoll]") };
         assert_eq!((e.epfd(), e.fd_target()), (Some(5), Some("anon_inode:[eventpoll]")));
+        assert_eq!(WaitOn::Epoll { epfd: FdRef { fd: -1, target: None } }.epfd(), None);
         assert_eq!(WaitOn::Other.targets(), Vec::<&str>::new());
         assert!(!WaitOn::Other.fds_truncated());
     }
