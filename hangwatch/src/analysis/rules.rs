@@ -8,7 +8,10 @@ use super::facts::{Facts, OomFact};
 use super::{
     Finding, FindingKind, Graph, Severity, Target, Tkey, serves, wait_of, waits_for_input,
 };
-use crate::{model::Process, syscalls::WaitOn};
+use crate::{
+    model::{Process, Wait},
+    syscalls::WaitOn,
+};
 
 /// A wait must have begun at least this long after the process started to count as "after it
 /// did something" (unless it had used [`super::HUNG_MIN_CPU_SECS`] of CPU): a process that has
@@ -73,9 +76,13 @@ fn responsive_from(g: &Graph, facts: &Facts, q: i32, seen: &mut BTreeSet<i32>) -
     if facts.cannot_run.contains_key(&q) {
         return false;
     }
+    // A process waiting on a peer hangwatch cannot see (ssh reading its remote end, for the
+    // `grep` it writes to) answers when that peer does: assumed live, as for the process itself
+    // in [`idle_reason`].
     if p.threads.iter().any(|t| t.blocked.is_none() && matches!(t.state, 'R' | 'S' | 'D'))
         || p.blocked_threads().any(|(_, w)| !w.decoded.infinite)
         || serves(p, facts)
+        || p.blocked_threads().any(|(t, w)| unseen_source(g, facts, p, t.tid, w).is_some())
     {
         return true;
     }
@@ -142,27 +149,20 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
             }
         }
         let edges = g.edges.get(&k).map(|v| v.as_slice()).unwrap_or(&[]);
-        let known = edges.iter().any(|e| !matches!(e.target, Target::Outside));
-        if !known && !edges.is_empty() {
-            let fds = super::all_fds(w, facts, p.pid);
-            let socket = fds.iter().any(|fd| {
-                facts
-                    .fd_inode
-                    .get(&(p.pid, *fd))
-                    .is_some_and(|(_, kind)| *kind == super::FdKind::Socket)
-            });
-            if socket {
+        match unseen_source(g, facts, p, k.1, w) {
+            Some(Unseen::Socket) => {
                 return Some(format!(
                     "thread {} waits on a socket whose other end hangwatch cannot see",
                     k.1
                 ));
             }
-            if w.decoded.call.is_epoll() {
+            Some(Unseen::EventLoop) => {
                 return Some(format!(
                     "thread {} is an event loop waiting on sources hangwatch cannot follow",
                     k.1
                 ));
             }
+            None => {}
         }
         if matches!(w.decoded.wait_on, WaitOn::Futex(_))
             && !owner_evidence(g, k)
@@ -189,6 +189,33 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
         }
     }
     None
+}
+
+/// What a wait leads to that hangwatch cannot see past, and so assumes alive.
+enum Unseen {
+    /// A socket whose other end is not on this machine's visible tables (TCP to another host).
+    Socket,
+    /// An epoll loop watching sources hangwatch cannot follow.
+    EventLoop,
+}
+
+/// Whether thread `tid` of `p` waits only on things hangwatch cannot see past (every edge of
+/// its wait leads outside): a socket to another host, or an event loop's unknown sources.
+fn unseen_source(g: &Graph, facts: &Facts, p: &Process, tid: i32, w: &Wait) -> Option<Unseen> {
+    let edges = g.edges.get(&(p.pid, tid)).map(|v| v.as_slice()).unwrap_or(&[]);
+    if edges.is_empty() || edges.iter().any(|e| !matches!(e.target, Target::Outside)) {
+        return None;
+    }
+    let socket = super::all_fds(w, facts, p.pid).iter().any(|fd| {
+        facts.fd_inode.get(&(p.pid, *fd)).is_some_and(|(_, kind)| *kind == super::FdKind::Socket)
+    });
+    if socket {
+        Some(Unseen::Socket)
+    } else if w.decoded.call.is_epoll() {
+        Some(Unseen::EventLoop)
+    } else {
+        None
+    }
 }
 
 /// The latest start among the infinite waits of a process's threads.
@@ -233,6 +260,34 @@ pub fn oom_parents(procs: &[Process], k: &OomFact) -> Vec<i32> {
     let mut out: Vec<i32> = roots.iter().map(|p| p.pid).collect();
     out.sort();
     out
+}
+
+/// From a process waiting in wait4/waitid, down to its one live child (not `victim`), while
+/// that child waits the same way: the process whose wait is not on a live child of its own. A
+/// process with several live children stays where it is (which one it waits on is unknown).
+pub fn through_waiting_parents<'a>(
+    procs: &HashMap<i32, &'a Process>,
+    mut p: &'a Process,
+    victim: i32,
+) -> &'a Process {
+    for _ in 0..16 {
+        let waits_on_children =
+            p.blocked_threads().any(|(t, w)| t.tid == p.pid && w.decoded.call.is_child_wait());
+        if !waits_on_children {
+            break;
+        }
+        let mut kids = procs.values().filter(|c| {
+            c.ppid == p.pid
+                && c.pid != victim
+                && c.pid != p.pid
+                && c.threads.iter().any(|t| t.state != 'Z')
+        });
+        match (kids.next(), kids.next()) {
+            (Some(&only), None) => p = only,
+            _ => break,
+        }
+    }
+    p
 }
 
 /// Whether `pid` is `anc` or a descendant of it (bounded walk up the parents).
@@ -406,10 +461,7 @@ mod tests {
     use super::super::{Config, analyze};
     use super::*;
     use crate::{
-        model::{
-            Wait,
-            tests::{process, wait},
-        },
+        model::tests::{process, wait},
         syscalls::{ChildWait, testing},
     };
 
@@ -599,6 +651,26 @@ mod tests {
     }
 
     #[test]
+    fn a_pipeline_fed_by_a_remote_peer_is_idle() {
+        // `ssh host tail -f | grep x`: grep (10) reads a pipe whose only writer is ssh (20);
+        // ssh polls its TCP socket to another host (no peer in sight) and its pipe.
+        let procs = vec![
+            process(10, 0.5, 900.0, vec![Some(on_fd("read", 600.0, 0))]),
+            process(20, 0.5, 900.0, vec![Some(on_fd("poll", 600.0, 3))]),
+        ];
+        let mut f = Facts::default();
+        f.fd_inode.insert((10, 0), (100, FdKind::Pipe));
+        f.holders.entry(100).or_default().push(Holder { pid: 10, fd: 0, mode: Mode::Read });
+        f.holders.entry(100).or_default().push(Holder { pid: 20, fd: 1, mode: Mode::Write });
+        f.fd_inode.insert((20, 3), (700, FdKind::Socket));
+        assert!(found(&procs, &f).is_empty(), "{:?}", found(&procs, &f));
+        // The same writer in pause(): nothing will ever write; grep is hung.
+        let mut stuck = procs.clone();
+        stuck[1].threads[0].blocked = Some(w("pause", 600.0, true));
+        assert!(found(&stuck, &f).iter().any(|x| x.0 == "hung" && x.2 == vec![10]));
+    }
+
+    #[test]
     fn futex_cycles_without_owner_are_low_and_silent_with_a_handler() {
         let p = process(50, 5.0, 900.0, vec![Some(futex(60.0)), Some(futex(60.0))]);
         let mut f = Facts::default();
@@ -647,6 +719,56 @@ mod tests {
         // ... unless it catches a signal a handler of which could end it.
         f.sig_caught.insert(61, sig(10));
         assert!(found(&[lone], &f).is_empty());
+    }
+
+    #[test]
+    fn a_lone_thread_parked_on_a_futex_is_low_unless_a_fork_child() {
+        // An exec'd program whose one thread waits forever on a private futex: a keep-alive
+        // (`threading.Event().wait()`) fits as well as a thread that exited without posting.
+        let mut lone = process(61, 1.0, 900.0, vec![Some(futex(60.0))]);
+        lone.ppid = 60;
+        lone.cmdline = "python3 app.py".into();
+        let mut shell = process(60, 1.0, 900.0, vec![Some(w("wait4", 60.0, true))]);
+        shell.cmdline = "bash".into();
+        let mut f = Facts::default();
+        private_keys(&mut f, &lone);
+        let out = found(&[shell.clone(), lone.clone()], &f);
+        let orphan = out.iter().find(|x| x.0 == "orphaned_wait").expect("still said");
+        assert_eq!(orphan.1, Severity::Low, "{out:?}");
+        // A fork child (same command line as its live parent): a lock copied at fork().
+        let mut parent = process(60, 1.0, 900.0, vec![Some(w("wait4", 60.0, true)), None]);
+        parent.cmdline = lone.cmdline.clone();
+        parent.comm = lone.comm.clone();
+        let out = analyze(&[parent, lone.clone()], &f, &cfg());
+        let orphan = out.iter().find(|x| x.kind == FindingKind::OrphanedWait).expect("{out:#?}");
+        assert_eq!(orphan.severity, Severity::High);
+        assert!(orphan.summary.contains("fork child of pid 60"), "{}", orphan.summary);
+        // Gone for an instant only (2 s): nothing yet.
+        let mut young = lone;
+        young.threads[0].blocked = Some(futex(2.0));
+        assert!(found(&[shell, young], &f).iter().all(|x| x.0 != "orphaned_wait"));
+    }
+
+    #[test]
+    fn an_entrypoint_waiting_on_its_live_child_is_not_the_oom_waiter() {
+        // sh -c (10, top of the cgroup) waits for app (11), which runs; app's worker 13 was
+        // OOM-killed and app is fine (a timed wait): nobody waits on the victim.
+        let mut sh = process(10, 0.1, 900.0, vec![Some(w("wait4", 200.0, true))]);
+        sh.cgroup = "/x".into();
+        let mut app = process(11, 5.0, 900.0, vec![Some(w("epoll_wait", 0.1, false))]);
+        app.ppid = 10;
+        app.cgroup = "/x".into();
+        let f = Facts { oom_kills: vec![oom(13, "/x")], ..Default::default() };
+        let out = analyze(&[sh.clone(), app.clone()], &f, &cfg());
+        assert!(out.iter().all(|x| x.kind != FindingKind::OrphanedWait), "{out:#?}");
+        // app itself waits forever since before the kill: app is the one named.
+        app.threads[0].blocked = Some(on_fd("read", 200.0, 3));
+        let out = analyze(&[sh, app], &f, &cfg());
+        let orphans: Vec<&Finding> =
+            out.iter().filter(|x| x.kind == FindingKind::OrphanedWait).collect();
+        assert_eq!(orphans.len(), 1, "{out:#?}");
+        // (The shell that waits on app is grouped under it as a waiter.)
+        assert_eq!(orphans[0].pids[..2], [11, 13]);
     }
 
     fn oom(pid: i32, cgroup: &str) -> OomFact {

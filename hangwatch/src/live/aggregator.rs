@@ -732,6 +732,7 @@ impl Aggregator {
         self.procs.retain(|_, s| s.exited_at_ns.is_none_or(|t| now.saturating_sub(t) < grace));
         // Ended waits of threads we no longer track are dropped.
         self.ended.retain(|_, e| now.saturating_sub(e.end_ns) < 10_000_000_000);
+        crate::procfs::shrink_spare(&mut self.ended);
         while self.events.len() > self.cfg.max_events {
             self.events.pop_front();
         }
