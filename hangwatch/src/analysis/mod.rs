@@ -970,6 +970,53 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
     // Consequences under their root cause.
     rules::group_consequences(&g, &mut out);
 
+    // Stuck in the kernel: a thread in uninterruptible sleep (`D`) for --hung-after or longer,
+    // in any thread (a reader of a dead NFS mount, a FUSE request nobody answers). No signal
+    // ends it and no healthy program sleeps in `D` that long; what it waits on is the kernel's
+    // (storage, a network filesystem, a FUSE server). Not for a frozen cgroup (its tasks sleep
+    // in the freezer, on purpose) nor for a process a finding already names.
+    for p in procs {
+        if out.iter().any(|f| f.pids.contains(&p.pid)) {
+            continue;
+        }
+        let Some((t, w)) = p
+            .blocked_threads()
+            .filter(|(t, w)| {
+                t.state == 'D'
+                    && w.duration_ns >= cfg.hung_after_ns
+                    && !w.wchan.as_deref().is_some_and(rules::freezer_wchan)
+            })
+            .max_by_key(|(_, w)| w.duration_ns)
+        else {
+            continue;
+        };
+        let wchan = w.wchan.as_deref().filter(|c| !c.is_empty() && *c != "0").unwrap_or("?");
+        let what = if matches!(w.decoded.syscall.as_str(), "vfork" | "clone" | "clone3")
+            || matches!(wchan, "wait_for_vfork_done" | "kernel_clone")
+        {
+            "it waits for its vfork() child to exec or exit, and only SIGKILL ends that"
+        } else {
+            "the kernel waits on storage, a network filesystem or a FUSE server, and no signal but SIGKILL (if that) ends it"
+        };
+        out.push(Finding {
+            kind: FindingKind::Hung,
+            severity: Severity::High,
+            pids: vec![p.pid],
+            tids: vec![t.tid],
+            summary: format!(
+                "pid {} ({}) tid {} has been in uninterruptible sleep (state D) for {} in {} (kernel: {wchan}): {what}",
+                p.pid,
+                p.comm,
+                t.tid,
+                fmt_duration_ns(w.duration_ns),
+                w.decoded.human
+            ),
+            since_mono_ns: Some(w.since_mono_ns),
+            chain: g.chain_from((p.pid, t.tid)),
+            key: format!("hung:{}:D:{}", p.pid, t.tid),
+        });
+    }
+
     // OOM kills, with what they left waiting.
     for k in &facts.oom_kills {
         if cfg.now_mono_ns.saturating_sub(k.time_mono_ns) > cfg.oom_recent_ns {

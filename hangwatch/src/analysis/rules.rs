@@ -290,6 +290,12 @@ pub fn through_waiting_parents<'a>(
     p
 }
 
+/// Whether a kernel wait channel is the cgroup freezer's (a frozen task sleeps there, in `D`
+/// under cgroup v1, on purpose).
+pub fn freezer_wchan(wchan: &str) -> bool {
+    matches!(wchan, "__refrigerator" | "do_freezer_trap" | "refrigerator")
+}
+
 /// Whether `pid` is `anc` or a descendant of it (bounded walk up the parents).
 pub fn descends_from(by_pid: &HashMap<i32, &Process>, mut pid: i32, anc: i32) -> bool {
     for _ in 0..64 {
@@ -668,6 +674,29 @@ mod tests {
         let mut stuck = procs.clone();
         stuck[1].threads[0].blocked = Some(w("pause", 600.0, true));
         assert!(found(&stuck, &f).iter().any(|x| x.0 == "hung" && x.2 == vec![10]));
+    }
+
+    #[test]
+    fn a_thread_long_in_d_is_hung_whatever_thread_it_is() {
+        // A worker thread reads a dead NFS mount (D, 60 s); the main thread ticks on a timer.
+        let mut p = process(70, 5.0, 900.0, vec![Some(w("epoll_wait", 0.1, false)), None]);
+        let mut nfs = w("read", 60.0, true);
+        nfs.wchan = Some("rpc_wait_bit_killable".into());
+        p.threads[1].blocked = Some(nfs.clone());
+        p.threads[1].state = 'D';
+        let out = analyze(std::slice::from_ref(&p), &Facts::default(), &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!((out[0].kind, out[0].severity), (FindingKind::Hung, Severity::High));
+        assert!(out[0].summary.contains("state D") && out[0].summary.contains("rpc_wait_bit"));
+        // A moment in D (a busy disk): nothing.
+        let mut brief = p.clone();
+        brief.threads[1].blocked = Some(w("write", 0.3, true));
+        assert!(found(&[brief], &Facts::default()).is_empty());
+        // Frozen by the cgroup freezer: on purpose.
+        let mut frozen = p;
+        nfs.wchan = Some("__refrigerator".into());
+        frozen.threads[1].blocked = Some(nfs);
+        assert!(found(&[frozen], &Facts::default()).is_empty());
     }
 
     #[test]
