@@ -991,7 +991,7 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             continue;
         };
         let wchan = w.wchan.as_deref().filter(|c| !c.is_empty() && *c != "0").unwrap_or("?");
-        let what = if matches!(w.decoded.syscall.as_str(), "vfork" | "clone" | "clone3")
+        let what = if w.decoded.call.creates_a_process()
             || matches!(wchan, "wait_for_vfork_done" | "kernel_clone")
         {
             "it waits for its vfork() child to exec or exit, and only SIGKILL ends that"

@@ -41,6 +41,9 @@ pub enum Syscall {
     RtSigtimedwait,
     /// Not on x86_64 or aarch64; some 32-bit architectures have it.
     Sigsuspend,
+    Vfork,
+    Clone,
+    Clone3,
     Other,
 }
 
@@ -85,6 +88,9 @@ impl Syscall {
             "rt_sigsuspend" => Self::RtSigsuspend,
             "rt_sigtimedwait" => Self::RtSigtimedwait,
             "sigsuspend" => Self::Sigsuspend,
+            "vfork" => Self::Vfork,
+            "clone" => Self::Clone,
+            "clone3" => Self::Clone3,
             _ => Self::Other,
         }
     }
@@ -105,6 +111,12 @@ impl Syscall {
     #[must_use]
     pub fn is_signal_wait(self) -> bool {
         matches!(self, Self::Pause | Self::RtSigsuspend | Self::RtSigtimedwait | Self::Sigsuspend)
+    }
+
+    /// `vfork`, `clone`, `clone3`: a parent that sleeps in one waits for its vfork child.
+    #[must_use]
+    pub fn creates_a_process(self) -> bool {
+        matches!(self, Self::Vfork | Self::Clone | Self::Clone3)
     }
 
     /// Which way the call moves data on its fds, `(reads, writes)`, when the syscall alone says
@@ -330,6 +342,8 @@ mod tests {
         assert_eq!(Syscall::of(0), Syscall::Read);
         assert_eq!(Syscall::of(275), Syscall::Splice);
         assert_eq!(Syscall::of(34), Syscall::Pause);
+        assert_eq!(Syscall::of(58), Syscall::Vfork);
+        assert_eq!(Syscall::of(435), Syscall::Clone3);
         // futex2's futex_wait is not futex(2); unknown numbers are Other.
         assert_eq!(Syscall::of(455), Syscall::Other);
         assert_eq!(Syscall::of(335), Syscall::Other);
@@ -341,6 +355,7 @@ mod tests {
         assert!(Syscall::EpollPwait.is_epoll() && !Syscall::Poll.is_epoll());
         assert!(Syscall::Waitid.is_child_wait() && !Syscall::Wait4.is_signal_wait());
         assert!(Syscall::RtSigtimedwait.is_signal_wait());
+        assert!(Syscall::Clone3.creates_a_process() && !Syscall::Waitid.creates_a_process());
         assert_eq!(Syscall::Tee.data_direction(), Some((false, true)));
         assert_eq!(Syscall::Recvmmsg.data_direction(), Some((true, false)));
         assert_eq!(Syscall::Poll.data_direction(), None);
