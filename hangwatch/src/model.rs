@@ -129,14 +129,7 @@ pub mod tests {
     pub fn wait(name: &str, secs: f64, infinite: bool) -> Wait {
         Wait {
             nr: 7,
-            decoded: Arc::new(Decoded {
-                syscall: name.to_string(),
-                args: serde_json::Map::new(),
-                human: format!("{name}(...)"),
-                infinite,
-                fds: vec![],
-                wait_pid: None,
-            }),
+            decoded: Arc::new(crate::syscalls::testing::bare(name, infinite)),
             since_mono_ns: 0,
             duration_ns: (secs * 1e9) as u64,
             wchan: Some("poll_schedule_timeout".into()),

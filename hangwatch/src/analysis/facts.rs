@@ -8,7 +8,11 @@ use std::{
     fs,
 };
 
-use crate::{model::Process, procfs, syscalls::TaskView};
+use crate::{
+    model::Process,
+    procfs,
+    syscalls::{ChildWait, TaskView, WaitOn},
+};
 
 /// Which end of a pipe (or which way a socket is used) an fd is open for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,9 +389,7 @@ pub fn gather(
                 lock_waiters.push((p.pid, *fd));
             }
             let mut fds = w.decoded.fds.clone();
-            if w.decoded.syscall.starts_with("epoll_")
-                && let Some(epfd) = fds.first().copied()
-            {
+            if let Some(epfd) = w.decoded.wait_on.epfd() {
                 // Threads of one process often share one epoll set: read it once.
                 if !f.epoll_sets.contains_key(&(p.pid, epfd)) {
                     let (set, truncated) = read_epoll_set(p.pid, epfd);
@@ -411,43 +413,34 @@ pub fn gather(
                     wanted.insert(key);
                 }
             }
-            if w.decoded.syscall == "futex" {
-                let uaddr = w
-                    .decoded
-                    .args
-                    .get("uaddr")
-                    .and_then(|u| u.as_str())
-                    .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
-                if let Some(addr) = uaddr {
-                    let private =
-                        w.decoded.args.get("private").and_then(|v| v.as_bool()).unwrap_or(true);
-                    let key = if private {
-                        FutexKey::Private { pid: p.pid, addr }
-                    } else {
-                        if let Some(k) = own_keys.get(&addr) {
-                            k.clone()
-                        } else {
-                            let (key, m) = futex_key_of(p.pid, addr, &mut f.maps_truncated);
-                            if let (FutexKey::Shared { dev, inode, .. }, Some(m)) = (&key, m) {
-                                f.object_paths.insert((dev.clone(), *inode), m.path);
-                            }
-                            own_keys.insert(addr, key.clone());
-                            key
-                        }
-                    };
-                    f.futex_key.insert((p.pid, t.tid), key);
-                    let word =
-                        v.read_mem(addr, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
-                    let owner = v
-                        .read_mem(addr + 8, 4)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_ne_bytes);
-                    if let Some(word) = word {
-                        f.futex_words.insert(t.tid, (word, owner));
+            if let WaitOn::Futex(futex) = &w.decoded.wait_on {
+                let (addr, private) = (futex.uaddr, futex.private);
+                let key = if private {
+                    FutexKey::Private { pid: p.pid, addr }
+                } else if let Some(k) = own_keys.get(&addr) {
+                    k.clone()
+                } else {
+                    let (key, m) = futex_key_of(p.pid, addr, &mut f.maps_truncated);
+                    if let (FutexKey::Shared { dev, inode, .. }, Some(m)) = (&key, m) {
+                        f.object_paths.insert((dev.clone(), *inode), m.path);
                     }
-                    if let (Some(2), Some(o)) = (word, owner.map(|o| o as i32)) {
-                        lost_owner_facts(p, o, &mut f);
-                    }
+                    own_keys.insert(addr, key.clone());
+                    key
+                };
+                f.futex_key.insert((p.pid, t.tid), key);
+                let word =
+                    v.read_mem(addr, 4).and_then(|b| b.try_into().ok()).map(u32::from_ne_bytes);
+                // The address is the process's to choose: no overflow past the top.
+                let owner = addr
+                    .checked_add(8)
+                    .and_then(|a| v.read_mem(a, 4))
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_ne_bytes);
+                if let Some(word) = word {
+                    f.futex_words.insert(t.tid, (word, owner));
+                }
+                if let (Some(2), Some(o)) = (word, owner.map(|o| o as i32)) {
+                    lost_owner_facts(p, o, &mut f);
                 }
             }
         }
@@ -602,7 +595,8 @@ fn gather_verdict_facts(p: &Process, scanned: &HashSet<i32>, f: &mut Facts) {
         f.sig_caught.insert(p.pid, mask);
     }
     for (_, w) in p.blocked_threads() {
-        if let Some(c) = w.decoded.wait_pid.filter(|c| *c > 0).map(|c| c as i32)
+        if let WaitOn::Child(ChildWait::Pid(c)) = w.decoded.wait_on
+            && c > 0
             && !scanned.contains(&c)
             && !std::path::Path::new(&format!("/proc/{c}")).exists()
         {

@@ -27,7 +27,7 @@ use super::{
     facts::Facts,
     fdfile::{Mounts, file_id},
 };
-use crate::{model::Wait, procfs};
+use crate::{model::Wait, procfs, syscalls::WaitOn};
 
 /// Bytes of /proc/locks read at most (a node can have very many locks; about 60 bytes each).
 pub const MAX_LOCKS_BYTES: u64 = 4 << 20;
@@ -146,14 +146,7 @@ pub struct Blocker {
 
 /// Whether a wait is a lock wait: `flock` without `LOCK_NB`, `fcntl` `F_SETLKW`/`F_OFD_SETLKW`.
 pub fn is_lock_wait(w: &Wait) -> bool {
-    let d = &w.decoded;
-    match d.syscall.as_str() {
-        "flock" => d.infinite,
-        "fcntl" => {
-            matches!(d.args.get("cmd").and_then(|c| c.as_str()), Some("F_SETLKW" | "F_OFD_SETLKW"))
-        }
-        _ => false,
-    }
+    matches!(w.decoded.wait_on, WaitOn::FileLock { .. })
 }
 
 /// Fills `facts.lock_blockers` for the lock waits `(pid, fd)`.
@@ -249,12 +242,7 @@ pub(super) fn lock_edges(pid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge
         return false;
     }
     let fd = w.decoded.fds.first().copied().unwrap_or(-1);
-    let what = w
-        .decoded
-        .args
-        .get("target")
-        .and_then(|t| t.as_str())
-        .map_or_else(|| format!("fd {fd}"), str::to_string);
+    let what = w.decoded.wait_on.fd_target().map_or_else(|| format!("fd {fd}"), str::to_string);
     let blockers = facts.lock_blockers.get(&(pid, fd)).map(Vec::as_slice).unwrap_or(&[]);
     for b in blockers {
         let lock = b.lock.describe();
@@ -292,9 +280,7 @@ mod tests {
 
     fn flock_wait(pid: i32) -> crate::model::Process {
         let mut w = wait("flock", 600.0, true);
-        let d = Arc::make_mut(&mut w.decoded);
-        d.fds = vec![3];
-        d.args.insert("target".into(), "/var/lock/job".into());
+        crate::syscalls::testing::on_fd(Arc::make_mut(&mut w.decoded), 3, Some("/var/lock/job"));
         process(pid, 5.0, 900.0, vec![Some(w)])
     }
 

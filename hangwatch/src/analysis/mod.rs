@@ -9,6 +9,8 @@ pub mod fuse;
 pub mod inet;
 pub mod locks;
 pub mod maps;
+#[cfg(test)]
+mod orphaned_tests;
 mod rules;
 pub mod runnable;
 pub mod unix_diag;
@@ -20,6 +22,7 @@ use serde::Serialize;
 use crate::{
     fmt::{fmt_bytes, fmt_duration_ns},
     model::{Process, Wait},
+    syscalls::{ChildWait, Syscall, WaitOn},
 };
 use facts::{Facts, FutexKey, Kind as FdKind};
 
@@ -135,42 +138,26 @@ fn comm_of(p: &Process, tid: i32) -> String {
 
 /// Whether a thread reads (or waits to read) rather than writes, by syscall and poll events.
 fn direction_reads(w: &Wait, fd: i32, facts: &Facts, pid: i32) -> (bool, bool) {
-    let s = w.decoded.syscall.as_str();
-    match s {
-        "write" | "writev" | "pwrite64" | "sendto" | "sendmsg" | "sendmmsg" | "splice" | "tee" => {
-            (false, true)
-        }
-        "read" | "readv" | "pread64" | "recvfrom" | "recvmsg" | "recvmmsg" => (true, false),
-        "poll" | "ppoll" => {
-            let ev = w
-                .decoded
-                .args
-                .get("fds")
-                .and_then(|f| f.as_array())
-                .and_then(|a| {
-                    a.iter().find(|e| e.get("fd").and_then(|v| v.as_i64()) == Some(fd as i64))
-                })
-                .and_then(|e| e.get("events"))
-                .and_then(|e| e.as_str())
-                .unwrap_or("IN");
-            (ev.contains("IN") || ev.contains("PRI"), ev.contains("OUT"))
-        }
-        s if s.starts_with("epoll_") => {
-            let epfd = w.decoded.fds.first().copied().unwrap_or(-1);
+    let call = w.decoded.call;
+    if let Some(dir) = call.data_direction() {
+        return dir;
+    }
+    let in_set = match &w.decoded.wait_on {
+        WaitOn::FdSet { fds, .. } => fds.iter().find(|f| f.fd.fd == fd).map(|f| (f.read, f.write)),
+        _ => None,
+    };
+    match call {
+        // An fd the decoder did not list: read (poll's usual POLLIN); for select, in no set.
+        Syscall::Poll | Syscall::Ppoll => in_set.unwrap_or((true, false)),
+        Syscall::Select | Syscall::Pselect6 => in_set.unwrap_or((false, false)),
+        c if c.is_epoll() => {
+            let epfd = w.decoded.wait_on.epfd().unwrap_or(-1);
             let ev = facts
                 .epoll_sets
                 .get(&(pid, epfd))
                 .and_then(|set| set.iter().find(|(f, _)| *f == fd))
                 .map_or(1, |(_, e)| *e);
             (ev & 0x3 != 0, ev & 0x4 != 0)
-        }
-        "select" | "pselect6" => {
-            let in_set = |k: &str| {
-                w.decoded.args.get(k).and_then(|v| v.as_array()).is_some_and(|a| {
-                    a.iter().any(|e| e.get("fd").and_then(|v| v.as_i64()) == Some(fd as i64))
-                })
-            };
-            (in_set("read_fds"), in_set("write_fds"))
         }
         _ => (true, false),
     }
@@ -214,16 +201,15 @@ fn socket_edge(pid: i32, ino: u64, facts: &Facts, edges: &mut Vec<Edge>) -> Opti
 /// When the wait is on more fds than were read (a poll/select set past the decoder's bound, an
 /// epoll set past `facts::MAX_EPOLL_FDS`): any of those may release it.
 fn unread_fds(w: &Wait, facts: &Facts, pid: i32) -> Option<String> {
-    let epoll_cut = w.decoded.syscall.starts_with("epoll_")
-        && w.decoded.fds.first().is_some_and(|epfd| facts.epoll_truncated.contains(&(pid, *epfd)));
-    let set_cut = w.decoded.args.get("fds_truncated").and_then(|v| v.as_bool()) == Some(true);
+    let epoll_cut =
+        w.decoded.wait_on.epfd().is_some_and(|epfd| facts.epoll_truncated.contains(&(pid, epfd)));
+    let set_cut = w.decoded.wait_on.fds_truncated();
     (epoll_cut || set_cut).then(|| "more fds than hangwatch reads (not followed)".to_string())
 }
 
 fn all_fds(w: &Wait, facts: &Facts, pid: i32) -> Vec<i32> {
     let mut fds = w.decoded.fds.clone();
-    if w.decoded.syscall.starts_with("epoll_")
-        && let Some(set) = fds.first().and_then(|epfd| facts.epoll_sets.get(&(pid, *epfd)))
+    if let Some(set) = w.decoded.wait_on.epfd().and_then(|epfd| facts.epoll_sets.get(&(pid, epfd)))
     {
         fds = set.iter().map(|(fd, _)| *fd).collect();
     }
@@ -294,32 +280,29 @@ impl<'a> Graph<'a> {
         if fuse::fuse_edges(p.pid, tid, facts, edges) {
             return;
         }
-        let s = w.decoded.syscall.as_str();
-        if s == "wait4" || s == "waitid" {
-            match w.decoded.wait_pid {
-                Some(c) if c > 0 => {
-                    let c = c as i32;
+        if let WaitOn::Child(child) = &w.decoded.wait_on {
+            match child_releasers(w.decoded.call, child) {
+                ChildReleasers::One(c) => {
                     if self.procs.contains_key(&c) {
                         edges.push(Edge { target: Target::Process(c), why: format!("child {c}") });
                     } else if facts.absent_tasks.contains(&(c, c)) {
                         self.gone.insert((p.pid, tid), format!("child {c}, which is not running"));
                     }
                 }
-                Some(-1) | None => {
+                ChildReleasers::All => {
                     let kids: Vec<i32> =
                         self.procs.values().filter(|c| c.ppid == p.pid).map(|c| c.pid).collect();
                     for c in kids {
                         edges.push(Edge { target: Target::Process(c), why: format!("child {c}") });
                     }
                 }
-                _ => {}
+                ChildReleasers::NotFollowed => {}
             }
             return;
         }
-        if s == "futex" {
+        if let WaitOn::Futex(futex) = &w.decoded.wait_on {
             let live = |t: i32| p.threads.iter().any(|x| x.tid == t && x.state != 'Z');
-            let owner_pi =
-                w.decoded.args.get("owner_tid").and_then(|v| v.as_i64()).map(|v| v as i32);
+            let owner_pi = futex.owner_tid.and_then(|o| i32::try_from(o).ok());
             if let Some(o) = owner_pi.filter(|o| *o > 0) {
                 if live(o) {
                     edges.push(Edge {
@@ -336,11 +319,7 @@ impl<'a> Graph<'a> {
             }
             if let Some(&(word, owner)) = facts.futex_words.get(&tid) {
                 let word_tid = (word & 0x3fff_ffff) as i32;
-                if word_tid > 0
-                    && word_tid != tid
-                    && live(word_tid)
-                    && w.decoded.args.get("val").and_then(|v| v.as_u64()) == Some(word as u64)
-                {
+                if word_tid > 0 && word_tid != tid && live(word_tid) && futex.val == word {
                     edges.push(Edge {
                         target: Target::Thread(p.pid, word_tid),
                         why: format!("joins thread {word_tid}"),
@@ -359,7 +338,7 @@ impl<'a> Graph<'a> {
                             why: format!("mutex owned by thread {o}"),
                         });
                     } else if word == 2
-                        && w.decoded.args.get("val").and_then(|v| v.as_u64()) == Some(2)
+                        && futex.val == 2
                         && facts.absent_tasks.contains(&(p.pid, o))
                         // Only a process-private lock: a process-shared mutex (an accept
                         // mutex in shared memory) is legitimately owned by another process's
@@ -729,6 +708,28 @@ pub const ORPHAN_MIN_NS: u64 = 5_000_000_000;
 /// starting up uses about 0.05 s).
 pub const HUNG_MIN_CPU_SECS: f64 = 0.2;
 
+/// Which children can end a `wait4` / `waitid`.
+enum ChildReleasers {
+    One(i32),
+    All,
+    NotFollowed,
+}
+
+/// The children that can end a wait for `child` in `call`: one child by pid; any child for
+/// `wait4(-1)`, `waitid(P_ALL)`, and also for `waitid` on a process group, a pidfd or an
+/// unknown id type (whose child hangwatch does not resolve); none followed for `wait4` on a
+/// process group (nor a pid that is not positive, which the kernel rejects).
+fn child_releasers(call: Syscall, child: &ChildWait) -> ChildReleasers {
+    match child {
+        ChildWait::Pid(c) if *c > 0 => ChildReleasers::One(*c),
+        ChildWait::Pid(_) => ChildReleasers::NotFollowed,
+        ChildWait::Group(_) if call == Syscall::Wait4 => ChildReleasers::NotFollowed,
+        ChildWait::Any | ChildWait::Group(_) | ChildWait::Pidfd(_) | ChildWait::Unknown => {
+            ChildReleasers::All
+        }
+    }
+}
+
 /// Whether the chain from a process ends in a read of a terminal or of standard input: an
 /// interactive program (or a shell feeding one) waiting for its user, not stuck.
 fn waits_for_input(g: &Graph, p: &Process) -> bool {
@@ -736,14 +737,10 @@ fn waits_for_input(g: &Graph, p: &Process) -> bool {
     let chain = g.chain_from((p.pid, t.tid));
     chain.last().is_some_and(|s| {
         let Some(w) = g.procs.get(&s.pid).and_then(|q| wait_of(q, s.tid)) else { return false };
-        let target = w.decoded.args.get("target").and_then(|v| v.as_str()).unwrap_or("");
-        let reads = matches!(
-            w.decoded.syscall.as_str(),
-            "read" | "readv" | "pread64" | "poll" | "ppoll" | "select" | "pselect6"
-        );
-        let fd0 = w.decoded.args.get("fd").and_then(|v| v.as_i64()) == Some(0)
-            || w.decoded.fds.first() == Some(&0);
-        reads && (fd0 || target.starts_with("/dev/pts/") || target.starts_with("/dev/tty"))
+        let target = w.decoded.wait_on.fd_target().unwrap_or("");
+        let fd0 = w.decoded.fds.first() == Some(&0);
+        w.decoded.call.reads_or_polls()
+            && (fd0 || target.starts_with("/dev/pts/") || target.starts_with("/dev/tty"))
     })
 }
 
@@ -1002,7 +999,7 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             continue;
         };
         let wchan = w.wchan.as_deref().filter(|c| !c.is_empty() && *c != "0").unwrap_or("?");
-        let what = if matches!(w.decoded.syscall.as_str(), "vfork" | "clone" | "clone3")
+        let what = if w.decoded.call.creates_a_process()
             || matches!(wchan, "wait_for_vfork_done" | "kernel_clone")
         {
             "it waits for its vfork() child to exec or exit, and only SIGKILL ends that"
@@ -1146,7 +1143,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::tests::{process, wait};
+    use crate::{
+        model::tests::{process, wait},
+        syscalls::testing,
+    };
     use facts::{Holder, Mode};
 
     /// A single-threaded process blocked in `syscall` on `fd` (an infinite wait unless
@@ -1154,7 +1154,7 @@ mod tests {
     fn on_fd(pid: i32, syscall: &str, fd: i32, infinite: bool) -> Process {
         let mut w = wait(syscall, 600.0, infinite);
         let d = Arc::make_mut(&mut w.decoded);
-        d.fds = vec![fd];
+        testing::on_fd(d, fd, None);
         d.human = format!("{syscall}(fd {fd})");
         process(pid, 5.0, 900.0, vec![Some(w)])
     }
@@ -1203,8 +1203,10 @@ mod tests {
         procs[0] = on_fd(10, "poll", 3, true);
         assert!(kinds(&analyze(&procs, &f, &cfg())).contains(&"deadlock"), "all fds read");
         let mut p = on_fd(10, "poll", 3, true);
-        if let Some(w) = p.threads[0].blocked.as_mut() {
-            Arc::make_mut(&mut w.decoded).args.insert("fds_truncated".into(), true.into());
+        if let Some(w) = p.threads[0].blocked.as_mut()
+            && let WaitOn::FdSet { truncated, .. } = &mut Arc::make_mut(&mut w.decoded).wait_on
+        {
+            *truncated = true;
         }
         procs[0] = p;
         let found = analyze(&procs, &f, &cfg());

@@ -8,7 +8,10 @@ use super::facts::{Facts, OomFact};
 use super::{
     Finding, FindingKind, Graph, Severity, Target, Tkey, serves, wait_of, waits_for_input,
 };
-use crate::model::{Process, Wait};
+use crate::{
+    model::{Process, Wait},
+    syscalls::WaitOn,
+};
 
 /// A wait must have begun at least this long after the process started to count as "after it
 /// did something" (unless it had used [`super::HUNG_MIN_CPU_SECS`] of CPU): a process that has
@@ -29,9 +32,6 @@ const fn sig(n: u32) -> u64 {
 /// and SIGSETXID (33) that every threaded process catches.
 const ROUTINE_SIGNALS: u64 = sig(2) | sig(13) | sig(17) | sig(28) | sig(32) | sig(33);
 
-/// Syscalls that wait for a signal and nothing else.
-const SIGNAL_WAITS: &[&str] = &["pause", "rt_sigsuspend", "rt_sigtimedwait", "sigsuspend"];
-
 /// Whether a signal handler is a plausible way out of a wait: the process catches a signal
 /// beyond the routine ones (SIGTERM, SIGHUP, SIGUSR1 ...).
 pub fn signal_may_wake(facts: &Facts, pid: i32) -> bool {
@@ -44,7 +44,7 @@ pub fn signal_may_wake(facts: &Facts, pid: i32) -> bool {
 /// none: any thread could post it.
 pub fn owner_evidence(g: &Graph, k: Tkey) -> bool {
     let Some(w) = g.procs.get(&k.0).and_then(|p| wait_of(p, k.1)) else { return true };
-    if w.decoded.syscall != "futex" {
+    if !matches!(w.decoded.wait_on, WaitOn::Futex(_)) {
         return true;
     }
     g.edges.get(&k).is_some_and(|es| es.iter().any(|e| matches!(e.target, Target::Thread(..))))
@@ -99,23 +99,6 @@ fn responsive_from(g: &Graph, facts: &Facts, q: i32, seen: &mut BTreeSet<i32>) -
     next.into_iter().any(|r| responsive_from(g, facts, r, seen))
 }
 
-/// The kind of a non-pipe, non-socket fd target, as the decoder shows it.
-fn anon_kind(w: &Wait) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut add = |t: &str| out.push(t.to_string());
-    if let Some(t) = w.decoded.args.get("target").and_then(|v| v.as_str()) {
-        add(t);
-    }
-    if let Some(a) = w.decoded.args.get("fds").and_then(|v| v.as_array()) {
-        for e in a {
-            if let Some(t) = e.get("target").and_then(|v| v.as_str()) {
-                add(t);
-            }
-        }
-    }
-    out
-}
-
 /// Why a process whose main thread waits forever is idle rather than stuck, or `None` when
 /// the wait is for a reply that nothing visible will send. Follows the main thread's wait
 /// inside its own process (a join, a mutex, a condition another thread would signal) to the
@@ -150,12 +133,10 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
         if k.1 != p.pid && !w.decoded.infinite {
             continue;
         }
-        let s = w.decoded.syscall.as_str();
-        if SIGNAL_WAITS.contains(&s) {
-            return Some(format!("thread {} waits for a signal in {s}", k.1));
+        if w.decoded.call.is_signal_wait() {
+            return Some(format!("thread {} waits for a signal in {}", k.1, w.decoded.syscall));
         }
-        let targets = anon_kind(w);
-        for t in &targets {
+        for t in w.decoded.wait_on.targets() {
             for (pat, what) in [
                 ("signalfd", "a signal"),
                 ("inotify", "a file change"),
@@ -183,7 +164,10 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
             }
             None => {}
         }
-        if s == "futex" && !owner_evidence(g, k) && signal_may_wake(facts, p.pid) {
+        if matches!(w.decoded.wait_on, WaitOn::Futex(_))
+            && !owner_evidence(g, k)
+            && signal_may_wake(facts, p.pid)
+        {
             return Some(format!(
                 "thread {} waits on a futex with no owner and the process catches signals a handler of which may end it",
                 k.1
@@ -227,7 +211,7 @@ fn unseen_source(g: &Graph, facts: &Facts, p: &Process, tid: i32, w: &Wait) -> O
     });
     if socket {
         Some(Unseen::Socket)
-    } else if w.decoded.syscall.starts_with("epoll_") {
+    } else if w.decoded.call.is_epoll() {
         Some(Unseen::EventLoop)
     } else {
         None
@@ -287,9 +271,8 @@ pub fn through_waiting_parents<'a>(
     victim: i32,
 ) -> &'a Process {
     for _ in 0..16 {
-        let waits_on_children = p.blocked_threads().any(|(t, w)| {
-            t.tid == p.pid && matches!(w.decoded.syscall.as_str(), "wait4" | "waitid")
-        });
+        let waits_on_children =
+            p.blocked_threads().any(|(t, w)| t.tid == p.pid && w.decoded.call.is_child_wait());
         if !waits_on_children {
             break;
         }
@@ -487,7 +470,10 @@ mod tests {
     use super::super::facts::{FutexKey, Holder, Kind as FdKind, Mode};
     use super::super::{Config, analyze};
     use super::*;
-    use crate::model::tests::{process, wait};
+    use crate::{
+        model::tests::{process, wait},
+        syscalls::{ChildWait, testing},
+    };
 
     const NOW: u64 = 1_000_000_000_000;
 
@@ -505,14 +491,22 @@ mod tests {
     fn on_fd(syscall: &str, secs: f64, fd: i32) -> Wait {
         let mut x = w(syscall, secs, true);
         let d = Arc::make_mut(&mut x.decoded);
-        d.fds = vec![fd];
+        testing::on_fd(d, fd, None);
         d.human = format!("{syscall}(fd {fd}, timeout=infinite)");
         x
     }
 
+    /// A `futex` wait whose expected word value is 0 (a condition variable, an event).
     fn futex(secs: f64) -> Wait {
-        let mut x = w("futex", secs, true);
-        Arc::make_mut(&mut x.decoded).args.insert("val".into(), 0.into());
+        w("futex", secs, true)
+    }
+
+    /// `futex` with expected word value `val` (2: a contended mutex).
+    fn futex_val(secs: f64, val: u32) -> Wait {
+        let mut x = futex(secs);
+        if let WaitOn::Futex(f) = &mut Arc::make_mut(&mut x.decoded).wait_on {
+            f.val = val;
+        }
         x
     }
 
@@ -568,7 +562,7 @@ mod tests {
     /// `pid` in `wait4(child)` for 60 s, 5 s of CPU, 900 s old.
     fn waiting_on_child(pid: i32, ppid: i32, child: i32) -> Process {
         let mut x = w("wait4", 60.0, true);
-        Arc::make_mut(&mut x.decoded).wait_pid = Some(child.into());
+        Arc::make_mut(&mut x.decoded).wait_on = WaitOn::Child(ChildWait::Pid(child));
         let mut p = process(pid, 5.0, 900.0, vec![Some(x)]);
         p.ppid = ppid;
         p
@@ -605,8 +599,8 @@ mod tests {
             assert!(found(&[p], &Facts::default()).is_empty(), "{s}");
         }
         // A read of a signalfd or a timerfd.
-        let mut x = on_fd("read", 60.0, 4);
-        Arc::make_mut(&mut x.decoded).args.insert("target".into(), "anon_inode:[timerfd]".into());
+        let mut x = w("read", 60.0, true);
+        testing::on_fd(Arc::make_mut(&mut x.decoded), 4, Some("anon_inode:[timerfd]"));
         let p = process(100, 5.0, 900.0, vec![Some(x)]);
         assert!(found(&[p], &Facts::default()).is_empty());
         // An epoll event loop on sources hangwatch cannot follow.
@@ -615,11 +609,8 @@ mod tests {
         f.epoll_sets.insert((100, 5), vec![(6, 1), (7, 1)]);
         assert!(found(&[p], &f).is_empty());
         // The same poll on an eventfd, nothing else in sight: hung (the libzmq hang).
-        let mut x = on_fd("poll", 60.0, 3);
-        Arc::make_mut(&mut x.decoded).args.insert(
-            "fds".into(),
-            serde_json::json!([{"fd": 3, "target": "anon_inode:[eventfd]", "events": "IN"}]),
-        );
+        let mut x = w("poll", 60.0, true);
+        testing::on_fd(Arc::make_mut(&mut x.decoded), 3, Some("anon_inode:[eventfd]"));
         let p = process(100, 5.0, 900.0, vec![Some(x), Some(w("epoll_wait", 0.05, false))]);
         assert_eq!(found(std::slice::from_ref(&p), &Facts::default())[0].0, "hung");
         // Even when the main thread's wait leads to that ticking thread (a futex it would
@@ -727,9 +718,7 @@ mod tests {
 
     #[test]
     fn a_mutex_owned_by_a_thread_of_the_parent_is_a_lock_copied_at_fork() {
-        let mut x = futex(60.0);
-        Arc::make_mut(&mut x.decoded).args.insert("val".into(), 2.into());
-        let child = process(60, 1.0, 900.0, vec![Some(x)]);
+        let child = process(60, 1.0, 900.0, vec![Some(futex_val(60.0, 2))]);
         let mut f = Facts::default();
         f.futex_words.insert(60, (2, Some(57)));
         f.absent_tasks.insert((60, 57));

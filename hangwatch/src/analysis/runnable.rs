@@ -127,7 +127,7 @@ pub fn gather(procs: &[Process], f: &mut Facts) {
     cand.extend(f.fuse_servers.values().flatten().copied());
     let waiting_children: BTreeSet<i32> = procs
         .iter()
-        .filter(|p| p.blocked_threads().any(|(_, w)| w.decoded.syscall.starts_with("wait")))
+        .filter(|p| p.blocked_threads().any(|(_, w)| w.decoded.call.is_child_wait()))
         .map(|p| p.pid)
         .collect();
     if !waiting_children.is_empty() {

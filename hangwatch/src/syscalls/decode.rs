@@ -7,14 +7,23 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TaskView, display_name};
+use super::{
+    TaskView, display_name,
+    wait_on::{ChildWait, FdRef, FdWait, FutexWait, Syscall, WaitOn},
+};
 use crate::fmt::{fmt_duration_ms, shorten_tail};
 
 /// A decoded blocked syscall.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Decoded {
-    /// syscall name ("futex", "poll", ... or "syscall_N")
+    /// syscall name ("futex", "poll", ... or "syscall_N"), for display
     pub syscall: String,
+    /// which syscall, for the analysis
+    #[serde(skip)]
+    pub call: Syscall,
+    /// what it waits on, for the analysis (the JSON `args` render the same values for people)
+    #[serde(skip)]
+    pub wait_on: WaitOn,
     /// decoded arguments as a JSON object (serde_json::Map<String, Value>)
     pub args: serde_json::Map<String, serde_json::Value>,
     /// one-line human rendering, e.g. "poll(1 fd: 7 socket:[123], timeout=infinite)"
@@ -23,8 +32,6 @@ pub struct Decoded {
     pub infinite: bool,
     /// the fds this wait is on (for later wait-for analysis)
     pub fds: Vec<i32>,
-    /// for wait4/waitid: the pid waited for (Some(-1) = any child)
-    pub wait_pid: Option<i64>,
 }
 
 /// Decode syscall `nr` with raw register arguments `args`, reading pointed-to
@@ -41,11 +48,12 @@ pub fn decode(nr: i64, args: [u64; 6], task: &dyn TaskView) -> Decoded {
     let human = format!("{syscall}({})", out.parts.join(", "));
     Decoded {
         syscall,
+        call: Syscall::of(nr),
+        wait_on: out.wait_on,
         args: out.args,
         human,
         infinite: out.infinite,
         fds: out.fds,
-        wait_pid: out.wait_pid,
     }
 }
 
@@ -59,7 +67,7 @@ struct Out {
     parts: Vec<String>,
     infinite: bool,
     fds: Vec<i32>,
-    wait_pid: Option<i64>,
+    wait_on: WaitOn,
 }
 
 impl Out {
@@ -290,6 +298,10 @@ impl Fd {
     fn json(&self) -> Value {
         json!({ "fd": self.fd, "target": self.target })
     }
+
+    fn typed(&self) -> FdRef {
+        FdRef { fd: self.fd, target: self.target.clone() }
+    }
 }
 
 /// "4 pipe:[9], 5 socket:[10], 6 /dev/null, 7 x, +3 more". `unseen` counts
@@ -452,6 +464,7 @@ fn decode_known(nr: i64, a: &[u64; 6], t: &dyn TaskView, o: &mut Out) -> bool {
         MQ_TIMEDSEND | MQ_TIMEDRECEIVE => {
             let fd = Fd::arg(t, a[0]);
             o.fd("mqdes", "target", &fd);
+            o.wait_on = WaitOn::Fd(fd.typed());
             o.part(format!("mqdes {}", fd.label()));
             o.timeout(Timeout::timespec(t, a[4]), true);
         }
@@ -567,6 +580,7 @@ fn futex(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     if cmd == FUTEX_WAIT_BITSET {
         o.set("bitset", hex(u64::from(a[5] as u32)));
     }
+    let mut owner_tid = None;
     if cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2 {
         // The futex word of a PI lock holds the owner's TID.
         let owner = read_exact(t, a[0], 4).and_then(|b| u32_at(&b, 0)).map(|w| w & FUTEX_TID_MASK);
@@ -574,10 +588,12 @@ fn futex(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
             Some(tid) if tid != 0 => {
                 o.set("owner_tid", tid);
                 human = format!("{human} owner={tid}");
+                owner_tid = Some(tid);
             }
             _ => o.set("owner_tid", Value::Null),
         }
     }
+    o.wait_on = WaitOn::Futex(FutexWait { uaddr: a[0], cmd, private, val: a[2] as u32, owner_tid });
     match absolute {
         Some(absolute) => {
             let timeout = Timeout::timespec(t, a[3]);
@@ -634,6 +650,10 @@ fn futex_wait(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
 // ---------------------------------------------------------------------------
 // poll / select / epoll
 
+const POLLIN: u16 = 0x1;
+const POLLPRI: u16 = 0x2;
+const POLLOUT: u16 = 0x4;
+
 const POLL_EVENTS: [(u64, &str); 13] = [
     (0x1, "IN"),
     (0x2, "PRI"),
@@ -658,6 +678,7 @@ fn poll(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
     if nfds > want {
         o.set("fds_truncated", true);
     }
+    let mut typed = Vec::new();
     // struct pollfd { int fd; short events; short revents; }
     let entries = match usize::try_from(want) {
         Ok(0) => Some(Vec::new()),
@@ -683,6 +704,11 @@ fn poll(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
                 // The kernel ignores negative fds.
                 if fd.fd >= 0 {
                     o.push_fd(fd.fd);
+                    typed.push(FdWait {
+                        fd: fd.typed(),
+                        read: events & (POLLIN | POLLPRI) != 0,
+                        write: events & POLLOUT != 0,
+                    });
                     fds.push(fd);
                 }
             }
@@ -699,6 +725,7 @@ fn poll(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
             o.part(format!("{nfds} {noun}: ?"));
         }
     }
+    o.wait_on = WaitOn::FdSet { fds: typed, truncated: nfds > want };
     o.timeout(timeout, false);
 }
 
@@ -731,17 +758,24 @@ fn select(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
     o.set("nfds", nfds);
     let bits = usize::try_from(nfds.clamp(0, MAX_SELECT_BITS)).unwrap_or(0);
     let mut parts = Vec::new();
-    for (key, label, addr) in
-        [("read_fds", "read", a[1]), ("write_fds", "write", a[2]), ("except_fds", "except", a[3])]
-    {
+    let mut typed: Vec<FdWait> = Vec::new();
+    let mut truncated = false;
+    // (JSON key, human label, fd_set address, waits to read, waits to write)
+    for (key, label, addr, read, write) in [
+        ("read_fds", "read", a[1], true, false),
+        ("write_fds", "write", a[2], false, true),
+        ("except_fds", "except", a[3], false, false),
+    ] {
         match read_fd_set(t, addr, bits) {
             Some(set) => {
                 if set.len() > MAX_FDS {
                     o.set("fds_truncated", true);
+                    truncated = true;
                 }
                 let fds: Vec<Fd> = set.iter().take(MAX_FDS).map(|&fd| Fd::new(t, fd)).collect();
                 for fd in &fds {
                     o.push_fd(fd.fd);
+                    select_fd(&mut typed, fd, read, write);
                 }
                 o.set(key, fds.iter().map(Fd::json).collect::<Vec<_>>());
                 if !fds.is_empty() {
@@ -757,6 +791,8 @@ fn select(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
         }
     }
     o.fds.sort_unstable();
+    typed.sort_unstable_by_key(|f| f.fd.fd);
+    o.wait_on = WaitOn::FdSet { fds: typed, truncated };
     if parts.is_empty() {
         parts.push("no fds".to_owned());
     }
@@ -764,11 +800,27 @@ fn select(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
     o.timeout(timeout, false);
 }
 
+/// Adds `fd` of one of select's sets to `typed`, one entry per fd whatever the sets it is in.
+fn select_fd(typed: &mut Vec<FdWait>, fd: &Fd, read: bool, write: bool) {
+    let i = match typed.iter().position(|f| f.fd.fd == fd.fd) {
+        Some(i) => i,
+        None => {
+            typed.push(FdWait { fd: fd.typed(), read: false, write: false });
+            typed.len() - 1
+        }
+    };
+    if let Some(f) = typed.get_mut(i) {
+        f.read |= read;
+        f.write |= write;
+    }
+}
+
 /// epoll_wait(epfd, events, maxevents, int ms) / epoll_pwait(…, sigmask) /
 /// epoll_pwait2(…, timespec*, sigmask)
 fn epoll(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, timeout: Timeout) {
     let epfd = Fd::arg(t, a[0]);
     o.fd("epfd", "target", &epfd);
+    o.wait_on = WaitOn::Epoll { epfd: epfd.typed() };
     o.set("maxevents", a[2] as u32 as i32);
     o.part(format!("epfd {}", epfd.label()));
     o.timeout(timeout, false);
@@ -813,7 +865,11 @@ fn wait4(a: &[u64; 6], o: &mut Out) {
     if options != 0 {
         o.part(wait_options(options, false));
     }
-    o.wait_pid = Some(i64::from(pid));
+    o.wait_on = WaitOn::Child(match pid {
+        p if p > 0 => ChildWait::Pid(p),
+        -1 => ChildWait::Any,
+        p => ChildWait::Group(p.saturating_neg()),
+    });
     o.waits_forever(options & WNOHANG == 0);
 }
 
@@ -826,22 +882,29 @@ fn waitid(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     o.set("options", wait_options(options, true));
     let (name, human) = match idtype {
         0 => {
-            o.wait_pid = Some(-1);
+            o.wait_on = WaitOn::Child(ChildWait::Any);
             ("all".to_owned(), "any child".to_owned())
         }
         1 => {
-            o.wait_pid = Some(i64::from(id));
+            o.wait_on = WaitOn::Child(ChildWait::Pid(id));
             ("pid".to_owned(), format!("pid {id}"))
         }
-        2 if id == 0 => ("pgid".to_owned(), "own pgid".to_owned()),
-        2 => ("pgid".to_owned(), format!("pgid {id}")),
+        2 => {
+            o.wait_on = WaitOn::Child(ChildWait::Group(id));
+            let human = if id == 0 { "own pgid".to_owned() } else { format!("pgid {id}") };
+            ("pgid".to_owned(), human)
+        }
         3 => {
             let fd = Fd::new(t, id);
             o.set("target", fd.target.clone());
             o.push_fd(fd.fd);
+            o.wait_on = WaitOn::Child(ChildWait::Pidfd(fd.typed()));
             ("pidfd".to_owned(), format!("pidfd {}", fd.label()))
         }
-        n => (format!("idtype_{n}"), format!("idtype {n} id {id}")),
+        n => {
+            o.wait_on = WaitOn::Child(ChildWait::Unknown);
+            (format!("idtype_{n}"), format!("idtype {n} id {id}"))
+        }
     };
     o.set("idtype", name);
     o.part(human);
@@ -857,6 +920,7 @@ fn waitid(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
 fn fd_io(a: &[u64; 6], t: &dyn TaskView, o: &mut Out, count: Option<u64>, show_count: bool) {
     let fd = Fd::arg(t, a[0]);
     o.fd("fd", "target", &fd);
+    o.wait_on = WaitOn::Fd(fd.typed());
     o.part(format!("fd {}", fd.label()));
     if let Some(count) = count {
         o.set("count", count);
@@ -898,6 +962,9 @@ fn flock(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     o.set("operation", name.clone());
     o.part(name);
     o.waits_forever(op & LOCK_NB == 0);
+    if op & LOCK_NB == 0 {
+        lock_wait(o);
+    }
 }
 
 fn fcntl_cmd_name(cmd: u32) -> String {
@@ -945,6 +1012,16 @@ fn fcntl(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     }
     // Only the lock-wait commands block; the rest return at once.
     o.waits_forever(cmd == F_SETLKW || cmd == F_OFD_SETLKW);
+    if cmd == F_SETLKW || cmd == F_OFD_SETLKW {
+        lock_wait(o);
+    }
+}
+
+/// The fd call `fd_io` recorded is a wait for a file lock.
+fn lock_wait(o: &mut Out) {
+    if let WaitOn::Fd(fd) = std::mem::take(&mut o.wait_on) {
+        o.wait_on = WaitOn::FileLock { fd };
+    }
 }
 
 /// The `struct flock` of a lock command: `lock` {type, whence, start, len} in the args and
@@ -996,6 +1073,7 @@ fn two_fd(
     let to = Fd::arg(t, dst.2);
     o.fd(src.0, src.1, &from);
     o.fd(dst.0, dst.1, &to);
+    o.wait_on = WaitOn::Transfer { from: from.typed(), to: to.typed() };
     o.set("count", count);
     o.part(format!("fd {} -> fd {}", from.label(), to.label()));
     o.part(format!("{count} bytes"));
@@ -1194,7 +1272,6 @@ mod x86_64_tests {
         assert!(d.infinite);
         assert_eq!(d.human, "futex(WAIT private 0x7f1234567000 timeout=infinite)");
         assert!(d.fds.is_empty());
-        assert_eq!(d.wait_pid, None);
     }
 
     #[test]
@@ -1418,7 +1495,7 @@ mod x86_64_tests {
         assert_eq!(d.args["pid"], 1234);
         assert_eq!(d.args["which"], "pid");
         assert_eq!(d.args["options"], "0");
-        assert_eq!(d.wait_pid, Some(1234));
+        assert_eq!(d.wait_on, WaitOn::Child(ChildWait::Pid(1234)));
         assert!(d.infinite);
         assert_eq!(d.human, "wait4(pid 1234)");
 
@@ -1426,7 +1503,7 @@ mod x86_64_tests {
         assert_eq!(d.args["pid"], -1);
         assert_eq!(d.args["which"], "any");
         assert_eq!(d.args["options"], "__WALL");
-        assert_eq!(d.wait_pid, Some(-1));
+        assert_eq!(d.wait_on, WaitOn::Child(ChildWait::Any));
         assert_eq!(d.human, "wait4(any child, __WALL)");
 
         let d = decode(61, [(-77i64) as u64, 0, 1, 0, 0, 0], &Fake::new());
@@ -1442,21 +1519,22 @@ mod x86_64_tests {
         assert_eq!(d.args["idtype"], "pid");
         assert_eq!(d.args["id"], 99);
         assert_eq!(d.args["options"], "WEXITED");
-        assert_eq!(d.wait_pid, Some(99));
+        assert_eq!(d.wait_on, WaitOn::Child(ChildWait::Pid(99)));
         assert!(d.infinite);
         assert_eq!(d.human, "waitid(pid 99, WEXITED)");
 
         let d = decode(247, [0, 0, 0, 4 | 2, 0, 0], &Fake::new());
         assert_eq!(d.args["idtype"], "all");
         assert_eq!(d.args["options"], "WSTOPPED|WEXITED");
-        assert_eq!(d.wait_pid, Some(-1));
+        assert_eq!(d.wait_on, WaitOn::Child(ChildWait::Any));
 
         let fake = Fake::new().fd(6, "anon_inode:[pidfd]");
         let d = decode(247, [3, 6, 0, 4 | 1, 0, 0], &fake);
         assert_eq!(d.args["idtype"], "pidfd");
         assert_eq!(d.args["target"], "anon_inode:[pidfd]");
         assert_eq!(d.fds, vec![6]);
-        assert_eq!(d.wait_pid, None);
+        let pidfd = FdRef { fd: 6, target: Some("anon_inode:[pidfd]".into()) };
+        assert_eq!(d.wait_on, WaitOn::Child(ChildWait::Pidfd(pidfd)));
         assert!(!d.infinite);
         assert_eq!(d.human, "waitid(pidfd 6 anon_inode:[pidfd], WNOHANG|WEXITED)");
     }
@@ -1729,8 +1807,215 @@ mod x86_64_tests {
                 "human": "write(fd 4 pipe:[123], 10 bytes)",
                 "infinite": true,
                 "fds": [4],
-                "wait_pid": null,
             })
         );
+    }
+
+    // ---------------------------------------------------------------- typed contract
+
+    fn fd_ref(fd: i32, target: &str) -> FdRef {
+        FdRef { fd, target: Some(target.to_owned()) }
+    }
+
+    #[test]
+    fn typed_futex() {
+        let d = decode(202, [UADDR, 128, 2, 0, 0, 0], &Fake::new());
+        assert_eq!(d.call, Syscall::Futex);
+        assert_eq!(
+            d.wait_on,
+            WaitOn::Futex(FutexWait {
+                uaddr: UADDR,
+                cmd: 0,
+                private: true,
+                val: 2,
+                owner_tid: None
+            })
+        );
+        // LOCK_PI2, shared: the owner TID from the word (FUTEX_WAITERS masked off).
+        let word = (0x8000_0000u32 | 4242).to_ne_bytes().to_vec();
+        let d = decode(202, [UADDR, 13, 7, 0, 0, 0], &Fake::new().mem(UADDR, word));
+        let WaitOn::Futex(f) = &d.wait_on else { panic!("{:?}", d.wait_on) };
+        assert_eq!((f.cmd, f.private, f.val, f.owner_tid), (13, false, 7, Some(4242)));
+        // An owner word of 0 (or unreadable) names no owner.
+        let zero = Fake::new().mem(UADDR, 0u32.to_ne_bytes().to_vec());
+        let d = decode(202, [UADDR, 6, 0, 0, 0, 0], &zero);
+        assert!(matches!(&d.wait_on, WaitOn::Futex(f) if f.owner_tid.is_none()));
+        // The val register is a C int: only its low 32 bits.
+        let d = decode(202, [UADDR, 0, 0xdead_0000_0002, 0, 0, 0], &Fake::new());
+        assert!(matches!(&d.wait_on, WaitOn::Futex(f) if f.val == 2));
+        // futex2's futex_wait and futex_waitv are not futex(2) to the analysis.
+        let d = decode(455, [UADDR, 1, 0, 128, 0, 1], &Fake::new());
+        assert_eq!((d.call, d.wait_on), (Syscall::Other, WaitOn::Other));
+    }
+
+    #[test]
+    fn typed_poll_directions_and_truncation() {
+        let fake = Fake::new()
+            .mem(FDS, pollfds(&[(4, 1), (5, 4), (6, 2 | 4), (-1, 1), (7, 0x10)]))
+            .fd(4, "pipe:[9]")
+            .fd(5, "pipe:[10]");
+        let d = decode(7, [FDS, 5, u64::from(u32::MAX), 0, 0, 0], &fake);
+        assert_eq!(d.call, Syscall::Poll);
+        let WaitOn::FdSet { fds, truncated } = &d.wait_on else { panic!("{:?}", d.wait_on) };
+        assert!(!truncated);
+        let got: Vec<(i32, Option<&str>, bool, bool)> =
+            fds.iter().map(|f| (f.fd.fd, f.fd.target.as_deref(), f.read, f.write)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (4, Some("pipe:[9]"), true, false),
+                (5, Some("pipe:[10]"), false, true),
+                (6, None, true, true),
+                (7, None, false, false),
+            ],
+            "the negative fd is left out, POLLPRI reads, POLLHUP alone is neither"
+        );
+        // More fds than are read: truncated, and said so in the args too.
+        let entries: Vec<(i32, i16)> = (10..80).map(|fd| (fd, 1)).collect();
+        let d = decode(7, [FDS, 70, 0, 0, 0, 0], &Fake::new().mem(FDS, pollfds(&entries)));
+        assert!(d.wait_on.fds_truncated());
+        assert_eq!(d.args["fds_truncated"], true);
+        // An unreadable set: nothing known, not truncated.
+        let d = decode(271, [FDS, 3, 0, 0, 8, 0], &Fake::new());
+        assert_eq!(d.wait_on, WaitOn::FdSet { fds: vec![], truncated: false });
+    }
+
+    #[test]
+    fn typed_select_merges_sets_per_fd() {
+        const READ: u64 = 0x7ffd_0000_3000;
+        const WRITE: u64 = 0x7ffd_0000_4000;
+        const EXCEPT: u64 = 0x7ffd_0000_5000;
+        let fake = Fake::new()
+            .mem(READ, ((1u64 << 3) | (1 << 9)).to_ne_bytes().to_vec())
+            .mem(WRITE, ((1u64 << 9) | (1 << 2)).to_ne_bytes().to_vec())
+            .mem(EXCEPT, (1u64 << 5).to_ne_bytes().to_vec())
+            .fd(9, "socket:[77]");
+        let d = decode(270, [10, READ, WRITE, EXCEPT, 0, 0], &fake);
+        assert_eq!(d.call, Syscall::Pselect6);
+        let WaitOn::FdSet { fds, truncated } = &d.wait_on else { panic!("{:?}", d.wait_on) };
+        assert!(!truncated);
+        let got: Vec<(i32, bool, bool)> = fds.iter().map(|f| (f.fd.fd, f.read, f.write)).collect();
+        assert_eq!(
+            got,
+            vec![(2, false, true), (3, true, false), (5, false, false), (9, true, true)]
+        );
+        assert_eq!(d.wait_on.targets(), vec!["socket:[77]"]);
+    }
+
+    #[test]
+    fn typed_fd_waits() {
+        let fake = Fake::new()
+            .fd(0, "/dev/pts/1")
+            .fd(3, "pipe:[1]")
+            .fd(4, "socket:[2]")
+            .fd(5, "anon_inode:[eventpoll]")
+            .fd(6, "/var/lib/app.lock");
+        let d = decode(0, [0, 0x5555_0000, 1024, 0, 0, 0], &fake);
+        assert_eq!((d.call, d.wait_on.fd_target()), (Syscall::Read, Some("/dev/pts/1")));
+        assert_eq!(d.wait_on, WaitOn::Fd(fd_ref(0, "/dev/pts/1")));
+        let d = decode(46, [4, 0, 0, 0, 0, 0], &fake);
+        assert_eq!((d.call, d.wait_on), (Syscall::Sendmsg, WaitOn::Fd(fd_ref(4, "socket:[2]"))));
+        // A closed fd: known fd, no target.
+        let d = decode(1, [9, 0, 1, 0, 0, 0], &fake);
+        assert_eq!(d.wait_on, WaitOn::Fd(FdRef { fd: 9, target: None }));
+        let d = decode(232, [5, FDS, 16, u64::MAX, 0, 0], &fake);
+        assert_eq!(d.wait_on, WaitOn::Epoll { epfd: fd_ref(5, "anon_inode:[eventpoll]") });
+        assert_eq!(d.wait_on.epfd(), Some(5));
+        assert!(d.call.is_epoll());
+        // splice(in 3, out 4) and sendfile(out 4, in 3): the same transfer.
+        let t = WaitOn::Transfer { from: fd_ref(3, "pipe:[1]"), to: fd_ref(4, "socket:[2]") };
+        assert_eq!(decode(275, [3, 0, 4, 0, 4096, 0], &fake).wait_on, t);
+        assert_eq!(decode(40, [4, 3, 0, 100, 0, 0], &fake).wait_on, t);
+        let d = decode(243, [4, FDS, 8192, 0, 0, 0], &fake);
+        assert_eq!(d.wait_on, WaitOn::Fd(fd_ref(4, "socket:[2]")), "mq_timedreceive");
+    }
+
+    #[test]
+    fn typed_file_locks_only_when_they_block() {
+        let fake = Fake::new().fd(6, "/var/lib/app.lock");
+        let lock = WaitOn::FileLock { fd: fd_ref(6, "/var/lib/app.lock") };
+        let plain = WaitOn::Fd(fd_ref(6, "/var/lib/app.lock"));
+        assert_eq!(decode(73, [6, 2, 0, 0, 0, 0], &fake).wait_on, lock, "LOCK_EX");
+        assert_eq!(decode(73, [6, 2 | 4, 0, 0, 0, 0], &fake).wait_on, plain, "LOCK_NB");
+        assert_eq!(decode(72, [6, 7, 0, 0, 0, 0], &fake).wait_on, lock, "F_SETLKW");
+        assert_eq!(decode(72, [6, 38, 0, 0, 0, 0], &fake).wait_on, lock, "F_OFD_SETLKW");
+        assert_eq!(decode(72, [6, 6, 0, 0, 0, 0], &fake).wait_on, plain, "F_SETLK");
+        assert_eq!(decode(72, [6, 3, 0, 0, 0, 0], &fake).wait_on, plain, "F_GETFL");
+        assert_eq!(decode(72, [6, 7, 0, 0, 0, 0], &fake).call, Syscall::Fcntl);
+    }
+
+    #[test]
+    fn typed_child_waits() {
+        let child = |nr, a: [u64; 6]| decode(nr, a, &Fake::new()).wait_on;
+        assert_eq!(child(61, [1234, 0, 0, 0, 0, 0]), WaitOn::Child(ChildWait::Pid(1234)));
+        assert_eq!(child(61, [u64::MAX, 0, 0, 0, 0, 0]), WaitOn::Child(ChildWait::Any));
+        assert_eq!(child(61, [0, 0, 0, 0, 0, 0]), WaitOn::Child(ChildWait::Group(0)));
+        assert_eq!(
+            child(61, [(-77i64) as u64, 0, 1, 0, 0, 0]),
+            WaitOn::Child(ChildWait::Group(77))
+        );
+        let min = u64::from(i32::MIN as u32);
+        assert_eq!(child(61, [min, 0, 0, 0, 0, 0]), WaitOn::Child(ChildWait::Group(i32::MAX)));
+        assert_eq!(child(247, [0, 0, 0, 4, 0, 0]), WaitOn::Child(ChildWait::Any));
+        assert_eq!(child(247, [1, 99, 0, 4, 0, 0]), WaitOn::Child(ChildWait::Pid(99)));
+        assert_eq!(child(247, [2, 12, 0, 4, 0, 0]), WaitOn::Child(ChildWait::Group(12)));
+        assert_eq!(child(247, [7, 1, 0, 4, 0, 0]), WaitOn::Child(ChildWait::Unknown));
+        assert_eq!(decode(247, [1, 99, 0, 4, 0, 0], &Fake::new()).call, Syscall::Waitid);
+    }
+
+    #[test]
+    fn typed_other_waits() {
+        for (nr, call) in [
+            (34, Syscall::Pause),
+            (130, Syscall::RtSigsuspend),
+            (128, Syscall::RtSigtimedwait),
+            (35, Syscall::Other),
+            (65, Syscall::Other),
+            (9999, Syscall::Other),
+        ] {
+            let d = decode(nr, [0; 6], &Fake::new());
+            assert_eq!((d.call, d.wait_on), (call, WaitOn::Other), "{nr}");
+        }
+    }
+
+    /// The typed values and the JSON rendered for people say the same thing, whatever the
+    /// registers and memory hold.
+    #[test]
+    fn typed_agrees_with_the_json_args() {
+        let patterns: [[u64; 6]; 5] = [
+            [FDS, 3, 0, 7, 0, 0],
+            [UADDR, 6, 0, 0, 0, 0],
+            [3, 2, FDS, 0, 0, 0],
+            [u64::MAX, 0x80, 2, 0, 0, 0],
+            [0, FDS, FDS, FDS, FDS, 0],
+        ];
+        for nr in -2..=460 {
+            for args in patterns {
+                for fill in [0x00, 0x01, 0x7f, 0xff] {
+                    let d = decode(nr, args, &Garbage(fill));
+                    assert_eq!(d.call, Syscall::from_name(&d.syscall), "{nr}");
+                    assert_eq!(
+                        d.wait_on.fds_truncated(),
+                        d.args.get("fds_truncated") == Some(&Value::Bool(true)),
+                        "{nr}"
+                    );
+                    if let Some(t) = d.wait_on.fd_target() {
+                        assert_eq!(d.args.get("target").and_then(Value::as_str), Some(t), "{nr}");
+                    }
+                    if let WaitOn::Futex(f) = &d.wait_on {
+                        assert_eq!(d.args["uaddr"], hex(f.uaddr), "{nr}");
+                        assert_eq!(d.args["val"], f.val, "{nr}");
+                        assert_eq!(d.args["private"], f.private, "{nr}");
+                        let owner = d.args.get("owner_tid").and_then(Value::as_u64);
+                        assert_eq!(owner, f.owner_tid.map(u64::from), "{nr}");
+                    }
+                    if let WaitOn::FdSet { fds, .. } = &d.wait_on {
+                        for f in fds {
+                            assert!(d.fds.contains(&f.fd.fd), "{nr}: {f:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! - [`TaskView`]: how the decoder reads the blocked task (its memory and
 //!   its fd table). [`ProcTask`] is the real one; tests use plain values.
 //! - [`decode`]: number + six raw args → [`Decoded`] (JSON args, a one-line
-//!   human rendering, "waits forever" verdict, fds and pid waited on).
+//!   human rendering, "waits forever" verdict, the fds waited on, and the
+//!   typed [`Syscall`] and [`WaitOn`] the analysis reads).
 //!
 //! Nothing here panics on bad input: unreadable memory and closed fds turn
 //! into `null` targets and `*_unreadable` flags.
@@ -14,8 +15,12 @@
 mod decode;
 #[cfg(target_arch = "x86_64")]
 mod table;
+mod wait_on;
 
 pub use decode::{Decoded, decode};
+#[cfg(test)]
+pub use wait_on::testing;
+pub use wait_on::{ChildWait, FdRef, FdWait, FutexWait, Syscall, WaitOn};
 
 /// Name of syscall `nr` on this architecture, e.g. `syscall_name(202) ==
 /// Some("futex")` on x86_64; from the `syscalls` crate's table on other architectures.

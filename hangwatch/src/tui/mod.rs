@@ -240,12 +240,8 @@ pub(crate) mod testing {
         Wait {
             nr: 7,
             decoded: std::sync::Arc::new(Decoded {
-                syscall: syscall.into(),
-                args: serde_json::Map::new(),
                 human: human.into(),
-                infinite,
-                fds: vec![],
-                wait_pid: None,
+                ..crate::syscalls::testing::bare(syscall, infinite)
             }),
             since_mono_ns: NOW - secs * SEC,
             duration_ns: secs * SEC,
