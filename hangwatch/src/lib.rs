@@ -19,6 +19,7 @@ pub mod privileges;
 pub mod procfs;
 pub mod signals;
 pub mod snapshot;
+pub mod stacks;
 pub mod stdio;
 pub mod syscalls;
 pub mod tui;
