@@ -102,8 +102,28 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub exact_memory: bool,
 
+    /// Print whole stacks (kernel, native, Python) of blocked threads, identical ones once.
+    #[arg(long, conflicts_with = "no_stacks")]
+    pub stacks: bool,
+
+    /// Read no stacks at all (by default each blocked thread shows its innermost frame of user
+    /// code).
+    #[arg(long)]
+    pub no_stacks: bool,
+
     #[command(flatten)]
     pub filter: Filter,
+}
+
+impl SnapshotArgs {
+    pub fn stack_mode(&self) -> crate::stacks::StackMode {
+        use crate::stacks::StackMode;
+        match (self.stacks, self.no_stacks) {
+            (_, true) => StackMode::Off,
+            (true, _) => StackMode::Full,
+            _ => StackMode::Brief,
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

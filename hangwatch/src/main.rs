@@ -127,6 +127,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 all: a.all,
                 hung_after: a.hung_after,
                 exact_memory: a.exact_memory,
+                stacks: a.stack_mode(),
             })?;
             hangwatch::stdio::writing_stdout(|| {
                 let mut out = io::stdout().lock();

@@ -15,6 +15,7 @@
 pub mod faults;
 pub mod hostile;
 pub mod retain;
+pub mod stacks;
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
