@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long)]
     pub exact_memory: bool,
 
+    /// Live mode: read no stacks of blocked threads (by default each long wait's stack is
+    /// read once, in the /proc scanner, within a time budget per scan).
+    #[arg(long)]
+    pub no_stacks: bool,
+
     /// How often live mode rescans /proc.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,

@@ -160,6 +160,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 hung_after: cli.hung_after,
                 keep_exited: cli.keep_exited,
                 exact_memory: cli.exact_memory,
+                stacks: !cli.no_stacks,
             };
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(

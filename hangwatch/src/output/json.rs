@@ -356,7 +356,7 @@ pub struct ThreadJson {
     pub stack: Option<StackJson>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StackJson {
     pub kernel: Vec<String>,
@@ -365,7 +365,7 @@ pub struct StackJson {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NativeFrameJson {
     pub addr: u64,
@@ -377,7 +377,7 @@ pub struct NativeFrameJson {
     pub build_id: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PyFrameJson {
     pub function: String,

@@ -55,6 +55,9 @@ pub enum StackMode {
 
 /// The time budget of one snapshot's stacks: past it, the remaining threads get an `error`.
 pub const SNAPSHOT_BUDGET: Duration = Duration::from_secs(2);
+/// The time budget of one live scan's stacks: past it, the remaining waits are read on the
+/// next scans (each wait is read once, so a backlog drains).
+pub const LIVE_BUDGET: Duration = Duration::from_millis(200);
 
 /// What stack gathering cost and lost, shown in the report's stats.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -125,15 +128,6 @@ impl Gatherer {
         self.stats.stacks_ms += t0.elapsed().as_millis() as u64;
     }
 
-    /// Forgets the waits that are over (live mode, after each scan).
-    pub fn forget_ended(&mut self, procs: &[Process]) {
-        let live: std::collections::HashSet<(i32, u64)> =
-            procs.iter().flat_map(|p| p.threads.iter().map(wait_key)).collect();
-        self.done.retain(|k, _| live.contains(k));
-        let pids: std::collections::HashSet<i32> = procs.iter().map(|p| p.pid).collect();
-        self.python.forget_exited(&|pid| pids.contains(&pid));
-    }
-
     fn gather_process(&mut self, p: &mut Process, t0: Instant, budget: Duration) {
         let mut todo: Vec<usize> = Vec::new();
         for (i, t) in p.threads.iter_mut().enumerate() {
@@ -151,29 +145,97 @@ impl Gatherer {
         if todo.is_empty() {
             return;
         }
-        if t0.elapsed() >= budget {
-            let s = Arc::new(Stack {
-                error: Some(format!("not read: the {budget:?} stack time budget was spent")),
-                ..Stack::default()
-            });
-            for &i in &todo {
-                p.threads[i].stack = Some(Arc::clone(&s));
-            }
-            self.stats.stacks_over_budget += todo.len() as u64;
-            return;
+        let wanted: Vec<(i32, u64)> = todo.iter().map(|&i| wait_key(&p.threads[i])).collect();
+        let stacks = self.read_waits(p.pid, &wanted, t0, budget);
+        for (i, s) in todo.into_iter().zip(stacks) {
+            p.threads[i].stack = Some(s);
         }
-        let pid = p.pid;
+    }
+
+    /// Live mode's collector: the stacks of the threads of `samples` that sleep in a system
+    /// call for at least `min_blocked_ns` (or in `D`), by tid, within `budget`. A thread left
+    /// out by the budget gets none this time and is read on a later scan.
+    pub fn gather_samples(
+        &mut self,
+        samples: &HashMap<i32, crate::procfs::ProcessSample>,
+        offsets: &[i64],
+        now_mono_ns: u64,
+        min_blocked_ns: u64,
+        include: &dyn Fn(&crate::procfs::ProcessSample) -> bool,
+        budget: Duration,
+    ) -> HashMap<i32, Arc<Stack>> {
+        let t0 = Instant::now();
+        let parsed_before = self.modules.parsed;
+        let me = std::process::id() as i32;
+        let mut out = HashMap::new();
+        let mut live = std::collections::HashSet::new();
+        for (&pid, p) in samples {
+            if pid == me || p.is_kernel_thread() || !include(p) {
+                continue;
+            }
+            let mut wanted = Vec::new();
+            for t in &p.threads {
+                let since = crate::snapshot::wait_since_ns(t, offsets);
+                let key = (t.tid, since.unwrap_or(0));
+                let long = since.is_some_and(|s| now_mono_ns.saturating_sub(s) >= min_blocked_ns);
+                if !(long || t.stat.state == 'D') {
+                    continue;
+                }
+                live.insert(key);
+                match self.done.get(&key) {
+                    Some(s) => {
+                        out.insert(t.tid, Arc::clone(s));
+                        self.stats.stacks_cached += 1;
+                    }
+                    None => wanted.push(key),
+                }
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            if t0.elapsed() >= budget {
+                self.stats.stacks_over_budget += wanted.len() as u64;
+                continue;
+            }
+            let stacks = self.read_waits(pid, &wanted, t0, budget);
+            for ((tid, _), s) in wanted.into_iter().zip(stacks) {
+                if !s.error.as_deref().is_some_and(|e| e.starts_with("not read")) {
+                    out.insert(tid, s);
+                }
+            }
+        }
+        // Waits that are over are forgotten.
+        self.done.retain(|k, _| live.contains(k));
+        self.python.forget_exited(&|pid| samples.contains_key(&pid));
+        self.stats.modules_parsed += self.modules.parsed - parsed_before;
+        self.stats.stacks_ms += t0.elapsed().as_millis() as u64;
+        out
+    }
+
+    /// Reads the stacks of threads `wanted` ((tid, wait start)) of `pid`, aligned with it.
+    fn read_waits(
+        &mut self,
+        pid: i32,
+        wanted: &[(i32, u64)],
+        t0: Instant,
+        budget: Duration,
+    ) -> Vec<Arc<Stack>> {
+        let over = format!("not read: the {budget:?} stack time budget was spent");
+        if t0.elapsed() >= budget {
+            self.stats.stacks_over_budget += wanted.len() as u64;
+            let s = Arc::new(Stack { error: Some(over), ..Stack::default() });
+            return wanted.iter().map(|_| Arc::clone(&s)).collect();
+        }
         let py = self.python.read(pid);
         let modules = native::ProcessModules::read(pid, &mut self.modules);
         // Unwind every thread first, then symbolize all their addresses in one call.
-        let mut raw: Vec<(usize, Vec<String>, Vec<u64>, Vec<String>)> = Vec::new();
-        for &i in &todo {
-            let tid = p.threads[i].tid;
+        let mut raw: Vec<(Vec<String>, Vec<u64>, Vec<String>)> = Vec::new();
+        for &(tid, _) in wanted {
             let mut errors = Vec::new();
             if t0.elapsed() >= budget {
-                errors.push(format!("not read: the {budget:?} stack time budget was spent"));
+                errors.push(over.clone());
                 self.stats.stacks_over_budget += 1;
-                raw.push((i, Vec::new(), Vec::new(), errors));
+                raw.push((Vec::new(), Vec::new(), errors));
                 continue;
             }
             let kstack = kernel::read(pid, tid).unwrap_or_else(|e| {
@@ -203,15 +265,13 @@ impl Gatherer {
                 }
             };
             self.stats.stacks_read += 1;
-            raw.push((i, kstack, addrs, errors));
+            raw.push((kstack, addrs, errors));
         }
         let mut symbols = HashMap::new();
-        if let Ok(m) = &modules {
+        if modules.is_ok() {
             let mut lookups: Vec<u64> = raw
                 .iter()
-                .flat_map(|(_, _, a, _)| {
-                    a.iter().enumerate().map(|(j, &x)| native::lookup_addr(j, x))
-                })
+                .flat_map(|(_, a, _)| a.iter().enumerate().map(|(j, &x)| native::lookup_addr(j, x)))
                 .collect();
             lookups.sort_unstable();
             lookups.dedup();
@@ -219,63 +279,52 @@ impl Gatherer {
                 let syms = native::symbolize(&self.symbolizer, pid, &lookups);
                 symbols = lookups.into_iter().zip(syms).collect();
             }
-            // Identical stacks share one Arc.
-            let mut same: HashMap<Stack, Arc<Stack>> = HashMap::new();
-            for (i, kstack, addrs, mut errors) in raw {
-                let native = native::frames(m, &addrs, &symbols);
-                // A stack that ends in a thread's or program's first function is whole, however
-                // framehop judged its end.
-                if let Some(last) = native.last().and_then(|f| f.symbol.as_deref())
-                    && native::is_root_frame(last)
-                {
-                    errors.retain(|e| !e.starts_with("native stack: unwinding stopped"));
-                }
-                let tid = p.threads[i].tid;
-                let python = match &py {
-                    Ok(by_tid) => by_tid.get(&tid).cloned().unwrap_or_default(),
-                    Err(_) => Vec::new(),
-                };
-                let s = Stack {
-                    kernel: kstack,
-                    native,
-                    python,
-                    error: (!errors.is_empty()).then(|| errors.join("; ")),
-                };
-                self.finish(p, i, s, &mut same);
-            }
-        } else {
-            let mut same = HashMap::new();
-            for (i, kstack, _, errors) in raw {
-                let tid = p.threads[i].tid;
-                let python =
-                    py.as_ref().ok().and_then(|m| m.get(&tid).cloned()).unwrap_or_default();
-                let s = Stack {
-                    kernel: kstack,
-                    native: Vec::new(),
-                    python,
-                    error: (!errors.is_empty()).then(|| errors.join("; ")),
-                };
-                self.finish(p, i, s, &mut same);
-            }
         }
+        // Identical stacks share one Arc.
+        let mut same: HashMap<Stack, Arc<Stack>> = HashMap::new();
+        let mut out = Vec::with_capacity(wanted.len());
+        for (&key, (kstack, addrs, mut errors)) in wanted.iter().zip(raw) {
+            let native = match &modules {
+                Ok(m) => native::frames(m, &addrs, &symbols),
+                Err(_) => Vec::new(),
+            };
+            // A stack that ends in a thread's or program's first function is whole, however
+            // framehop judged its end.
+            if let Some(last) = native.last().and_then(|f| f.symbol.as_deref())
+                && native::is_root_frame(last)
+            {
+                errors.retain(|e| !e.starts_with("native stack: unwinding stopped"));
+            }
+            let python = match &py {
+                Ok(by_tid) => by_tid.get(&key.0).cloned().unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            let s = Stack {
+                kernel: kstack,
+                native,
+                python,
+                error: (!errors.is_empty()).then(|| errors.join("; ")),
+            };
+            out.push(self.finish(key, s, &mut same));
+        }
+        out
     }
 
     fn finish(
         &mut self,
-        p: &mut Process,
-        i: usize,
+        key: (i32, u64),
         s: Stack,
         same: &mut HashMap<Stack, Arc<Stack>>,
-    ) {
+    ) -> Arc<Stack> {
         if s.error.is_some() {
             self.stats.stacks_with_error += 1;
         }
         let over_budget = s.error.as_deref().is_some_and(|e| e.starts_with("not read"));
         let arc = Arc::clone(same.entry(s.clone()).or_insert_with(|| Arc::new(s)));
         if !over_budget {
-            self.done.insert(wait_key(&p.threads[i]), Arc::clone(&arc));
+            self.done.insert(key, Arc::clone(&arc));
         }
-        p.threads[i].stack = Some(arc);
+        arc
     }
 }
 
