@@ -190,3 +190,41 @@ fn no_stacks_reads_none_stacks_prints_all_default_prints_one_frame() {
     let none = human(&child, &["--no-stacks"]);
     assert!(!none.contains("hw_lock_second"), "{none}");
 }
+
+#[test]
+fn live_blocked_records_carry_the_stack() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    let child = Child::spawn("stack_deadlock");
+    let tid = child.fact_i64("t1");
+    let mut live = Live::start(&["--json", "--pid", &child.pid_arg(), "--min-blocked", "500ms"]);
+    let rec = live
+        .wait_for(Duration::from_secs(20), |v| {
+            v.get("type").and_then(Value::as_str) == Some("blocked")
+                && v.get("tid").and_then(Value::as_i64) == Some(tid)
+        })
+        .unwrap_or_else(|| panic!("no blocked record for tid {tid}"));
+    let st = field(&rec, "stack");
+    let syms = symbols(st);
+    assert!(syms.iter().any(|s| s == "hw_lock_second"), "{syms:?}:\n{}", excerpt(&rec));
+    // One hangwatch at a time.
+    drop(live);
+
+    let mut none = Live::start(&[
+        "--json",
+        "--no-stacks",
+        "--pid",
+        &child.pid_arg(),
+        "--min-blocked",
+        "500ms",
+    ]);
+    let rec = none
+        .wait_for(Duration::from_secs(20), |v| {
+            v.get("type").and_then(Value::as_str) == Some("blocked")
+                && v.get("tid").and_then(Value::as_i64) == Some(tid)
+        })
+        .unwrap_or_else(|| panic!("no blocked record for tid {tid} with --no-stacks"));
+    assert!(rec.get("stack").is_none(), "--no-stacks gave a stack:\n{}", excerpt(&rec));
+}
