@@ -372,6 +372,15 @@ struct CacheEntry {
     sample: ThreadSample,
 }
 
+/// Gives back a map's spare room once it holds far fewer entries than it has room for: a map
+/// keeps the capacity of its busiest moment (10,000 threads that came and went), and under
+/// churn those moments ratchet it up one rare peak at a time.
+pub fn shrink_spare<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > 4 * m.len().max(1024) {
+        m.shrink_to(2 * m.len());
+    }
+}
+
 /// Margin on the probe's threshold before an entry is trusted (clock calibration error).
 const TRUST_MARGIN_NS: u64 = 100_000_000;
 
@@ -387,6 +396,8 @@ impl ThreadCache {
         let g = self.generation;
         self.map.retain(|_, e| e.generation == g);
         self.procs.retain(|_, e| e.generation == g);
+        shrink_spare(&mut self.map);
+        shrink_spare(&mut self.procs);
         self.generation += 1;
         self.hits = 0;
         self.trusted_hits = 0;

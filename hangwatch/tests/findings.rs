@@ -193,7 +193,8 @@ fn semaphore_whose_poster_died_is_an_orphaned_wait() {
     let lock = serial();
     let orphan = Child::spawn("sem_orphan");
     orphan.wait_since_ready(std::time::Duration::from_millis(1200));
-    let snap = snapshot_json(&lock, &["--pid", &orphan.pid_arg()]);
+    // An orphaned wait is reported once it has lasted --hung-after or 5 s, the shorter.
+    let snap = snapshot_json(&lock, &["--pid", &orphan.pid_arg(), "--hung-after", "1s"]);
     let found = of_kind(&snap, "orphaned_wait");
     assert_eq!(found.len(), 1, "one orphaned_wait expected:\n{}", excerpt(&snap));
     assert_eq!(pids(found[0]), vec![orphan.pid as i64]);

@@ -9,10 +9,10 @@
 //! - OOM kills in a loop in a memory-limited cgroup of the soak's own (cgroup v1 `memory`
 //!   hierarchy on hybrid systems, else cgroup v2 `memory.max`), one kill about every second.
 //!
-//! Every 10 s it samples hangwatch's RSS, CPU time, open fds, and from its `stats` records the
-//! lost events and tracked processes. At the end it fits a least-squares line to each figure over
-//! the last half of the run (the first half is warm-up: caches fill, the allocator finds its
-//! size) and fails when the fitted growth over that half exceeds the bound stated in
+//! Every 10 s it samples hangwatch's CPU time, open fds, its peak RSS over those 10 s (read
+//! every second), and from its `stats` records the lost events and tracked processes. At the
+//! end it fits a least-squares line to each figure over the last half of the run (the first
+//! half is warm-up: caches fill, the allocator finds its size) and fails when the fitted growth over that half exceeds the bound stated in
 //! [`BOUNDS`] by more than its one-sided 95% margin (so a short, noisy run does not fail on
 //! noise; a steady leak is a straight line and fails). Losses are a counter: any loss in the
 //! last half fails.
@@ -45,6 +45,8 @@ use super::{
 
 /// How often a sample is taken (hangwatch writes a `stats` record every 10 s too).
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+/// How often hangwatch's RSS is read; a sample keeps the peak of its window.
+const RSS_EVERY: Duration = Duration::from_secs(1);
 /// Blocked threads that appear and vanish together.
 const BLOCKED_THREADS: u32 = 10_000;
 /// Memory limit of the OOM cgroup: small, so a victim is killed within a few ms of touching it.
@@ -177,9 +179,21 @@ fn sample_loop(
     let start = Instant::now();
     let mut samples = Vec::new();
     let mut next = start;
+    // RSS is read every second and a sample keeps the peak of its window: hangwatch's RSS
+    // swings by tens of MiB with each 10,000-thread wave, so a single reading every 10 s lands
+    // at a random phase of the wave and the fit sees that as noise (or, by chance, as growth).
+    // The peak of each window is the same phase every time; a leak raises it all the same.
+    let mut peak_rss = 0u64;
+    let mut next_rss = start;
     while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= next_rss {
+            peak_rss = peak_rss.max(proc_rss(live.pid).0);
+            next_rss += RSS_EVERY;
+        }
         if Instant::now() >= next {
-            let s = live.sample(start.elapsed().as_secs_f64())?;
+            let mut s = live.sample(start.elapsed().as_secs_f64())?;
+            s.rss_bytes = s.rss_bytes.max(peak_rss);
+            peak_rss = 0;
             println!(
                 "soak: {:>6.0} s  rss {:>6.1} MiB  cpu {:>7.1} s  fds {:>3}  lost {}  tracked {}",
                 s.secs,

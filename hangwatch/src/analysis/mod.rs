@@ -114,6 +114,9 @@ struct Graph<'a> {
     edges: BTreeMap<Tkey, Vec<Edge>>,
     /// Explanations for waits whose releaser is gone.
     gone: BTreeMap<Tkey, String>,
+    /// Of those, the ones where "gone" is an inference a healthy program also fits (a lone
+    /// thread parked on a private futex on purpose): reported at low severity.
+    gone_maybe: BTreeSet<Tkey>,
     /// How many threads wait on each futex.
     futex_waiters: HashMap<FutexKey, usize>,
     /// Processes whose every live thread waits on one and the same futex.
@@ -251,6 +254,7 @@ impl<'a> Graph<'a> {
             procs: by_pid,
             edges: BTreeMap::new(),
             gone: BTreeMap::new(),
+            gone_maybe: BTreeSet::new(),
             futex_waiters,
             all_on_one_futex,
             cannot_run: facts.cannot_run.clone(),
@@ -384,12 +388,27 @@ impl<'a> Graph<'a> {
                 && p.threads.iter().filter(|t| t.state != 'Z').count() == 1
                 && !rules::signal_may_wake(facts, p.pid)
             {
-                self.gone.insert(
-                    (p.pid, tid),
+                // A fork child (its parent runs the same command line: fork() without exec)
+                // holds copies of its parent's locks, and one its parent's other thread held at
+                // the fork is never unlocked here. A process that exec'd has only locks of its
+                // own making, and a lone thread parked on one (`threading.Event().wait()` as a
+                // keep-alive, a sleep-forever) is as likely on purpose as a thread that exited
+                // without posting: said, at low severity.
+                let forked = self.procs.get(&p.ppid).is_some_and(|pp| {
+                    pp.pid != p.pid && pp.cmdline == p.cmdline && pp.comm == p.comm
+                });
+                let why = if forked {
                     format!(
-                        "a process-private futex {addr:#x} in a single-threaded process that catches no signal that could end it: no thread is left to wake it (a lock or condition copied at fork()?)"
-                    ),
-                );
+                        "a process-private futex {addr:#x} in a single-threaded fork child of pid {} (same command line: forked without exec) that catches no signal that could end it: no thread is left to wake it (a lock or condition copied at fork()?)",
+                        p.ppid
+                    )
+                } else {
+                    self.gone_maybe.insert((p.pid, tid));
+                    format!(
+                        "a process-private futex {addr:#x} in a single-threaded process that catches no signal that could end it: only a kill ends this wait. On purpose if it parks to stay alive (`threading.Event().wait()`, a sleep-forever); a bug if a thread exited without waking it"
+                    )
+                };
+                self.gone.insert((p.pid, tid), why);
             }
             return;
         }
@@ -699,6 +718,9 @@ fn step_sentence(s: &Step) -> String {
     format!("pid {} ({}) tid {} waits in {} on {}", s.pid, s.comm, s.tid, s.syscall, s.waits_on)
 }
 
+/// How long a wait whose releaser is gone must have lasted to be an orphaned wait.
+pub const ORPHAN_MIN_NS: u64 = 5_000_000_000;
+
 /// CPU a process must have used in its life before it can be called hung (an interpreter
 /// starting up uses about 0.05 s).
 pub const HUNG_MIN_CPU_SECS: f64 = 0.2;
@@ -735,14 +757,23 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut explained: BTreeSet<i32> = BTreeSet::new();
 
-    // Orphaned waits: a releaser that is gone.
+    // Orphaned waits: a releaser that is gone, for a few seconds at least (a lock whose owner
+    // is exiting, a child being reaped, are gone for an instant in a healthy program).
+    let orphan_min_ns = cfg.hung_after_ns.min(ORPHAN_MIN_NS);
     for (&(pid, tid), why) in &g.gone {
         let p = g.procs[&pid];
         let Some(w) = wait_of(p, tid) else { continue };
+        if w.duration_ns < orphan_min_ns {
+            continue;
+        }
         explained.insert(pid);
         out.push(Finding {
             kind: FindingKind::OrphanedWait,
-            severity: Severity::High,
+            severity: if g.gone_maybe.contains(&(pid, tid)) {
+                Severity::Low
+            } else {
+                Severity::High
+            },
             pids: vec![pid],
             tids: vec![tid],
             summary: format!(
@@ -763,6 +794,9 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
     for k in &facts.oom_kills {
         for pp in rules::oom_parents(procs, k) {
             let Some(p) = g.procs.get(&pp).copied() else { continue };
+            // A shell or init that waits on its one live child waits on that child, not on
+            // the victim: the child is the one to check (a container's `sh -c app` entrypoint).
+            let p = rules::through_waiting_parents(&g.procs, p, k.pid);
             if explained.contains(&p.pid) || p.pid == k.pid || serves(p, facts) {
                 continue;
             }

@@ -254,6 +254,35 @@ pub fn oom_parents(procs: &[Process], k: &OomFact) -> Vec<i32> {
     out
 }
 
+/// From a process waiting in wait4/waitid, down to its one live child (not `victim`), while
+/// that child waits the same way: the process whose wait is not on a live child of its own. A
+/// process with several live children stays where it is (which one it waits on is unknown).
+pub fn through_waiting_parents<'a>(
+    procs: &HashMap<i32, &'a Process>,
+    mut p: &'a Process,
+    victim: i32,
+) -> &'a Process {
+    for _ in 0..16 {
+        let waits_on_children = p.blocked_threads().any(|(t, w)| {
+            t.tid == p.pid && matches!(w.decoded.syscall.as_str(), "wait4" | "waitid")
+        });
+        if !waits_on_children {
+            break;
+        }
+        let mut kids = procs.values().filter(|c| {
+            c.ppid == p.pid
+                && c.pid != victim
+                && c.pid != p.pid
+                && c.threads.iter().any(|t| t.state != 'Z')
+        });
+        match (kids.next(), kids.next()) {
+            (Some(&only), None) => p = only,
+            _ => break,
+        }
+    }
+    p
+}
+
 /// Whether `pid` is `anc` or a descendant of it (bounded walk up the parents).
 pub fn descends_from(by_pid: &HashMap<i32, &Process>, mut pid: i32, anc: i32) -> bool {
     for _ in 0..64 {
@@ -315,6 +344,8 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
     let mut hung_checks = 0;
     let mut waiters: HashMap<usize, Vec<i32>> = HashMap::new();
     let mut drop_hung: BTreeSet<usize> = BTreeSet::new();
+    // A hung finding folded into the root its own chain reaches: where its waiters go too.
+    let mut folded_into: HashMap<usize, usize> = HashMap::new();
     for (&pid, p) in &g.procs {
         let own = named.get(&pid).copied();
         // A process already named by a root: only a hung finding of it can fold (into the
@@ -355,13 +386,27 @@ pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
         // A hung process does not absorb another hung process's waiters twice.
         if let Some(i) = own {
             drop_hung.insert(i);
+            folded_into.insert(i, root);
         }
         waiters.entry(root).or_default().push(pid);
     }
-    for (i, mut w) in waiters {
-        if drop_hung.contains(&i) {
-            continue;
+    // C waits on B, which is hung on A's deadlock: B folds into the deadlock, and C with it.
+    // Followed through folded hung findings (a chain C → B → A …), at most a few steps; a
+    // ring of hung findings folded into each other has no root left and keeps its waiters out.
+    let mut regrouped: HashMap<usize, Vec<i32>> = HashMap::new();
+    for (i, w) in waiters {
+        let mut at = i;
+        for _ in 0..=folded_into.len() {
+            match folded_into.get(&at) {
+                Some(&next) if drop_hung.contains(&at) => at = next,
+                _ => break,
+            }
         }
+        if !drop_hung.contains(&at) {
+            regrouped.entry(at).or_default().extend(w);
+        }
+    }
+    for (i, mut w) in regrouped {
         w.sort();
         w.dedup();
         w.retain(|p| !out[i].pids.contains(p));
@@ -643,6 +688,56 @@ mod tests {
         assert!(found(&[lone], &f).is_empty());
     }
 
+    #[test]
+    fn a_lone_thread_parked_on_a_futex_is_low_unless_a_fork_child() {
+        // An exec'd program whose one thread waits forever on a private futex: a keep-alive
+        // (`threading.Event().wait()`) fits as well as a thread that exited without posting.
+        let mut lone = process(61, 1.0, 900.0, vec![Some(futex(60.0))]);
+        lone.ppid = 60;
+        lone.cmdline = "python3 app.py".into();
+        let mut shell = process(60, 1.0, 900.0, vec![Some(w("wait4", 60.0, true))]);
+        shell.cmdline = "bash".into();
+        let mut f = Facts::default();
+        private_keys(&mut f, &lone);
+        let out = found(&[shell.clone(), lone.clone()], &f);
+        let orphan = out.iter().find(|x| x.0 == "orphaned_wait").expect("still said");
+        assert_eq!(orphan.1, Severity::Low, "{out:?}");
+        // A fork child (same command line as its live parent): a lock copied at fork().
+        let mut parent = process(60, 1.0, 900.0, vec![Some(w("wait4", 60.0, true)), None]);
+        parent.cmdline = lone.cmdline.clone();
+        parent.comm = lone.comm.clone();
+        let out = analyze(&[parent, lone.clone()], &f, &cfg());
+        let orphan = out.iter().find(|x| x.kind == FindingKind::OrphanedWait).expect("{out:#?}");
+        assert_eq!(orphan.severity, Severity::High);
+        assert!(orphan.summary.contains("fork child of pid 60"), "{}", orphan.summary);
+        // Gone for an instant only (2 s): nothing yet.
+        let mut young = lone;
+        young.threads[0].blocked = Some(futex(2.0));
+        assert!(found(&[shell, young], &f).iter().all(|x| x.0 != "orphaned_wait"));
+    }
+
+    #[test]
+    fn an_entrypoint_waiting_on_its_live_child_is_not_the_oom_waiter() {
+        // sh -c (10, top of the cgroup) waits for app (11), which runs; app's worker 13 was
+        // OOM-killed and app is fine (a timed wait): nobody waits on the victim.
+        let mut sh = process(10, 0.1, 900.0, vec![Some(w("wait4", 200.0, true))]);
+        sh.cgroup = "/x".into();
+        let mut app = process(11, 5.0, 900.0, vec![Some(w("epoll_wait", 0.1, false))]);
+        app.ppid = 10;
+        app.cgroup = "/x".into();
+        let f = Facts { oom_kills: vec![oom(13, "/x")], ..Default::default() };
+        let out = analyze(&[sh.clone(), app.clone()], &f, &cfg());
+        assert!(out.iter().all(|x| x.kind != FindingKind::OrphanedWait), "{out:#?}");
+        // app itself waits forever since before the kill: app is the one named.
+        app.threads[0].blocked = Some(on_fd("read", 200.0, 3));
+        let out = analyze(&[sh, app], &f, &cfg());
+        let orphans: Vec<&Finding> =
+            out.iter().filter(|x| x.kind == FindingKind::OrphanedWait).collect();
+        assert_eq!(orphans.len(), 1, "{out:#?}");
+        // (The shell that waits on app is grouped under it as a waiter.)
+        assert_eq!(orphans[0].pids[..2], [11, 13]);
+    }
+
     fn oom(pid: i32, cgroup: &str) -> OomFact {
         OomFact {
             time_mono_ns: NOW - 100_000_000_000,
@@ -743,5 +838,16 @@ mod tests {
         assert_eq!(out[0].severity, Severity::Critical);
         assert_eq!(out[0].pids, vec![10, 20, 30, 40]);
         assert!(out[0].summary.ends_with("2 other processes wait on it: pid 30, 40"));
+
+        // 50 reads a pipe whose only writer is 30 (a waiter of the deadlock, hung itself):
+        // it waits on the deadlock too, through 30, and is grouped under it, not dropped.
+        procs.push(process(50, 5.0, 900.0, vec![Some(on_fd("read", 100.0, 3))]));
+        f.holders.entry(500).or_default().push(Holder { pid: 50, fd: 3, mode: Mode::Read });
+        f.holders.entry(500).or_default().push(Holder { pid: 30, fd: 8, mode: Mode::Write });
+        f.fd_inode.insert((50, 3), (500, FdKind::Pipe));
+        let out = analyze(&procs, &f, &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].kind, FindingKind::Deadlock);
+        assert_eq!(out[0].pids, vec![10, 20, 30, 40, 50]);
     }
 }

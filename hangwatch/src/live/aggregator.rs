@@ -705,7 +705,11 @@ impl Aggregator {
                 s.exited_at_ns = Some(now);
                 let info = ProcessInfo::of(&s.process);
                 let cpu = s.process.cpu_total_secs;
-                // Its announced waits ended with it (a fatal signal wakes every thread).
+                // Its announced waits ended with it (a fatal signal wakes every thread). Every
+                // wait is dropped, announced or not, and so is the last sample's per-thread
+                // detail: an exited process is kept for its grace period as a row, and a
+                // 10,000-thread one would otherwise hold megabytes of decoded waits for it.
+                s.last_sample.threads = Vec::new();
                 for t in &mut s.process.threads {
                     if let (Some(w), true) = (t.blocked.take(), s.announced.contains_key(&t.tid)) {
                         let (duration_ns, exact, woken_by) =
@@ -739,6 +743,7 @@ impl Aggregator {
         self.procs.retain(|_, s| s.exited_at_ns.is_none_or(|t| now.saturating_sub(t) < grace));
         // Ended waits of threads we no longer track are dropped.
         self.ended.retain(|_, e| now.saturating_sub(e.end_ns) < 10_000_000_000);
+        crate::procfs::shrink_spare(&mut self.ended);
         while self.events.len() > self.cfg.max_events {
             self.events.pop_front();
         }
