@@ -199,7 +199,7 @@ fn live_blocked_records_carry_the_stack() {
     let _serial = serial();
     let child = Child::spawn("stack_deadlock");
     let tid = child.fact_i64("t1");
-    let mut live = Live::start(&["--json", "--pid", &child.pid_arg(), "--min-blocked", "500ms"]);
+    let mut live = Live::start(&["--pid", &child.pid_arg(), "--min-blocked", "500ms"]);
     let rec = live
         .wait_for(Duration::from_secs(20), |v| {
             v.get("type").and_then(Value::as_str) == Some("blocked")
@@ -212,14 +212,8 @@ fn live_blocked_records_carry_the_stack() {
     // One hangwatch at a time.
     drop(live);
 
-    let mut none = Live::start(&[
-        "--json",
-        "--no-stacks",
-        "--pid",
-        &child.pid_arg(),
-        "--min-blocked",
-        "500ms",
-    ]);
+    let mut none =
+        Live::start(&["--no-stacks", "--pid", &child.pid_arg(), "--min-blocked", "500ms"]);
     let rec = none
         .wait_for(Duration::from_secs(20), |v| {
             v.get("type").and_then(Value::as_str) == Some("blocked")

@@ -83,8 +83,16 @@ pub struct Gatherer {
     symbolizer: blazesym::symbolize::Symbolizer,
     /// (tid, wait start) -> stack.
     done: HashMap<(i32, u64), Arc<Stack>>,
+    /// Live mode's scans so far (the caches of files are dropped now and then).
+    scans: u64,
     pub stats: StackStats,
 }
+
+/// Live mode drops its caches of parsed files and symbols every this many scans, or when more
+/// than [`MAX_CACHED_MODULES`] files are cached: files replaced on disk and processes long gone
+/// must not pin memory.
+const CACHE_RESET_SCANS: u64 = 600;
+const MAX_CACHED_MODULES: usize = 1024;
 
 impl Default for Gatherer {
     fn default() -> Self {
@@ -93,6 +101,7 @@ impl Default for Gatherer {
             modules: native::ModuleCache::default(),
             symbolizer: blazesym::symbolize::Symbolizer::new(),
             done: HashMap::new(),
+            scans: 0,
             stats: StackStats::default(),
         }
     }
@@ -164,6 +173,11 @@ impl Gatherer {
         include: &dyn Fn(&crate::procfs::ProcessSample) -> bool,
         budget: Duration,
     ) -> HashMap<i32, Arc<Stack>> {
+        self.scans += 1;
+        if self.scans.is_multiple_of(CACHE_RESET_SCANS) || self.modules.len() > MAX_CACHED_MODULES {
+            self.modules.clear();
+            self.symbolizer = blazesym::symbolize::Symbolizer::new();
+        }
         let t0 = Instant::now();
         let parsed_before = self.modules.parsed;
         let me = std::process::id() as i32;
@@ -228,6 +242,11 @@ impl Gatherer {
         }
         let py = self.python.read(pid);
         let modules = native::ProcessModules::read(pid, &mut self.modules);
+        // A Python reader's failure matters only for a process that runs an interpreter.
+        let py_error = match (&py, &modules) {
+            (Err(e), Ok(m)) if m.maps.iter().any(|m| is_python_module(&m.path)) => Some(e.clone()),
+            _ => None,
+        };
         // Unwind every thread first, then symbolize all their addresses in one call.
         let mut raw: Vec<(Vec<String>, Vec<u64>, Vec<String>)> = Vec::new();
         for &(tid, _) in wanted {
@@ -299,6 +318,9 @@ impl Gatherer {
                 Ok(by_tid) => by_tid.get(&key.0).cloned().unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
+            if let Some(e) = &py_error {
+                errors.push(e.clone());
+            }
             let s = Stack {
                 kernel: kstack,
                 native,
@@ -335,6 +357,12 @@ pub fn is_system_module(path: &str) -> bool {
     ["libc.so", "libc-", "ld-linux", "ld-musl", "ld.so", "libpthread", "libpython", "python"]
         .iter()
         .any(|p| base.starts_with(p))
+}
+
+/// The CPython interpreter or its shared library (`python3.11`, `libpython3.11.so.1.0`).
+pub fn is_python_module(path: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    base.starts_with("python") || base.starts_with("libpython")
 }
 
 /// Python files that are not the user's code: the standard library and frozen modules.
@@ -491,6 +519,15 @@ mod tests {
         assert_eq!(Stack::default().user_frame(), None);
         let only_libc = Stack { native: vec![nf(Some("poll"), "/lib/libc.so.6", 1)], ..s };
         assert_eq!(only_libc.user_frame().as_deref(), Some("in poll"));
+    }
+
+    #[test]
+    fn python_modules() {
+        assert!(is_python_module("/usr/bin/python3.11"));
+        assert!(is_python_module("/usr/lib/libpython3.12.so.1.0"));
+        assert!(!is_python_module("/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(is_system_module("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
+        assert!(!is_system_module("/srv/app"));
     }
 
     #[test]

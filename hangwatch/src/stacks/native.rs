@@ -44,6 +44,9 @@ pub const MAX_FRAMES: usize = 128;
 pub const MAX_STACK_BYTES: usize = 512 * 1024;
 /// Most bytes read of one unwind section.
 pub const MAX_SECTION_BYTES: u64 = 64 * 1024 * 1024;
+/// Most executable file mappings whose unwind tables are read per process (a process controls
+/// how many files it maps).
+pub const MAX_MODULES: usize = 512;
 /// Most bytes of /proc/PID/maps read.
 const MAX_MAPS_BYTES: usize = 8 * 1024 * 1024;
 /// Stack memory is read in chunks of this size.
@@ -155,6 +158,14 @@ impl ModuleCache {
     pub fn clear(&mut self) {
         self.modules.clear();
     }
+
+    pub fn len(&self) -> usize {
+        self.modules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
 }
 
 /// The file of a mapping, as the process sees it.
@@ -186,7 +197,7 @@ impl ProcessModules {
         #[cfg(target_arch = "x86_64")]
         use framehop::Unwinder as _;
         let mut build_ids = HashMap::new();
-        for m in maps.iter().filter(|m| m.exec) {
+        for m in maps.iter().filter(|m| m.exec).take(MAX_MODULES) {
             let d = cache.get(pid, m);
             let Ok(d) = d.as_ref() else { continue };
             build_ids.insert(m.path.clone(), d.build_id.clone());
