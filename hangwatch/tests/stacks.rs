@@ -82,6 +82,19 @@ fn mutex_deadlock_stacks_name_the_programs_functions_and_the_lock() {
             excerpt(st)
         );
     }
+    // The deadlock finding's chain steps name the frame each thread waits in.
+    let deadlock = array_field(&s, "findings")
+        .iter()
+        .find(|f| str_field(f, "kind") == "deadlock")
+        .unwrap_or_else(|| panic!("no deadlock finding:\n{}", excerpt(&s)));
+    for step in array_field(deadlock, "chain") {
+        assert_eq!(str_field(step, "frame"), "in hw_lock_second", "{}", excerpt(deadlock));
+    }
+    assert!(
+        str_field(deadlock, "summary").contains("waits in hw_lock_second"),
+        "{}",
+        excerpt(deadlock)
+    );
 }
 
 #[test]
