@@ -80,7 +80,6 @@ pub struct StackStats {
 pub struct Gatherer {
     python: python::PythonStacks,
     modules: native::ModuleCache,
-    symbolizer: blazesym::symbolize::Symbolizer,
     /// (tid, wait start) -> stack.
     done: HashMap<(i32, u64), Arc<Stack>>,
     /// Live mode's scans so far (the caches of files are dropped now and then).
@@ -88,7 +87,7 @@ pub struct Gatherer {
     pub stats: StackStats,
 }
 
-/// Live mode drops its caches of parsed files and symbols every this many scans, or when more
+/// Live mode drops its cache of parsed files every this many scans, or when more
 /// than [`MAX_CACHED_MODULES`] files are cached: files replaced on disk and processes long gone
 /// must not pin memory.
 const CACHE_RESET_SCANS: u64 = 600;
@@ -99,7 +98,6 @@ impl Default for Gatherer {
         Gatherer {
             python: python::PythonStacks::default(),
             modules: native::ModuleCache::default(),
-            symbolizer: blazesym::symbolize::Symbolizer::new(),
             done: HashMap::new(),
             scans: 0,
             stats: StackStats::default(),
@@ -176,7 +174,6 @@ impl Gatherer {
         self.scans += 1;
         if self.scans.is_multiple_of(CACHE_RESET_SCANS) || self.modules.len() > MAX_CACHED_MODULES {
             self.modules.clear();
-            self.symbolizer = blazesym::symbolize::Symbolizer::new();
         }
         let t0 = Instant::now();
         let parsed_before = self.modules.parsed;
@@ -295,7 +292,11 @@ impl Gatherer {
             lookups.sort_unstable();
             lookups.dedup();
             if !lookups.is_empty() {
-                let syms = native::symbolize(&self.symbolizer, pid, &lookups);
+                // One symbolizer per process: blazesym caches a process's files under their
+                // /proc/PID/map_files names, which no other process shares, so a longer-lived
+                // one would only hold memory (live mode under process churn).
+                let symbolizer = blazesym::symbolize::Symbolizer::new();
+                let syms = native::symbolize(&symbolizer, pid, &lookups);
                 symbols = lookups.into_iter().zip(syms).collect();
             }
         }
