@@ -3,6 +3,8 @@
 //! Every struct is `#[repr(C)]`, `Copy`, and laid out without implicit padding so that the
 //! bytes the kernel writes into the ring buffer are exactly the bytes userspace reads.
 #![no_std]
+// No `unwrap()`/`expect()` on a runtime path: a bad value is an error, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 /// Length of a kernel task name (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
@@ -208,10 +210,27 @@ pub struct ProcessExit {
     pub _pad: u32,
 }
 
+// No implicit padding in the ring buffer records: their size is the sum of their fields (a
+// field added with a hole before it fails the build here, not the decoding at run time).
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 4 * 4 + 8);
+const _: () = assert!(
+    core::mem::size_of::<WaitEnd>()
+        == core::mem::size_of::<EventHeader>() + 8 + 8 + 4 + 4 + COMM_LEN
+);
+const _: () =
+    assert!(core::mem::size_of::<OomVictim>() == core::mem::size_of::<EventHeader>() + OOM_RAW_LEN);
+
+/// `aya::Pod`: what userspace may read from a map or the ring buffer as raw bytes.
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain `#[repr(C)]` integers and byte arrays, no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::MemCounters {}
+    // SAFETY: as above (sizes asserted above).
+    unsafe impl aya::Pod for super::EventHeader {}
+    // SAFETY: as above (sizes asserted above).
+    unsafe impl aya::Pod for super::WaitEnd {}
+    // SAFETY: as above (sizes asserted above).
+    unsafe impl aya::Pod for super::OomVictim {}
 }

@@ -16,8 +16,13 @@
 //! userspace from /proc; this side reports the waits that *end*.
 #![no_std]
 #![no_main]
-#![allow(internal_features)]
-#![feature(core_intrinsics)]
+// No `unwrap()`/`expect()` on a runtime path: a bad value is an error, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+// The probes are built for `bpfel-unknown-none` on nightly (aya-build, from hangwatch's
+// build.rs). `cargo clippy --workspace` also type-checks and lints them for the host on stable:
+// only the nightly feature below and the panic handler are BPF-target-only.
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 
 use aya_ebpf::{
     EbpfContext,
@@ -30,9 +35,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use hangwatch_common::{
-    COMM_LEN, Config, EventHeader, MAX_CPUS, MAX_PIDNS_LEVELS, MEM_PROCS_MAX, MemCounters,
-    OOM_MEMCG_MAX, OOM_RAW_LEN, OomVictim, PF_KTHREAD, PIDNS_VICTIMS_MAX, RING_BUF_BYTES, WaitEnd,
-    kind, stat,
+    COMM_LEN, Config, EventHeader, MAX_CPUS, MEM_PROCS_MAX, MemCounters, OOM_MEMCG_MAX,
+    OOM_RAW_LEN, OomVictim, PF_KTHREAD, PIDNS_VICTIMS_MAX, RING_BUF_BYTES, WaitEnd, kind, stat,
 };
 
 #[map]
@@ -271,6 +275,7 @@ fn try_sched_waking(
     };
     let start = (exec_start as i64).wrapping_add(*offset) as u64;
     // (bpf_ktime_get_coarse_ns would be cheaper, but tracing programs may not call it.)
+    // SAFETY: a helper call without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     if now <= start || now - start < rodata(&WAIT_THRESHOLD_NS) {
         return Ok(());
@@ -421,7 +426,7 @@ fn record_pidns_victim(task: *const u8, skip_invisible: bool) -> i32 {
         return 0;
     }
     let ids = (u64::from(tgid) << 32) | u64::from(tid);
-    if PIDNS_VICTIMS.insert(&host_pid, &ids, 0).is_err() {
+    if PIDNS_VICTIMS.insert(host_pid, ids, 0).is_err() {
         count(stat::MAP_FULL);
     }
     0
@@ -454,7 +459,7 @@ pub fn oom_victim_memcg(ctx: BtfTracePointContext) -> i32 {
         count(stat::READ_ERRORS);
         return 0;
     };
-    if OOM_MEMCG.insert(&host_pid, &id, 0).is_err() {
+    if OOM_MEMCG.insert(host_pid, id, 0).is_err() {
         count(stat::MAP_FULL);
     }
     0
@@ -518,23 +523,24 @@ fn mem_counters(create: bool) -> Option<*mut MemCounters> {
     if tgid == 0 {
         return None;
     }
-    if let Some(c) = MEM_COUNTERS.get_ptr_mut(&tgid) {
+    if let Some(c) = MEM_COUNTERS.get_ptr_mut(tgid) {
         return Some(c);
     }
     if !create {
         return None;
     }
     // BPF_NOEXIST: another thread may have created it meanwhile (then it is found below).
-    if MEM_COUNTERS.insert(&tgid, &MemCounters::default(), 1).is_err()
-        && MEM_COUNTERS.get_ptr_mut(&tgid).is_none()
+    if MEM_COUNTERS.insert(tgid, MemCounters::default(), 1).is_err()
+        && MEM_COUNTERS.get_ptr_mut(tgid).is_none()
     {
         count(stat::MAP_FULL);
     }
-    MEM_COUNTERS.get_ptr_mut(&tgid)
+    MEM_COUNTERS.get_ptr_mut(tgid)
 }
 
 /// Adds to a counter that other threads of the process may update at the same time.
 #[inline(always)]
+#[cfg(target_arch = "bpf")]
 fn add(field: *mut u64, v: u64) {
     // SAFETY: an aligned u64 inside a live map value, updated atomically.
     unsafe {
@@ -542,6 +548,16 @@ fn add(field: *mut u64, v: u64) {
             field, v,
         )
     };
+}
+
+/// The host build of this crate only exists for `cargo clippy --workspace` (it is never run):
+/// the BPF target has no `AtomicU64` (no compare-and-swap), the host has no stable intrinsic.
+#[inline(always)]
+#[cfg(not(target_arch = "bpf"))]
+fn add(field: *mut u64, v: u64) {
+    // SAFETY: an aligned u64 inside a live map value, which is only updated atomically.
+    unsafe { core::sync::atomic::AtomicU64::from_ptr(field) }
+        .fetch_add(v, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// `long ret` of a `syscalls:sys_exit_*` record.
@@ -673,12 +689,14 @@ pub fn mem_process_exit(ctx: BtfTracePointContext) -> i32 {
         }
     };
     if ids.0 != 0 && ids.0 == ids.1 {
-        let _ = MEM_COUNTERS.remove(&ids.0);
+        let _ = MEM_COUNTERS.remove(ids.0);
     }
     0
 }
 
-#[cfg(not(test))]
+// On the host, `std` (linked through aya, which hangwatch-common's `user` feature pulls in when
+// the whole workspace is checked) provides the panic handler.
+#[cfg(all(target_arch = "bpf", not(test)))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}

@@ -259,6 +259,10 @@ fn own_pid_namespace() -> Option<u32> {
 }
 
 impl Probes {
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the load and attach steps in order; issue 10 folds the attach chains into one"
+    )]
     pub fn load(opts: &LoadOptions) -> Result<Self, Error> {
         raise_memlock();
         let clock_offsets = procfs::task_clock_offsets().map_err(|e| {
@@ -651,11 +655,12 @@ fn comm_str(c: &[u8; COMM_LEN]) -> String {
     procfs::lossy(&c[..end])
 }
 
-fn read_pod<T: Copy>(b: &[u8]) -> Option<T> {
+/// The `T` at the start of a ring buffer record, or `None` if the record is too short.
+fn read_pod<T: aya::Pod>(b: &[u8]) -> Option<T> {
     if b.len() < std::mem::size_of::<T>() {
         return None;
     }
-    // SAFETY: length checked; T is a plain repr(C) struct valid for any bit pattern.
+    // SAFETY: length checked; `aya::Pod` promises a plain type valid for any bit pattern.
     Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const T) })
 }
 

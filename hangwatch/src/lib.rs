@@ -1,4 +1,6 @@
 //! hangwatch: which threads are stuck, on what, since when; and the memory processes hold.
+// No `unwrap()`/`expect()` on a runtime path: a bad value is an error, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 pub mod access;
 pub mod analysis;
 pub mod bpf;
@@ -6,6 +8,7 @@ pub mod btf;
 pub mod cli;
 pub mod error;
 pub mod escape;
+pub mod fmt;
 #[cfg(test)]
 mod fuzz;
 pub mod live;

@@ -1,3 +1,5 @@
+// No `unwrap()`/`expect()` on a runtime path: a bad value is an error, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 use std::{
     io::{self, IsTerminal as _, Write as _},
     process::ExitCode,

@@ -12,8 +12,8 @@ use std::{
 };
 
 use crate::{
+    fmt::{fmt_bytes, fmt_duration_ns},
     memory::MIB,
-    output::{fmt_bytes, fmt_duration_ns},
 };
 
 /// glibc's `HEAP_MAX_SIZE` on 64-bit (2 × `DEFAULT_MMAP_THRESHOLD_MAX`): every heap of a
@@ -70,6 +70,9 @@ pub struct Layout {
     /// The read stopped at [`MAX_SMAPS_BYTES`] or [`MAX_MAPPINGS`]: the figures are lower
     /// bounds.
     pub truncated: bool,
+    /// An allocator of its own that returns freed memory by itself is mapped (jemalloc,
+    /// tcmalloc, mimalloc, the JVM): its `anon_mmaps` are its heap, most likely live data.
+    pub allocator: Option<&'static str>,
 }
 
 impl Layout {
@@ -78,12 +81,25 @@ impl Layout {
         self.heap.anon + self.arenas.anon + self.anon_mmaps.anon
     }
 
-    /// Of that, resident and not referenced (see [`Region::referenced`]).
+    /// The regions the `not_returned` verdict judges: glibc's brk heap and thread arenas,
+    /// which glibc does not give back by itself, and the other anonymous mappings unless an
+    /// allocator that returns freed memory by itself owns them (an idle Redis on jemalloc or
+    /// a JVM holds its live data there).
+    fn judged(&self) -> Vec<Region> {
+        match self.allocator {
+            Some(_) => vec![self.heap, self.arenas],
+            None => vec![self.heap, self.arenas, self.anon_mmaps],
+        }
+    }
+
+    /// Resident anonymous memory in the judged regions.
+    pub fn judged_anon(&self) -> u64 {
+        self.judged().iter().map(|r| r.anon).sum()
+    }
+
+    /// Of the judged regions, resident and not referenced (see [`Region::referenced`]).
     pub fn unreferenced(&self) -> u64 {
-        [self.heap, self.arenas, self.anon_mmaps]
-            .iter()
-            .map(|r| r.rss.saturating_sub(r.referenced).min(r.anon))
-            .sum()
+        self.judged().iter().map(|r| r.rss.saturating_sub(r.referenced).min(r.anon)).sum()
     }
 
     /// "512.0 MiB in its brk heap, 128.0 MiB in 2 glibc thread-arena heaps, 3.0 MiB in 40
@@ -170,6 +186,21 @@ fn parse_header(line: &[u8]) -> Option<(u64, u64, Kind)> {
     Some((start, end, kind))
 }
 
+/// The allocator a mapped file is, among those that return freed memory by themselves.
+fn own_allocator(header: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(header);
+    let name = text.split_ascii_whitespace().nth(5)?.rsplit('/').next()?;
+    [
+        ("libjemalloc.so", "jemalloc"),
+        ("libtcmalloc", "tcmalloc"),
+        ("libmimalloc.so", "mimalloc"),
+        ("libjvm.so", "the JVM"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| name.starts_with(prefix))
+    .map(|(_, what)| what)
+}
+
 /// `Key:   123 kB` → bytes.
 fn parse_kb(line: &[u8], key: &[u8]) -> Option<u64> {
     let rest = line.strip_prefix(key)?.strip_prefix(b":")?;
@@ -183,6 +214,7 @@ pub fn parse_smaps<R: BufRead>(r: R, max_bytes: u64, max_mappings: u32) -> io::R
     let mut maps: Vec<Mapping> = Vec::new();
     let mut cur: Option<Mapping> = None;
     let mut mappings = 0u32;
+    let mut allocator = None;
     let truncated;
     let mut line = Vec::with_capacity(256);
     loop {
@@ -213,6 +245,9 @@ pub fn parse_smaps<R: BufRead>(r: R, max_bytes: u64, max_mappings: u32) -> io::R
                 break;
             }
             mappings += 1;
+            if kind == Kind::Other && allocator.is_none() {
+                allocator = own_allocator(&line);
+            }
             maps.extend(cur.take().filter(|m| m.kind != Kind::Other));
             cur = Some(Mapping { start, end, kind, ..Default::default() });
         }
@@ -220,7 +255,7 @@ pub fn parse_smaps<R: BufRead>(r: R, max_bytes: u64, max_mappings: u32) -> io::R
     maps.extend(cur.filter(|m| m.kind != Kind::Other));
     // With a truncated read the last mapping may lack its figures: it counts as read anyway
     // (its Rss is then 0, a lower bound like the rest).
-    Ok(classify(&maps, mappings, truncated))
+    Ok(Layout { allocator, ..classify(&maps, mappings, truncated) })
 }
 
 /// Thread-arena heaps: a `rw-p` anonymous mapping starting on a 64 MiB boundary that either
@@ -434,7 +469,7 @@ impl Retained {
 /// `cfg.asleep_min_ns` or more, else less than `cfg.idle_cpu_percent` of a CPU over the
 /// observation, else at least `cfg.min_bytes` of it resident and not referenced.
 pub fn judge(layout: &Layout, steady: bool, act: &Activity, cfg: &RetainCfg) -> Option<Retained> {
-    let bytes = layout.anon();
+    let bytes = layout.judged_anon();
     if bytes < cfg.min_bytes || !steady {
         return None;
     }
@@ -585,6 +620,7 @@ mod tests {
             anon_mmaps: r(mmaps, 3),
             mappings: 40,
             truncated: false,
+            allocator: None,
         }
     }
 
@@ -651,6 +687,34 @@ mod tests {
         c.layouts(44 * SEC, &anon, &cfg, &mut read);
         assert_eq!(reads, vec![1, 1, 1, 1]);
         assert_eq!(c.reads, 4);
+    }
+
+    #[test]
+    fn an_allocator_that_returns_memory_by_itself_owns_its_mmaps() {
+        let cfg = RetainCfg::default();
+        let asleep = Activity { asleep_ns: Some(60 * SEC), cpu_percent: 0.0, over_ns: SEC };
+        // An idle Redis on jemalloc: 600 MiB of live data in anonymous mmaps, a small heap.
+        let smaps = concat!(
+            "7f0000000000-7f0025800000 rw-p 00000000 00:00 0 \n",
+            "Rss: 614400 kB\nAnonymous: 614400 kB\nReferenced: 614400 kB\n",
+            "7f1000000000-7f1000100000 r-xp 00000000 08:01 77 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n",
+            "Rss: 512 kB\nAnonymous: 0 kB\n",
+        );
+        let l = parse_smaps(smaps.as_bytes(), 1 << 20, 100).expect("parses");
+        assert_eq!(l.allocator, Some("jemalloc"));
+        assert_eq!(l.anon(), 600 * MIB);
+        assert_eq!(judge(&l, true, &asleep, &cfg), None);
+        // The same mappings without jemalloc (pymalloc arenas pinned by survivors): judged.
+        let plain =
+            parse_smaps(smaps.replace("libjemalloc.so.2", "libfoo.so").as_bytes(), 1 << 20, 100)
+                .expect("parses");
+        assert_eq!(plain.allocator, None);
+        assert!(judge(&plain, true, &asleep, &cfg).is_some());
+        // jemalloc mapped, but 512 MiB in glibc's brk heap all the same: judged.
+        let mut heap = l;
+        heap.heap.anon = 512 * MIB;
+        heap.heap.rss = 512 * MIB;
+        assert!(judge(&heap, true, &asleep, &cfg).is_some());
     }
 
     #[test]

@@ -479,10 +479,8 @@ impl ThreadCache {
 
     fn get(&mut self, pid: i32, tid: i32) -> Option<ThreadSample> {
         let now = self.scan_ns;
-        if let Some(e) = self.map.get(&tid)
-            && self.trusted(e, now)
-        {
-            let e = self.map.get_mut(&tid).expect("just found");
+        let trusted = self.map.get(&tid).is_some_and(|e| self.trusted(e, now));
+        if trusted && let Some(e) = self.map.get_mut(&tid) {
             e.generation = self.generation;
             self.hits += 1;
             self.trusted_hits += 1;

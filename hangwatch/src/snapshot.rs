@@ -269,6 +269,10 @@ pub fn scan_with(
     (out, vanished)
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the snapshot steps in order; issue 10 moves model building out of it"
+)]
 pub fn run(opts: &Options) -> Result<Report, Error> {
     for &pid in &opts.pids {
         if !procfs::process_exists(pid) {

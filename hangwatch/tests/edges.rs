@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::redis::{Proc, Redis};
 use common::{
     Child, array_field, excerpt, i64_field, require_root, serial, snapshot_json, str_field,
 };
@@ -403,59 +404,13 @@ fn fuse_server_stat_ing_its_own_mount_is_a_deadlock_and_its_client_waits_on_it()
 }
 
 /// A process started by a test, killed and reaped on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
 #[test]
 fn blpop_on_an_empty_list_of_a_live_redis_is_not_a_finding() {
     if !require_root() {
         return;
     }
-    let Ok(bin) = which("redis-server") else {
-        eprintln!("skipped: redis-server is not installed (cargo xtask setup installs it)");
-        return;
-    };
-    let dir = std::env::temp_dir().join(format!("hangwatch-redis-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("redis dir");
-    struct Dir(std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let dir = Dir(dir);
-    let port = free_port().to_string();
-    let server = Proc(
-        std::process::Command::new(bin)
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--dir"])
-            .arg(&dir.0)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start redis-server"),
-    );
-    // Wait until it answers.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let out = std::process::Command::new("redis-cli").args(["-p", &port, "PING"]).output();
-        if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "redis-server did not answer PING");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let Some(redis) = Redis::start(&[]) else { return };
+    let port = redis.port.clone();
     // A consumer blocked on an empty list, forever (timeout 0).
     let consumer = Proc(
         std::process::Command::new("redis-cli")
@@ -465,7 +420,7 @@ fn blpop_on_an_empty_list_of_a_live_redis_is_not_a_finding() {
             .expect("start redis-cli"),
     );
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    let (cpid, spid) = (consumer.0.id().to_string(), server.0.id().to_string());
+    let (cpid, spid) = (consumer.0.id().to_string(), redis.pid().to_string());
     every_run(&["--pid", &cpid, "--pid", &spid, "--hung-after", "1s"], |snap| {
         // The consumer is listed as blocked on its connection ...
         let p = common::find_process(snap, consumer.0.id() as i32);
@@ -475,15 +430,5 @@ fn blpop_on_an_empty_list_of_a_live_redis_is_not_a_finding() {
         assert!(found.is_empty(), "no finding expected:\n{}", excerpt(snap));
     });
     drop(consumer);
-    drop(server);
-    drop(dir);
-}
-
-fn which(name: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .ok_or(())
+    drop(redis);
 }

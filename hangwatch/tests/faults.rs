@@ -181,6 +181,49 @@ fn pipe_broken_inside_the_json_serializer_exits_0_quietly() {
     assert!(err.trim().is_empty(), "{err}");
 }
 
+/// `hangwatch snapshot [--json] --all | head -c1`, several times over: the reader takes one byte
+/// and leaves while hangwatch is still writing a report several times larger than the (one
+/// page) pipe, so a write fails with EPIPE part-way through, inside serde_json for `--json`.
+/// Exit 0 and nothing on stderr, every time, in both formats.
+#[test]
+fn reader_leaving_after_one_byte_ends_quietly_every_time() {
+    if !require_root() {
+        return;
+    }
+    let _serial = serial();
+    for args in [
+        &["snapshot", "--json", "--all", "--window", "100ms"][..],
+        &["snapshot", "--all", "--window", "100ms"],
+    ] {
+        // A report that fits in the pipe would be written whole before the reader leaves.
+        let full = Command::new(hangwatch_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .expect("start");
+        assert!(full.stdout.len() > 3 * 4096, "{args:?}: a report of {} bytes", full.stdout.len());
+        for round in 0..5 {
+            let (reader, writer) = stalled_pipe();
+            let mut cmd = Command::new(hangwatch_bin());
+            cmd.args(args).stdin(Stdio::null()).stdout(Stdio::from(writer)).stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("start");
+            // Our copy of the write end: once closed, hangwatch holds the only one.
+            drop(cmd);
+            let mut reader = std::fs::File::from(reader);
+            let mut one = [0u8; 1];
+            reader.read_exact(&mut one).expect("one byte");
+            drop(reader);
+            let status = wait_exit(&mut child, RUN_TIMEOUT);
+            let err = stderr_of(&mut child);
+            let status =
+                status.unwrap_or_else(|| panic!("{args:?} round {round}: did not finish: {err}"));
+            assert_eq!(status.code(), Some(0), "{args:?} round {round}: {err}");
+            assert!(err.trim().is_empty(), "{args:?} round {round}: nothing on stderr: {err}");
+        }
+    }
+}
+
 #[test]
 fn full_disk_exits_1_with_one_line() {
     if !require_root() {

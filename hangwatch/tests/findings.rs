@@ -186,6 +186,29 @@ fn more_runnable_threads_than_the_cpu_quota_is_cpu_throttled() {
 }
 
 #[test]
+fn a_thread_held_in_uninterruptible_sleep_is_hung() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    // The parent sleeps in D inside vfork() for as long as its child neither execs nor exits.
+    let stuck = Child::spawn("vfork_stuck");
+    let parent = stuck.fact_i64("parent");
+    stuck.wait_since_ready(std::time::Duration::from_millis(1500));
+    let pid = parent.to_string();
+    let snap = snapshot_json(&lock, &["--pid", &pid, "--hung-after", "1s"]);
+    let found = of_kind(&snap, "hung");
+    assert_eq!(found.len(), 1, "one hung finding expected:\n{}", excerpt(&snap));
+    assert_eq!(pids(found[0]), vec![parent]);
+    let summary = str_field(found[0], "summary");
+    assert!(summary.contains("uninterruptible sleep (state D)"), "{summary}");
+    assert!(summary.contains("vfork() child"), "{summary}");
+    // Before --hung-after (default 30 s): not yet.
+    let snap = snapshot_json(&lock, &["--pid", &pid]);
+    assert!(of_kind(&snap, "hung").is_empty(), "{}", excerpt(&snap));
+}
+
+#[test]
 fn semaphore_whose_poster_died_is_an_orphaned_wait() {
     if !require_root() {
         return;

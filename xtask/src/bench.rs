@@ -985,6 +985,7 @@ impl<'a> Bench<'a> {
         }
     }
 
+    #[allow(clippy::too_many_lines, reason = "long data: the report's sections in order")]
     fn report(
         &self,
         h: &Header,
@@ -1285,6 +1286,10 @@ impl<'a> Bench<'a> {
         s
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one target per workload kind and figure, in report order"
+    )]
     fn targets(&self, results: &[WorkloadResult], snapshots: &[SnapshotResult]) -> Vec<Target> {
         let mut out = Vec::new();
         for r in results {
@@ -2271,6 +2276,66 @@ fn fmt_duration(d: Duration) -> String {
     if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{:.1}s", d.as_secs_f64()) }
 }
 
+// ------------------------------------------------------------------------ busy node
+
+/// Idle processes on the busy node (issue 9): live mode must not pay for what did not change.
+const BUSY_PROCS: usize = 12_000;
+/// Time hangwatch gets before it is measured: its caches fill, and every wait passes the
+/// `sched_waking` probe's threshold (after which the kernel reports its end).
+const BUSY_SETTLE: Duration = Duration::from_secs(15);
+/// How long hangwatch's CPU is measured.
+const BUSY_SECS: f64 = 30.0;
+const MAX_BUSY_CPU_PCT: f64 = 5.0;
+const MAX_BUSY_RSS_MIB: f64 = 64.0;
+
+struct BusyResult {
+    procs: usize,
+    cpu_pct: f64,
+    /// VmRSS at the end.
+    rss_mib: f64,
+    /// VmHWM: peak since start (the first full scan of every process included).
+    hwm_mib: f64,
+    problem: Option<String>,
+}
+
+impl Bench<'_> {
+    /// `busy-node` (full bench, or `HANGWATCH_BENCH_ONLY=busy-node`): `hangwatch --json` with
+    /// [`BUSY_PROCS`] idle processes on the machine, measured over [`BUSY_SECS`] after
+    /// [`BUSY_SETTLE`].
+    fn busy_node(&self) -> Result<Option<BusyResult>> {
+        if (self.plan.quick && self.plan.only.is_none()) || !self.plan.selected("busy-node") {
+            return Ok(None);
+        }
+        eprintln!("bench: hangwatch live mode with {BUSY_PROCS} idle processes");
+        let parked = self.park_idle(BUSY_PROCS)?;
+        let tool = self.start_hangwatch(false)?;
+        thread::sleep(BUSY_SETTLE);
+        let before = self.sample_tool(&tool);
+        thread::sleep(Duration::from_secs_f64(BUSY_SECS));
+        let after = self.sample_tool(&tool);
+        let run = self.finish_tool(tool, &before, &after)?;
+        parked.release()?;
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let r = BusyResult {
+            procs: BUSY_PROCS,
+            cpu_pct: run.cpu_core * 100.0,
+            rss_mib: mib(run.rss_bytes),
+            hwm_mib: mib(run.hwm_bytes),
+            problem: run.problem,
+        };
+        eprintln!(
+            "bench:   CPU {:.2}% of one core, RSS {:.1} MiB (peak {:.1} MiB)",
+            r.cpu_pct, r.rss_mib, r.hwm_mib
+        );
+        Ok(Some(r))
+    }
+
+    /// Starts `idle_procs park N` and waits until its N children exist.
+    fn park_idle(&self, n: usize) -> Result<Parked> {
+        self.park_program("idle_procs", n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2342,65 +2407,5 @@ mod tests {
         assert_eq!(s.count("blocked"), 1);
         assert_eq!(s.probes_failed, vec!["oom".to_owned()]);
         assert!(JsonSummary::parse("").is_none());
-    }
-}
-
-// ------------------------------------------------------------------------ busy node
-
-/// Idle processes on the busy node (issue 9): live mode must not pay for what did not change.
-const BUSY_PROCS: usize = 12_000;
-/// Time hangwatch gets before it is measured: its caches fill, and every wait passes the
-/// `sched_waking` probe's threshold (after which the kernel reports its end).
-const BUSY_SETTLE: Duration = Duration::from_secs(15);
-/// How long hangwatch's CPU is measured.
-const BUSY_SECS: f64 = 30.0;
-const MAX_BUSY_CPU_PCT: f64 = 5.0;
-const MAX_BUSY_RSS_MIB: f64 = 64.0;
-
-struct BusyResult {
-    procs: usize,
-    cpu_pct: f64,
-    /// VmRSS at the end.
-    rss_mib: f64,
-    /// VmHWM: peak since start (the first full scan of every process included).
-    hwm_mib: f64,
-    problem: Option<String>,
-}
-
-impl Bench<'_> {
-    /// `busy-node` (full bench, or `HANGWATCH_BENCH_ONLY=busy-node`): `hangwatch --json` with
-    /// [`BUSY_PROCS`] idle processes on the machine, measured over [`BUSY_SECS`] after
-    /// [`BUSY_SETTLE`].
-    fn busy_node(&self) -> Result<Option<BusyResult>> {
-        if (self.plan.quick && self.plan.only.is_none()) || !self.plan.selected("busy-node") {
-            return Ok(None);
-        }
-        eprintln!("bench: hangwatch live mode with {BUSY_PROCS} idle processes");
-        let parked = self.park_idle(BUSY_PROCS)?;
-        let tool = self.start_hangwatch(false)?;
-        thread::sleep(BUSY_SETTLE);
-        let before = self.sample_tool(&tool);
-        thread::sleep(Duration::from_secs_f64(BUSY_SECS));
-        let after = self.sample_tool(&tool);
-        let run = self.finish_tool(tool, &before, &after)?;
-        parked.release()?;
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let r = BusyResult {
-            procs: BUSY_PROCS,
-            cpu_pct: run.cpu_core * 100.0,
-            rss_mib: mib(run.rss_bytes),
-            hwm_mib: mib(run.hwm_bytes),
-            problem: run.problem,
-        };
-        eprintln!(
-            "bench:   CPU {:.2}% of one core, RSS {:.1} MiB (peak {:.1} MiB)",
-            r.cpu_pct, r.rss_mib, r.hwm_mib
-        );
-        Ok(Some(r))
-    }
-
-    /// Starts `idle_procs park N` and waits until its N children exist.
-    fn park_idle(&self, n: usize) -> Result<Parked> {
-        self.park_program("idle_procs", n)
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Every command runs with the workspace root as current directory and with the cargo bin
 //! directory (`~/.cargo/bin`, where `bpf-linker` is installed) on `PATH`. Nothing here prompts.
+// No `unwrap()`/`expect()` on a runtime path: a bad value is an error, never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     env,
@@ -19,6 +21,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod dist;
 mod fuzz;
+mod lint;
 mod soak;
 mod vmtest;
 
@@ -73,8 +76,11 @@ enum Cmd {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
-    /// Build, then run the whole test suite (integration tests need root), then the kernel
-    /// matrix (`vmtest`).
+    /// Check formatting (`cargo fmt --all --check`), then lint
+    /// (`cargo clippy --workspace --all-targets -- -D warnings`).
+    Lint,
+    /// Run the lint gates (as `lint`), build, then run the whole test suite (integration tests
+    /// need root), then the kernel matrix (`vmtest`).
     Test {
         /// Arguments for the test binaries (after `--`), e.g. a name filter or --nocapture.
         /// The kernel matrix runs only without them (a filtered run is a partial run).
@@ -140,6 +146,7 @@ fn dispatch(command: Cmd) -> Result<ExitCode> {
         Cmd::Setup => ctx.setup().map(|()| ExitCode::SUCCESS),
         Cmd::Build => ctx.build().map(|()| ExitCode::SUCCESS),
         Cmd::Run { args } => ctx.run_hangwatch(&args),
+        Cmd::Lint => lint::run_gates(&ctx).map(|()| ExitCode::SUCCESS),
         Cmd::Test { extra } => ctx.test(&extra).map(|()| ExitCode::SUCCESS),
         Cmd::Bench { quick } => ctx.bench(quick),
         Cmd::Soak { minutes } => ctx.soak(minutes),
@@ -217,6 +224,7 @@ impl Ctx {
     // ---------------------------------------------------------------- setup
 
     fn setup(&self) -> Result<()> {
+        lint::ensure_components(self).context("setting up rustfmt and clippy")?;
         self.ensure_nightly_rust_src().context("setting up the nightly toolchain")?;
         self.ensure_bpf_linker().context("setting up bpf-linker")?;
         self.ensure_apt(TEST_PACKAGES).context("installing Debian packages for the tests")?;
@@ -406,6 +414,8 @@ impl Ctx {
     }
 
     fn test(&self, extra: &[OsString]) -> Result<()> {
+        // The gates first: they fail in seconds where the suite takes half an hour.
+        lint::run_gates(self)?;
         self.build()?;
         let bin = self.hangwatch_bin();
         ensure!(bin.is_file(), "{} was not built", bin.display());

@@ -293,7 +293,7 @@ fn ensure_kernel(ctx: &Ctx, kernel: &Kernel, dir: &Path) -> Result<PathBuf> {
         println!("install: {package} (from bullseye, dpkg -i)");
         run(ctx
             .cmd("apt-get")
-            .args(&apt.options())
+            .args(apt.options())
             .args(["download", &package])
             .current_dir(&apt.dir))?;
         let deb = fs::read_dir(&apt.dir)

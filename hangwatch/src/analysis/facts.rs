@@ -358,6 +358,10 @@ fn cpu_cgroup(pid: i32) -> Option<String> {
 
 /// Gathers the facts for the blocked threads of `procs` (all processes scanned, so that the
 /// other ends of pipes can be found in any of them).
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pass per fact source, in order: later passes look up what earlier ones found"
+)]
 pub fn gather(
     procs: &[Process],
     view_for: &dyn Fn(i32) -> Box<dyn TaskView>,

@@ -271,6 +271,7 @@ mod tests {
 
     #[test]
     fn finds_own_mapping_and_stops_early() {
+        #[allow(clippy::useless_vec, reason = "the test needs a heap allocation")]
         let v = vec![1u8; 10];
         let (m, w) = find(std::process::id() as i32, v.as_ptr() as u64).unwrap();
         let m = m.expect("the heap is mapped");

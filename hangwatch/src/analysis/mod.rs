@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use crate::{
+    fmt::{fmt_bytes, fmt_duration_ns},
     model::{Process, Wait},
-    output::{fmt_bytes, fmt_duration_ns},
 };
 use facts::{Facts, FutexKey, Kind as FdKind};
 
@@ -286,6 +286,10 @@ impl<'a> Graph<'a> {
     }
 
     /// The edges to whoever could release the wait (before any timeout).
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per wait kind; issue 10's typed WaitOn splits it per kind"
+    )]
     fn releasers(&mut self, p: &Process, tid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) {
         if fuse::fuse_edges(p.pid, tid, facts, edges) {
             return;
@@ -752,6 +756,10 @@ fn serves(p: &Process, facts: &Facts) -> bool {
     })
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "six rules in sequence; issue 10 moves each to its own file"
+)]
 pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
     let g = Graph::build(procs, facts);
     let mut out = Vec::new();
@@ -972,6 +980,53 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
 
     // Consequences under their root cause.
     rules::group_consequences(&g, &mut out);
+
+    // Stuck in the kernel: a thread in uninterruptible sleep (`D`) for --hung-after or longer,
+    // in any thread (a reader of a dead NFS mount, a FUSE request nobody answers). No signal
+    // ends it and no healthy program sleeps in `D` that long; what it waits on is the kernel's
+    // (storage, a network filesystem, a FUSE server). Not for a frozen cgroup (its tasks sleep
+    // in the freezer, on purpose) nor for a process a finding already names.
+    for p in procs {
+        if out.iter().any(|f| f.pids.contains(&p.pid)) {
+            continue;
+        }
+        let Some((t, w)) = p
+            .blocked_threads()
+            .filter(|(t, w)| {
+                t.state == 'D'
+                    && w.duration_ns >= cfg.hung_after_ns
+                    && !w.wchan.as_deref().is_some_and(rules::freezer_wchan)
+            })
+            .max_by_key(|(_, w)| w.duration_ns)
+        else {
+            continue;
+        };
+        let wchan = w.wchan.as_deref().filter(|c| !c.is_empty() && *c != "0").unwrap_or("?");
+        let what = if matches!(w.decoded.syscall.as_str(), "vfork" | "clone" | "clone3")
+            || matches!(wchan, "wait_for_vfork_done" | "kernel_clone")
+        {
+            "it waits for its vfork() child to exec or exit, and only SIGKILL ends that"
+        } else {
+            "the kernel waits on storage, a network filesystem or a FUSE server, and no signal but SIGKILL (if that) ends it"
+        };
+        out.push(Finding {
+            kind: FindingKind::Hung,
+            severity: Severity::High,
+            pids: vec![p.pid],
+            tids: vec![t.tid],
+            summary: format!(
+                "pid {} ({}) tid {} has been in uninterruptible sleep (state D) for {} in {} (kernel: {wchan}): {what}",
+                p.pid,
+                p.comm,
+                t.tid,
+                fmt_duration_ns(w.duration_ns),
+                w.decoded.human
+            ),
+            since_mono_ns: Some(w.since_mono_ns),
+            chain: g.chain_from((p.pid, t.tid)),
+            key: format!("hung:{}:D:{}", p.pid, t.tid),
+        });
+    }
 
     // OOM kills, with what they left waiting.
     for k in &facts.oom_kills {

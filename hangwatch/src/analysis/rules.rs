@@ -76,9 +76,13 @@ fn responsive_from(g: &Graph, facts: &Facts, q: i32, seen: &mut BTreeSet<i32>) -
     if facts.cannot_run.contains_key(&q) {
         return false;
     }
+    // A process waiting on a peer hangwatch cannot see (ssh reading its remote end, for the
+    // `grep` it writes to) answers when that peer does: assumed live, as for the process itself
+    // in [`idle_reason`].
     if p.threads.iter().any(|t| t.blocked.is_none() && matches!(t.state, 'R' | 'S' | 'D'))
         || p.blocked_threads().any(|(_, w)| !w.decoded.infinite)
         || serves(p, facts)
+        || p.blocked_threads().any(|(t, w)| unseen_source(g, facts, p, t.tid, w).is_some())
     {
         return true;
     }
@@ -164,27 +168,20 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
             }
         }
         let edges = g.edges.get(&k).map(|v| v.as_slice()).unwrap_or(&[]);
-        let known = edges.iter().any(|e| !matches!(e.target, Target::Outside));
-        if !known && !edges.is_empty() {
-            let fds = super::all_fds(w, facts, p.pid);
-            let socket = fds.iter().any(|fd| {
-                facts
-                    .fd_inode
-                    .get(&(p.pid, *fd))
-                    .is_some_and(|(_, kind)| *kind == super::FdKind::Socket)
-            });
-            if socket {
+        match unseen_source(g, facts, p, k.1, w) {
+            Some(Unseen::Socket) => {
                 return Some(format!(
                     "thread {} waits on a socket whose other end hangwatch cannot see",
                     k.1
                 ));
             }
-            if s.starts_with("epoll_") {
+            Some(Unseen::EventLoop) => {
                 return Some(format!(
                     "thread {} is an event loop waiting on sources hangwatch cannot follow",
                     k.1
                 ));
             }
+            None => {}
         }
         if s == "futex" && !owner_evidence(g, k) && signal_may_wake(facts, p.pid) {
             return Some(format!(
@@ -208,6 +205,33 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
         }
     }
     None
+}
+
+/// What a wait leads to that hangwatch cannot see past, and so assumes alive.
+enum Unseen {
+    /// A socket whose other end is not on this machine's visible tables (TCP to another host).
+    Socket,
+    /// An epoll loop watching sources hangwatch cannot follow.
+    EventLoop,
+}
+
+/// Whether thread `tid` of `p` waits only on things hangwatch cannot see past (every edge of
+/// its wait leads outside): a socket to another host, or an event loop's unknown sources.
+fn unseen_source(g: &Graph, facts: &Facts, p: &Process, tid: i32, w: &Wait) -> Option<Unseen> {
+    let edges = g.edges.get(&(p.pid, tid)).map(|v| v.as_slice()).unwrap_or(&[]);
+    if edges.is_empty() || edges.iter().any(|e| !matches!(e.target, Target::Outside)) {
+        return None;
+    }
+    let socket = super::all_fds(w, facts, p.pid).iter().any(|fd| {
+        facts.fd_inode.get(&(p.pid, *fd)).is_some_and(|(_, kind)| *kind == super::FdKind::Socket)
+    });
+    if socket {
+        Some(Unseen::Socket)
+    } else if w.decoded.syscall.starts_with("epoll_") {
+        Some(Unseen::EventLoop)
+    } else {
+        None
+    }
 }
 
 /// The latest start among the infinite waits of a process's threads.
@@ -283,6 +307,12 @@ pub fn through_waiting_parents<'a>(
     p
 }
 
+/// Whether a kernel wait channel is the cgroup freezer's (a frozen task sleeps there, in `D`
+/// under cgroup v1, on purpose).
+pub fn freezer_wchan(wchan: &str) -> bool {
+    matches!(wchan, "__refrigerator" | "do_freezer_trap" | "refrigerator")
+}
+
 /// Whether `pid` is `anc` or a descendant of it (bounded walk up the parents).
 pub fn descends_from(by_pid: &HashMap<i32, &Process>, mut pid: i32, anc: i32) -> bool {
     for _ in 0..64 {
@@ -301,6 +331,10 @@ pub fn descends_from(by_pid: &HashMap<i32, &Process>, mut pid: i32, anc: i32) ->
 /// reaches a process named by a deadlock, an orphaned wait or a hung process (through waits
 /// that name who they wait for) is one of its waiters, not a separate finding. Its pid is added to the root finding (after the culprits), the summary
 /// says how many wait on it, and a `hung` finding of its own is dropped.
+#[allow(
+    clippy::too_many_lines,
+    reason = "roots, the pids they name, then each waiter's chain: steps sharing two maps"
+)]
 pub fn group_consequences(g: &Graph, out: &mut Vec<Finding>) {
     let roots: Vec<usize> = (0..out.len())
         .filter(|&i| {
@@ -633,6 +667,49 @@ mod tests {
         let (procs, mut f) = consumer(w("pause", 60.0, true), false);
         f.unix_peer.clear();
         assert!(found(&procs, &f).is_empty());
+    }
+
+    #[test]
+    fn a_pipeline_fed_by_a_remote_peer_is_idle() {
+        // `ssh host tail -f | grep x`: grep (10) reads a pipe whose only writer is ssh (20);
+        // ssh polls its TCP socket to another host (no peer in sight) and its pipe.
+        let procs = vec![
+            process(10, 0.5, 900.0, vec![Some(on_fd("read", 600.0, 0))]),
+            process(20, 0.5, 900.0, vec![Some(on_fd("poll", 600.0, 3))]),
+        ];
+        let mut f = Facts::default();
+        f.fd_inode.insert((10, 0), (100, FdKind::Pipe));
+        f.holders.entry(100).or_default().push(Holder { pid: 10, fd: 0, mode: Mode::Read });
+        f.holders.entry(100).or_default().push(Holder { pid: 20, fd: 1, mode: Mode::Write });
+        f.fd_inode.insert((20, 3), (700, FdKind::Socket));
+        assert!(found(&procs, &f).is_empty(), "{:?}", found(&procs, &f));
+        // The same writer in pause(): nothing will ever write; grep is hung.
+        let mut stuck = procs.clone();
+        stuck[1].threads[0].blocked = Some(w("pause", 600.0, true));
+        assert!(found(&stuck, &f).iter().any(|x| x.0 == "hung" && x.2 == vec![10]));
+    }
+
+    #[test]
+    fn a_thread_long_in_d_is_hung_whatever_thread_it_is() {
+        // A worker thread reads a dead NFS mount (D, 60 s); the main thread ticks on a timer.
+        let mut p = process(70, 5.0, 900.0, vec![Some(w("epoll_wait", 0.1, false)), None]);
+        let mut nfs = w("read", 60.0, true);
+        nfs.wchan = Some("rpc_wait_bit_killable".into());
+        p.threads[1].blocked = Some(nfs.clone());
+        p.threads[1].state = 'D';
+        let out = analyze(std::slice::from_ref(&p), &Facts::default(), &cfg());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!((out[0].kind, out[0].severity), (FindingKind::Hung, Severity::High));
+        assert!(out[0].summary.contains("state D") && out[0].summary.contains("rpc_wait_bit"));
+        // A moment in D (a busy disk): nothing.
+        let mut brief = p.clone();
+        brief.threads[1].blocked = Some(w("write", 0.3, true));
+        assert!(found(&[brief], &Facts::default()).is_empty());
+        // Frozen by the cgroup freezer: on purpose.
+        let mut frozen = p;
+        nfs.wchan = Some("__refrigerator".into());
+        frozen.threads[1].blocked = Some(nfs);
+        assert!(found(&[frozen], &Facts::default()).is_empty());
     }
 
     #[test]

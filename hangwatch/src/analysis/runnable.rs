@@ -79,6 +79,9 @@ fn comm(pid: i32) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// How long a process must have been in uninterruptible sleep to be one that cannot run.
+pub const D_MIN_NS: u64 = 5_000_000_000;
+
 /// Why process `p` cannot run, if it cannot.
 fn why(p: &Process) -> Option<String> {
     if let Some(f) = frozen(p.pid) {
@@ -99,7 +102,12 @@ fn why(p: &Process) -> Option<String> {
             None => "cannot run: stopped (state T); SIGCONT would resume it".to_string(),
         });
     }
-    if live.iter().all(|t| t.state == 'D') {
+    // Every thread in `D`, and for long enough: a process writing to a busy disk is in `D` for
+    // milliseconds at a time and answers right after. A thread in `D` outside a reported wait
+    // has no known start, so at least one must be in a reported wait of [`D_MIN_NS`].
+    if live.iter().all(|t| t.state == 'D')
+        && live.iter().any(|t| t.blocked.as_ref().is_some_and(|w| w.duration_ns >= D_MIN_NS))
+    {
         let wchan = live
             .iter()
             .find_map(|t| t.blocked.as_ref().and_then(|w| w.wchan.clone()))
@@ -137,6 +145,20 @@ pub fn gather(procs: &[Process], f: &mut Facts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moment_in_d_is_not_cannot_run() {
+        use crate::model::tests::{process, wait};
+        // A pid that does not exist: no cgroup to be frozen in, nothing read.
+        let mut p = process(i32::MAX - 7, 1.0, 900.0, vec![Some(wait("write", 0.2, true)), None]);
+        for t in &mut p.threads {
+            t.state = 'D';
+        }
+        assert_eq!(why(&p), None, "a write to a busy disk");
+        p.threads[0].blocked = Some(wait("read", 60.0, true));
+        let why = why(&p).expect("a minute in D");
+        assert!(why.contains("uninterruptible sleep (state D)"), "{why}");
+    }
 
     #[test]
     fn status_and_cgroups() {

@@ -231,10 +231,8 @@ mod tests {
     fn socketpair_peers_from_the_running_kernel() {
         let mut fds = [0i32; 2];
         // SAFETY: socketpair(2) into a two-int array; closed below.
-        assert_eq!(
-            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
-            0
-        );
+        let rc = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+        assert_eq!(rc, 0);
         let ino = |fd: i32| {
             let l = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
             let s = l.to_string_lossy().into_owned();

@@ -470,7 +470,7 @@ impl Aggregator {
                         comm,
                         cgroup.map(|c| format!(" in {c}")).unwrap_or_default(),
                         v.anon_rss_kb
-                            .map(|k| format!(", anon RSS {}", crate::output::fmt_bytes(k * 1024)))
+                            .map(|k| format!(", anon RSS {}", crate::fmt::fmt_bytes(k * 1024)))
                             .unwrap_or_default()
                     ),
                 });
@@ -500,6 +500,10 @@ impl Aggregator {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one /proc pass updating every table in step; issue 10 splits it"
+    )]
     fn scan(
         &mut self,
         now: u64,
@@ -641,7 +645,7 @@ impl Aggregator {
                             tid,
                             prev.comm,
                             w.decoded.syscall,
-                            crate::output::fmt_duration_ns(duration_ns)
+                            crate::fmt::fmt_duration_ns(duration_ns)
                         ),
                     });
                     out.push(Output::Unblocked {

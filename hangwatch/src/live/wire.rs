@@ -21,11 +21,9 @@ pub struct VictimMemoryJson {
     pub rss_samples: Vec<[u64; 2]>,
 }
 use crate::{
+    fmt::rfc3339,
     model::Wait,
-    output::{
-        json::{StepJson, finding_json},
-        rfc3339,
-    },
+    output::json::{StepJson, finding_json},
 };
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -186,6 +184,10 @@ fn wait_fields(w: &Wait) -> (String, u64, serde_json::Map<String, serde_json::Va
     (w.decoded.syscall.clone(), w.since_mono_ns, w.decoded.args.clone())
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "long data: one struct literal per record type, field by field"
+)]
 pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
     match out {
         Output::Blocked { process, tid, thread_comm, wait, stack } => {

@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::{fmt_bytes, fmt_duration_ns, rfc3339};
 use crate::{
     analysis::{Finding, Severity},
     escape::{field, term},
+    fmt::{fmt_bytes, fmt_duration_ns, rfc3339},
     memory::MemStatus,
     model::Process,
     snapshot::Report,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rfc3339;
+use crate::fmt::rfc3339;
 use crate::{analysis::Finding, memory::MemStatus, model, oom::OomKill, snapshot::Report};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -152,6 +152,9 @@ pub struct LayoutJson {
     pub anon_mmaps: RegionJson,
     pub mappings: u32,
     pub truncated: bool,
+    /// An allocator that returns freed memory by itself ("jemalloc", "tcmalloc", "mimalloc",
+    /// "the JVM"): its `anon_mmaps` are not judged by `not_returned`.
+    pub allocator: Option<String>,
 }
 
 /// Why memory is judged not returned: `evidence` is "asleep" (`untouched_ns` set),
@@ -185,6 +188,7 @@ pub fn layout_json(l: &crate::memory_layout::Layout) -> LayoutJson {
         anon_mmaps: region_json(&l.anon_mmaps),
         mappings: l.mappings,
         truncated: l.truncated,
+        allocator: l.allocator.map(str::to_string),
     }
 }
 

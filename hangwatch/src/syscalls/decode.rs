@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{TaskView, display_name};
+use crate::fmt::{fmt_duration_ms, shorten_tail};
 
 /// A decoded blocked syscall.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -45,33 +46,6 @@ pub fn decode(nr: i64, args: [u64; 6], task: &dyn TaskView) -> Decoded {
         infinite: out.infinite,
         fds: out.fds,
         wait_pid: out.wait_pid,
-    }
-}
-
-/// Short human duration: 0→"0ms", 250→"250ms", 5000→"5s", 5500→"5.5s",
-/// 90000→"1m30s", 3600000→"1h0m", 90000000→"1d1h".
-#[must_use]
-pub fn fmt_ms(ms: u64) -> String {
-    const SEC: u64 = 1000;
-    const MIN: u64 = 60 * SEC;
-    const HOUR: u64 = 60 * MIN;
-    const DAY: u64 = 24 * HOUR;
-    if ms < SEC {
-        format!("{ms}ms")
-    } else if ms < MIN {
-        let (s, frac) = (ms / SEC, ms % SEC);
-        if frac == 0 {
-            format!("{s}s")
-        } else {
-            let frac = format!("{frac:03}");
-            format!("{s}.{}s", frac.trim_end_matches('0'))
-        }
-    } else if ms < HOUR {
-        format!("{}m{}s", ms / MIN, ms % MIN / SEC)
-    } else if ms < DAY {
-        format!("{}h{}m", ms / HOUR, ms % HOUR / MIN)
-    } else {
-        format!("{}d{}h", ms / DAY, ms % DAY / HOUR)
     }
 }
 
@@ -269,8 +243,8 @@ impl Timeout {
     fn human(self, absolute: bool) -> String {
         match self {
             Self::Infinite => "timeout=infinite".to_owned(),
-            Self::Ms(ms) if absolute => format!("timeout=abs:{}", fmt_ms(ms)),
-            Self::Ms(ms) => format!("timeout={}", fmt_ms(ms)),
+            Self::Ms(ms) if absolute => format!("timeout=abs:{}", fmt_duration_ms(ms)),
+            Self::Ms(ms) => format!("timeout={}", fmt_duration_ms(ms)),
             Self::Unreadable => "timeout=?".to_owned(),
         }
     }
@@ -282,15 +256,6 @@ const MAX_TARGET_CHARS: usize = 40;
 const MAX_HUMAN_FDS: usize = 4;
 /// How many fds (per set) are read and resolved for the JSON args.
 const MAX_FDS: usize = 64;
-
-fn shorten(s: &str) -> String {
-    let n = s.chars().count();
-    if n <= MAX_TARGET_CHARS {
-        return s.to_owned();
-    }
-    let tail: String = s.chars().skip(n - (MAX_TARGET_CHARS - 1)).collect();
-    format!("…{tail}")
-}
 
 fn hex(v: u64) -> String {
     format!("{v:#x}")
@@ -317,7 +282,7 @@ impl Fd {
     /// "7 socket:[123]" (just "7" when the target is unknown).
     fn label(&self) -> String {
         match &self.target {
-            Some(t) => format!("{} {}", self.fd, shorten(t)),
+            Some(t) => format!("{} {}", self.fd, shorten_tail(t, MAX_TARGET_CHARS)),
             None => self.fd.to_string(),
         }
     }
@@ -1078,7 +1043,7 @@ fn open(t: &dyn TaskView, o: &mut Out, dirfd: Option<u64>, path: u64, open_flags
         }
     }
     let path = read_cstr(t, path);
-    o.part(path.as_deref().map_or_else(|| "?".to_owned(), shorten));
+    o.part(path.as_deref().map_or_else(|| "?".to_owned(), |p| shorten_tail(p, MAX_TARGET_CHARS)));
     o.set("path", path);
     o.set("flags", hex(u64::from(open_flags as u32)));
 }
@@ -1092,7 +1057,7 @@ fn nanosleep(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
     if duration.is_none() {
         o.set("timeout_unreadable", true);
     }
-    o.part(duration.map_or_else(|| "?".to_owned(), fmt_ms));
+    o.part(duration.map_or_else(|| "?".to_owned(), fmt_duration_ms));
     o.waits_forever(false);
 }
 
@@ -1109,7 +1074,7 @@ fn clock_nanosleep(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
         o.set("timeout_unreadable", true);
     }
     o.part(clock);
-    let when = ms.map_or_else(|| "?".to_owned(), fmt_ms);
+    let when = ms.map_or_else(|| "?".to_owned(), fmt_duration_ms);
     o.part(if absolute { format!("until {when}") } else { when });
     o.waits_forever(false);
 }
@@ -1119,35 +1084,6 @@ fn clock_nanosleep(a: &[u64; 6], t: &dyn TaskView, o: &mut Out) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fmt_ms_cases() {
-        assert_eq!(fmt_ms(0), "0ms");
-        assert_eq!(fmt_ms(1), "1ms");
-        assert_eq!(fmt_ms(250), "250ms");
-        assert_eq!(fmt_ms(999), "999ms");
-        assert_eq!(fmt_ms(1000), "1s");
-        assert_eq!(fmt_ms(5000), "5s");
-        assert_eq!(fmt_ms(5500), "5.5s");
-        assert_eq!(fmt_ms(5250), "5.25s");
-        assert_eq!(fmt_ms(5001), "5.001s");
-        assert_eq!(fmt_ms(59_999), "59.999s");
-        assert_eq!(fmt_ms(60_000), "1m0s");
-        assert_eq!(fmt_ms(90_000), "1m30s");
-        assert_eq!(fmt_ms(3_600_000), "1h0m");
-        assert_eq!(fmt_ms(5_400_000), "1h30m");
-        assert_eq!(fmt_ms(90_000_000), "1d1h");
-        assert_eq!(fmt_ms(u64::MAX), "213503982334d14h");
-    }
-
-    #[test]
-    fn shorten_keeps_tail() {
-        assert_eq!(shorten("pipe:[1]"), "pipe:[1]");
-        let long = format!("/very/long/{}/file.log", "x".repeat(60));
-        let s = shorten(&long);
-        assert_eq!(s.chars().count(), MAX_TARGET_CHARS);
-        assert!(s.starts_with('…') && s.ends_with("xxx/file.log"), "{s}");
-    }
 
     #[test]
     fn flags_render() {
@@ -1367,7 +1303,7 @@ mod x86_64_tests {
         assert_eq!(d.args["fds"][2]["events"], "RDHUP");
         assert!(!d.infinite);
         assert_eq!(d.fds, vec![4, 5, 6]);
-        assert_eq!(d.human, "poll(3 fds: 4 pipe:[9], 5 socket:[10], 6 /dev/null, timeout=5s)");
+        assert_eq!(d.human, "poll(3 fds: 4 pipe:[9], 5 socket:[10], 6 /dev/null, timeout=5.0s)");
     }
 
     #[test]
@@ -1462,7 +1398,7 @@ mod x86_64_tests {
         let d = decode(281, [5, FDS, 128, 1000, 0, 8], &fake);
         assert_eq!(d.args["timeout_ms"], 1000);
         assert!(!d.infinite);
-        assert_eq!(d.human, "epoll_pwait(epfd 5 anon_inode:[eventpoll], timeout=1s)");
+        assert_eq!(d.human, "epoll_pwait(epfd 5 anon_inode:[eventpoll], timeout=1.0s)");
     }
 
     #[test]
@@ -1642,7 +1578,7 @@ mod x86_64_tests {
         assert_eq!(d.args["duration_ms"], 5000);
         assert_eq!(d.args["infinite"], false);
         assert!(!d.infinite);
-        assert_eq!(d.human, "nanosleep(5s)");
+        assert_eq!(d.human, "nanosleep(5.0s)");
 
         let fake = Fake::new().mem(TS, timespec(0, 250_000_000));
         let d = decode(230, [1, 0, TS, 0, 0, 0], &fake);
@@ -1658,7 +1594,7 @@ mod x86_64_tests {
         assert_eq!(d.args["absolute"], true);
         assert_eq!(d.args["until_ms"], 7_200_000);
         assert!(!d.args.contains_key("duration_ms"));
-        assert_eq!(d.human, "clock_nanosleep(BOOTTIME, until 2h0m)");
+        assert_eq!(d.human, "clock_nanosleep(BOOTTIME, until 2h00m)");
 
         let d = decode(35, [TS, 0, 0, 0, 0, 0], &Fake::new());
         assert_eq!(d.args["duration_ms"], Value::Null);
@@ -1690,7 +1626,7 @@ mod x86_64_tests {
         let fake = Fake::new().mem(TS, timespec(1, 0));
         let d = decode(220, [5, FDS, 2, TS, 0, 0], &fake);
         assert_eq!(d.args["timeout_ms"], 1000);
-        assert_eq!(d.human, "semtimedop(semid 5, nsops 2, timeout=1s)");
+        assert_eq!(d.human, "semtimedop(semid 5, nsops 2, timeout=1.0s)");
 
         let d = decode(70, [3, FDS, 64, 0, 0, 0], &Fake::new());
         assert_eq!(d.args["msqid"], 3);

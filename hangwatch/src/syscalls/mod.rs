@@ -15,7 +15,7 @@ mod decode;
 #[cfg(target_arch = "x86_64")]
 mod table;
 
-pub use decode::{Decoded, decode, fmt_ms};
+pub use decode::{Decoded, decode};
 
 /// Name of syscall `nr` on this architecture, e.g. `syscall_name(202) ==
 /// Some("futex")` on x86_64; from the `syscalls` crate's table on other architectures.

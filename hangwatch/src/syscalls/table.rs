@@ -17,6 +17,7 @@
 //! then append the newer entries listed after the marker comment below.
 
 /// Name of x86_64 syscall `nr`, or `None` if the number is not assigned.
+#[allow(clippy::too_many_lines, reason = "long data: the syscall table")]
 pub(super) fn name(nr: i64) -> Option<&'static str> {
     Some(match nr {
         0 => "read",

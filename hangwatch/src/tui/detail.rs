@@ -14,10 +14,11 @@ use ratatui::{
 
 use super::{App, findings, table};
 use crate::{
+    fmt::{fmt_bytes, fmt_duration_ns, shorten, shorten_tail},
     live::aggregator::ProcessRow,
     memory::MemStatus,
     model::Thread,
-    output::{fmt_bytes, fmt_duration_ns, human::memory_line},
+    output::human::memory_line,
 };
 
 /// The parts of the detail view.
@@ -101,7 +102,7 @@ fn thread_lines(row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
     const INDENT: usize = 9;
     let mut lines = Vec::new();
     for t in ordered(row) {
-        let head = format!("{:>7} {:<15} {} ", t.tid, crate::output::shorten(&t.comm, 15), t.state);
+        let head = format!("{:>7} {:<15} {} ", t.tid, shorten(&t.comm, 15), t.state);
         match &t.blocked {
             Some(w) => {
                 let mut spans = vec![
@@ -201,11 +202,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, pid: i32) {
         )),
         Line::from(vec![
             Span::styled(" cgroup ", STYLE_DIM),
-            Span::raw(table::shorten_tail(&p.cgroup, w.saturating_sub(8))),
+            Span::raw(shorten_tail(&p.cgroup, w.saturating_sub(8))),
         ]),
         Line::from(vec![
             Span::styled(" cmd    ", STYLE_DIM),
-            Span::raw(crate::output::shorten(&p.cmdline, w.saturating_sub(8))),
+            Span::raw(shorten(&p.cmdline, w.saturating_sub(8))),
         ]),
     ];
     let block = Block::new().borders(Borders::TOP).title(Line::from(title)).border_style(STYLE_DIM);

@@ -10,7 +10,7 @@ use ratatui::{
 };
 
 use super::App;
-use crate::{live::aggregator::EventKind, output::fmt_duration_ns};
+use crate::{fmt::fmt_duration_ns, live::aggregator::EventKind};
 
 fn tag(kind: EventKind) -> Span<'static> {
     let (text, style) = match kind {

@@ -15,7 +15,7 @@ use ratatui::{
 use super::App;
 use crate::{
     analysis::{Finding, FindingKind, Severity, Step},
-    output::{fmt_duration_ns, shorten},
+    fmt::{fmt_duration_ns, shorten},
 };
 
 const STYLE_DIM: Style = Style::new().fg(Color::DarkGray);

@@ -16,7 +16,7 @@ use ratatui::{
 use super::{App, findings};
 use crate::{
     analysis::Severity,
-    output::{fmt_bytes, fmt_duration_ns},
+    fmt::{fmt_bytes, fmt_duration_ns},
 };
 
 /// Probe lines shown at most; more are summed up in one line.
@@ -61,6 +61,7 @@ fn fit_segments(mut segments: Vec<(u8, Vec<Span<'static>>)>, width: usize) -> Ve
     out
 }
 
+#[allow(clippy::too_many_lines, reason = "long data: the header's spans, one after the other")]
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let v = app.view();
     let h = &v.health;

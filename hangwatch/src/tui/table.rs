@@ -17,9 +17,9 @@ use ratatui::{
 
 use super::{App, findings};
 use crate::{
+    fmt::{fmt_bytes, fmt_duration_ns, short_bytes, shorten, shorten_tail},
     live::aggregator::ProcessRow,
     model::Wait,
-    output::{fmt_bytes, fmt_duration_ns, shorten},
 };
 
 /// A column.
@@ -126,24 +126,6 @@ fn layout(width: u16) -> Vec<(&'static Column, u16)> {
     chosen.into_iter().map(|(c, w)| (c, if c.width == FLEX { flex } else { w })).collect()
 }
 
-/// "1.0G", "512M", "3.2M", "900B": at most 4 characters.
-pub fn short_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 999.5 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b}B")
-    } else if v < 9.95 {
-        format!("{v:.1}{}", UNITS[u])
-    } else {
-        format!("{v:.0}{}", UNITS[u])
-    }
-}
-
 /// `fmt_bytes` ("84.0 MiB") when it fits in `width`, else [`short_bytes`].
 fn bytes_label(b: u64, width: usize) -> String {
     let s = fmt_bytes(b);
@@ -226,19 +208,6 @@ fn wait_cell(_: &App, r: &ProcessRow, width: usize) -> Line<'static> {
         Some((_, w)) => Line::from(wait_label(w, width)),
         None => Line::from("-"),
     }
-}
-
-/// Keeps the tail (container ids and unit names are at the end): "…" marks the cut.
-pub fn shorten_tail(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
-        return s.to_string();
-    }
-    if max == 0 {
-        return String::new();
-    }
-    let tail: String = s.chars().skip(n - (max - 1)).collect();
-    format!("…{tail}")
 }
 
 /// The cgroup path if it fits; else its last component without the systemd unit suffix
@@ -532,24 +501,6 @@ mod tests {
         }
         // At 80 columns the cgroup keeps 9 characters: "…89abcdef".
         assert_eq!(layout(80).iter().find(|(c, _)| c.title == "CGROUP").expect("cgroup").1, 9);
-    }
-
-    #[test]
-    fn short_bytes() {
-        use super::short_bytes;
-        assert_eq!(short_bytes(0), "0B");
-        assert_eq!(short_bytes(999), "999B");
-        assert_eq!(short_bytes(1000), "1.0K");
-        assert_eq!(short_bytes(3_355_443), "3.2M");
-        assert_eq!(short_bytes(10_433_331), "9.9M");
-        assert_eq!(short_bytes(10 << 20), "10M");
-        assert_eq!(short_bytes(512 << 20), "512M");
-        assert_eq!(short_bytes(1023 << 20), "1.0G");
-        assert_eq!(short_bytes(1 << 30), "1.0G");
-        // At most 4 characters below a PiB (there is no larger unit than T).
-        for b in (0..50).map(|s| 1u64 << s).chain((0..50).map(|s| (1u64 << s) / 1000 * 999)) {
-            assert!(short_bytes(b).len() <= 4, "{b}: {}", short_bytes(b));
-        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub fn run_measured(args: &[&str]) -> Measured {
     let mut cmd = Command::new(hangwatch_bin());
     cmd.args(args).env_remove("RUST_LOG");
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below, which gives its rusage")]
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start hangwatch {args:?}: {e}"));
     let pid = i32::try_from(child.id()).expect("pid fits in i32");
     let mut out = child.stdout.take().expect("piped");
