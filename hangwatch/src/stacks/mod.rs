@@ -77,6 +77,7 @@ pub struct StackStats {
 }
 
 /// Reads stacks, with the caches that make a wait cost one unwind and a module one parse.
+#[derive(Default)]
 pub struct Gatherer {
     python: python::PythonStacks,
     modules: native::ModuleCache,
@@ -92,18 +93,6 @@ pub struct Gatherer {
 /// must not pin memory.
 const CACHE_RESET_SCANS: u64 = 600;
 const MAX_CACHED_MODULES: usize = 1024;
-
-impl Default for Gatherer {
-    fn default() -> Self {
-        Gatherer {
-            python: python::PythonStacks::default(),
-            modules: native::ModuleCache::default(),
-            done: HashMap::new(),
-            scans: 0,
-            stats: StackStats::default(),
-        }
-    }
-}
 
 /// Whether a thread gets a stack: it is in a reported wait, or in uninterruptible sleep.
 pub fn wants_stack(t: &crate::model::Thread) -> bool {

@@ -303,7 +303,7 @@ impl StackReader {
 
     fn read_u64(&mut self, addr: u64) -> Result<u64, ()> {
         // Only the stack above the innermost frame is ever read.
-        if addr < self.lowest || addr % 8 != 0 {
+        if addr < self.lowest || !addr.is_multiple_of(8) {
             return Err(());
         }
         let base = addr & !(CHUNK - 1);
@@ -337,13 +337,12 @@ pub fn read_remote(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
     (n == len as isize).then_some(buf)
 }
 
+/// What is known of one address: symbol, source file, line.
+pub type SymInfo = (Option<String>, Option<String>, Option<u32>);
+
 /// Symbolizes a process's frame addresses with blazesym: (symbol, file, line) per address.
 /// Return addresses are looked up one byte back (the call, not what follows it).
-pub fn symbolize(
-    sym: &blazesym::symbolize::Symbolizer,
-    pid: i32,
-    lookups: &[u64],
-) -> Vec<(Option<String>, Option<String>, Option<u32>)> {
+pub fn symbolize(sym: &blazesym::symbolize::Symbolizer, pid: i32, lookups: &[u64]) -> Vec<SymInfo> {
     use blazesym::symbolize::{
         Input, Symbolized,
         source::{Process, Source},
@@ -373,7 +372,7 @@ pub fn symbolize(
 pub fn frames(
     pm: &ProcessModules,
     addrs: &[u64],
-    symbols: &HashMap<u64, (Option<String>, Option<String>, Option<u32>)>,
+    symbols: &HashMap<u64, SymInfo>,
 ) -> Vec<NativeFrame> {
     addrs
         .iter()
