@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(long)]
     pub exact_memory: bool,
 
+    /// Live mode: read no stacks of blocked threads (by default each long wait's stack is
+    /// read once, in the /proc scanner, within a time budget per scan).
+    #[arg(long)]
+    pub no_stacks: bool,
+
     /// How often live mode rescans /proc.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
@@ -102,8 +107,28 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub exact_memory: bool,
 
+    /// Print whole stacks (kernel, native, Python) of blocked threads, identical ones once.
+    #[arg(long, conflicts_with = "no_stacks")]
+    pub stacks: bool,
+
+    /// Read no stacks at all (by default each blocked thread shows its innermost frame of user
+    /// code).
+    #[arg(long)]
+    pub no_stacks: bool,
+
     #[command(flatten)]
     pub filter: Filter,
+}
+
+impl SnapshotArgs {
+    pub fn stack_mode(&self) -> crate::stacks::StackMode {
+        use crate::stacks::StackMode;
+        match (self.stacks, self.no_stacks) {
+            (_, true) => StackMode::Off,
+            (true, _) => StackMode::Full,
+            _ => StackMode::Brief,
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -129,6 +129,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 all: a.all,
                 hung_after: a.hung_after,
                 exact_memory: a.exact_memory,
+                stacks: a.stack_mode(),
             })?;
             hangwatch::stdio::writing_stdout(|| {
                 let mut out = io::stdout().lock();
@@ -161,6 +162,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 hung_after: cli.hung_after,
                 keep_exited: cli.keep_exited,
                 exact_memory: cli.exact_memory,
+                stacks: !cli.no_stacks,
             };
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(

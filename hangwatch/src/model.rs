@@ -28,6 +28,8 @@ pub struct Thread {
     /// CPU used over the observation window, in clock ticks.
     pub cpu_ticks_window: u64,
     pub blocked: Option<Wait>,
+    /// Kernel, native and Python stacks (docs/stacks.md), for blocked and `D` threads.
+    pub stack: Option<Arc<crate::stacks::Stack>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +160,7 @@ pub mod tests {
                     state: if w.is_some() { 'S' } else { 'R' },
                     cpu_ticks_window: 0,
                     blocked: w,
+                    stack: None,
                 })
                 .collect(),
         }

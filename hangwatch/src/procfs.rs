@@ -91,6 +91,21 @@ pub fn parse_syscall(s: &str) -> Option<SyscallState> {
     Some(SyscallState::In { nr, args })
 }
 
+/// The user stack and instruction pointers that /proc/PID/task/TID/syscall ends with (for a
+/// thread in a system call, and for a blocked thread outside one): `(sp, pc)`.
+pub fn parse_syscall_regs(s: &str) -> Option<(u64, u64)> {
+    let s = s.trim();
+    if s == "running" {
+        return None;
+    }
+    let words: Vec<&str> = s.split_ascii_whitespace().collect();
+    let hex = |w: &str| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok();
+    match words.as_slice() {
+        [.., sp, pc] if words.len() == 3 || words.len() == 9 => Some((hex(sp)?, hex(pc)?)),
+        _ => None,
+    }
+}
+
 /// `se.exec_start` from /proc/PID/task/TID/sched, in ns on the scheduler's task clock. For a
 /// sleeping thread this is when it stopped running, i.e. when its current sleep began.
 pub fn parse_exec_start_ns(s: &str) -> Option<u64> {

@@ -31,6 +31,8 @@ pub struct Options {
     pub hung_after: Duration,
     /// Attach the memory syscall probes (exact counts).
     pub exact_memory: bool,
+    /// Which stacks to read (docs/stacks.md).
+    pub stacks: crate::stacks::StackMode,
 }
 
 /// A wait that ended during the window (reported by the kernel probe).
@@ -57,6 +59,9 @@ pub struct Stats {
     pub vanished: usize,
     /// Time spent reading /proc at the end of the window, ms.
     pub scan_ms: u64,
+    /// What reading stacks cost and lost.
+    #[serde(flatten)]
+    pub stacks: crate::stacks::StackStats,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +87,8 @@ pub struct Report {
     pub stats: Stats,
     /// What could not be read for lack of permission, and what the report lacks for it.
     pub limitations: Vec<crate::access::Limitation>,
+    /// Which stacks were read, and how much of them the human report shows.
+    pub stack_mode: crate::stacks::StackMode,
 }
 
 impl Report {
@@ -165,6 +172,7 @@ pub fn build_process(
                     .get(&t.tid)
                     .map_or(0, |b| ticks.saturating_sub(*b)),
                 blocked,
+                stack: None,
             }
         })
         .collect();
@@ -181,6 +189,22 @@ pub fn build_process(
         rss_bytes: after.mem.vm_rss,
         threads,
         memory: None,
+    }
+}
+
+/// When a sleeping thread's current wait began (CLOCK_MONOTONIC ns), as [`build_process`]
+/// computes it: `None` unless it sleeps in a system call.
+pub fn wait_since_ns(t: &procfs::ThreadSample, clock_offsets: &[i64]) -> Option<u64> {
+    match (&t.syscall, t.exec_start_ns, t.is_sleeping()) {
+        (Some(SyscallState::In { .. }), Some(es), true) => {
+            let off = clock_offsets
+                .get(t.stat.processor as usize)
+                .or(clock_offsets.first())
+                .copied()
+                .unwrap_or(0);
+            Some((es as i64).saturating_add(off).max(0) as u64)
+        }
+        _ => None,
     }
 }
 
@@ -376,7 +400,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         .collect();
     // The analysis follows chains through every process, not only the ones listed.
     let facts = facts::gather(&all, &|pid| Box::new(ProcTask { pid }), oom_facts);
-    let findings: Vec<Finding> = analysis::analyze(
+    let mut findings: Vec<Finding> = analysis::analyze(
         &all,
         &facts,
         &analysis::Config {
@@ -393,6 +417,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
                 .any(|pid| all.iter().any(|p| p.pid == *pid && selected_by_filter(p, opts)))
     })
     .collect();
+    let stack_stats = gather_stacks(&mut all, &mut findings, opts);
     let total = all.len();
     let mut processes: Vec<Process> = all.into_iter().filter(|p| selected(p, opts)).collect();
     let hidden = total - processes.len();
@@ -446,10 +471,33 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             threads_scanned,
             vanished,
             scan_ms,
+            stacks: stack_stats,
         },
         probes: probes.status.clone(),
         limitations: crate::access::check(&after),
+        stack_mode: opts.stacks,
     })
+}
+
+/// Reads the stacks of the blocked (and `D`) threads of the listed processes and of those the
+/// findings name, then names in each finding the frame it waits in.
+fn gather_stacks(
+    all: &mut [Process],
+    findings: &mut [Finding],
+    opts: &Options,
+) -> crate::stacks::StackStats {
+    if opts.stacks == crate::stacks::StackMode::Off {
+        return crate::stacks::StackStats::default();
+    }
+    let named: std::collections::HashSet<i32> =
+        findings.iter().flat_map(|f| f.pids.iter().copied()).collect();
+    let mut g = crate::stacks::Gatherer::default();
+    g.gather(
+        all.iter_mut().filter(|p| named.contains(&p.pid) || selected(p, opts)),
+        crate::stacks::SNAPSHOT_BUDGET,
+    );
+    crate::stacks::annotate_findings(findings, all);
+    g.stats
 }
 
 #[cfg(test)]
@@ -565,6 +613,7 @@ mod tests {
             all: false,
             hung_after: Duration::from_secs(30),
             exact_memory: false,
+            stacks: crate::stacks::StackMode::Brief,
         };
         let idle = crate::model::tests::process(5, 1.0, 10.0, vec![None]);
         let stuck = crate::model::tests::process(

@@ -858,7 +858,13 @@ impl<'a> Bench<'a> {
 
     fn snapshots(&mut self) -> Result<Vec<SnapshotResult>> {
         let mut results = Vec::new();
-        if self.plan.snapshot_counts.is_empty() || !self.plan.selected("snapshot") {
+        if self.plan.snapshot_counts.is_empty() {
+            return Ok(results);
+        }
+        if self.plan.selected("snapshot-stacks") {
+            results.push(self.snapshot_stacks()?);
+        }
+        if !self.plan.selected("snapshot") {
             return Ok(results);
         }
         eprintln!("bench: snapshot latency with N blocked threads");
@@ -892,9 +898,39 @@ impl<'a> Bench<'a> {
             if let Some(p) = park {
                 p.release()?;
             }
-            results.push(SnapshotResult { threads: n, runs });
+            results.push(SnapshotResult { threads: n, runs, stacks: false });
         }
         Ok(results)
+    }
+
+    /// `snapshot --stacks` with 10,000 blocked threads whose stacks are identical (one
+    /// program, one function): every thread's kernel and native stack is read, unwound and
+    /// symbolized (docs/stacks.md).
+    fn snapshot_stacks(&mut self) -> Result<SnapshotResult> {
+        const N: usize = 10_000;
+        eprintln!("bench: snapshot --stacks with {N} blocked threads, identical stacks");
+        let park = self.park(N)?;
+        thread::sleep(Duration::from_millis(1200));
+        let mut runs = Vec::new();
+        for _ in 0..self.plan.snapshot_reps {
+            let result = self.run_dir.join("snapshot-stacks-runstat.txt");
+            let mut cmd = self.ctx.cmd(self.bin("runstat"));
+            cmd.arg(&result)
+                .arg(&self.hangwatch)
+                .args(["snapshot", "--json", "--stacks", "--window", "100ms"]);
+            let out = run_workload(cmd, Duration::from_secs(120), true)?;
+            let rs = RunStat::read(&result)?;
+            ensure!(
+                rs.status == 0,
+                "hangwatch snapshot --stacks failed with {N} blocked threads (wait status {}): {}",
+                rs.status,
+                out.stderr.trim()
+            );
+            eprintln!("bench:   {N:>6} threads with stacks: {:.3} s", rs.wall_secs);
+            runs.push(rs);
+        }
+        park.release()?;
+        Ok(SnapshotResult { threads: N, runs, stacks: true })
     }
 
     /// Starts `blocked_threads park N` and waits until its N threads are blocked.
@@ -1150,6 +1186,11 @@ impl<'a> Bench<'a> {
             s.push_str("| ---: | ---: | ---: | ---: | ---: |\n");
             let base = snapshots.iter().find(|r| r.threads == 0).and_then(SnapshotResult::wall);
             for r in snapshots {
+                let label = if r.stacks {
+                    format!("{} (`--stacks`, identical stacks)", fmt_ops(r.threads as f64))
+                } else {
+                    fmt_ops(r.threads as f64)
+                };
                 let wall = r.wall();
                 let marginal = match (wall, base) {
                     (Some(w), Some(b)) if r.threads > 0 => {
@@ -1160,7 +1201,7 @@ impl<'a> Bench<'a> {
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} |",
-                    fmt_ops(r.threads as f64),
+                    label,
                     wall.map_or("–".into(), |w| format!("{w:.3} s")),
                     r.cpu().map_or("–".into(), |c| format!("{c:.3} s")),
                     r.maxrss_mib().map_or("–".into(), |m| format!("{m:.1} MiB")),
@@ -1287,8 +1328,23 @@ impl<'a> Bench<'a> {
             }
         }
         if !snapshots.is_empty() {
-            let wall =
-                |n: usize| snapshots.iter().find(|r| r.threads == n).and_then(SnapshotResult::wall);
+            if let Some(s) = snapshots.iter().find(|r| r.stacks) {
+                let w = s.wall();
+                out.push(Target {
+                    what: format!(
+                        "10,000 blocked threads with identical stacks: snapshot time (--stacks) ≤ {MAX_SNAPSHOT_SECS_10K} s"
+                    ),
+                    measured: w.map_or("–".into(), |w| format!("{w:.3} s")),
+                    pass: w.map(|w| w <= MAX_SNAPSHOT_SECS_10K),
+                    caveat: None,
+                });
+            }
+            let wall = |n: usize| {
+                snapshots
+                    .iter()
+                    .find(|r| r.threads == n && !r.stacks)
+                    .and_then(SnapshotResult::wall)
+            };
             let w10 = wall(10_000);
             out.push(Target {
                 what: format!("snapshot with 10,000 blocked threads ≤ {MAX_SNAPSHOT_SECS_10K} s"),
@@ -1579,6 +1635,8 @@ impl WorkloadResult {
 struct SnapshotResult {
     threads: usize,
     runs: Vec<RunStat>,
+    /// Run with `--stacks` (the identical-stacks row).
+    stacks: bool,
 }
 
 impl SnapshotResult {

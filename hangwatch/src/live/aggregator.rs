@@ -50,6 +50,8 @@ pub enum Input {
     /// The kernel's per-process memory call counts (`--exact-memory`), all of them, read
     /// from the map once a second.
     KernelMemory(HashMap<i32, hangwatch_common::MemCounters>),
+    /// The stacks of the long waits of the next `Scan`, by tid (docs/stacks.md).
+    Stacks(HashMap<i32, std::sync::Arc<crate::stacks::Stack>>),
     /// The probes' counters and hangwatch's own resource use.
     Health {
         kernel: KernelStats,
@@ -68,6 +70,7 @@ pub enum Output {
         tid: i32,
         thread_comm: String,
         wait: Wait,
+        stack: Option<std::sync::Arc<crate::stacks::Stack>>,
     },
     /// A reported wait ended. `exact` when the kernel probe timed it.
     Unblocked {
@@ -352,6 +355,8 @@ pub struct Aggregator {
     steady_cfg: Thresholds,
     /// Layouts read with the memory samples of the next scan.
     layouts: HashMap<i32, Layout>,
+    /// Stacks read with the next scan, by tid.
+    stacks: HashMap<i32, std::sync::Arc<crate::stacks::Stack>>,
     hung_after_ns: u64,
 }
 
@@ -380,6 +385,7 @@ impl Aggregator {
             retain_cfg: RetainCfg::default(),
             steady_cfg: Thresholds::for_window(std::time::Duration::from_secs(5)),
             layouts: HashMap::new(),
+            stacks: HashMap::new(),
             hung_after_ns: 30_000_000_000,
         }
     }
@@ -407,6 +413,7 @@ impl Aggregator {
                     self.analyze(now_mono_ns, env, &mut out);
                 }
             }
+            Input::Stacks(s) => self.stacks = s,
             Input::WaitEnd(w) => {
                 self.events_in += 1;
                 if self.cfg.filter.pids.is_empty() || self.cfg.filter.pids.contains(&w.pid) {
@@ -549,6 +556,9 @@ impl Aggregator {
             let view = env.task_view(pid);
             let prev = self.procs.get(&pid).map(|s| &s.process);
             let mut process = snapshot::build_process(before, &sample, &ctx, view.as_ref(), prev);
+            for t in process.threads.iter_mut().filter(|t| crate::stacks::wants_stack(t)) {
+                t.stack = self.stacks.get(&t.tid).cloned();
+            }
             // A zombie has lost its cmdline and cgroup: keep what the live process had.
             if let (Some(old), true) = (self.procs.get(&pid), sample.stat.state == 'Z') {
                 process.cmdline = old.process.cmdline.clone();
@@ -660,6 +670,7 @@ impl Aggregator {
                         tid: t.tid,
                         thread_comm: t.comm.clone(),
                         wait: w.clone(),
+                        stack: t.stack.clone(),
                     });
                 }
             }

@@ -38,6 +38,8 @@ pub struct Options {
     pub keep_exited: Duration,
     /// Attach the memory syscall probes (exact counts).
     pub exact_memory: bool,
+    /// Read the stacks of blocked threads (off with `--no-stacks`).
+    pub stacks: bool,
 }
 
 /// Memory is sampled every this many /proc scans.
@@ -200,8 +202,11 @@ fn proc_collector(
     offsets: Vec<i64>,
     wakes: std::sync::Arc<WakeLog>,
     trust_ns: Option<u64>,
+    stacks: Option<Filter>,
 ) {
     let mut offsets = offsets;
+    // Stacks are read here, on the I/O side, once per wait (docs/stacks.md).
+    let mut gatherer = stacks.as_ref().map(|_| crate::stacks::Gatherer::default());
     let mut n = 0u64;
     let mut cache = procfs::ThreadCache::with_kernel_wakeups(trust_ns);
     let mut layout_cache = crate::memory_layout::LayoutCache::default();
@@ -248,6 +253,20 @@ fn proc_collector(
             let layouts =
                 layout_cache.layouts(now, &anon, &retain_cfg, crate::memory_layout::read_layout);
             if tx.blocking_send(Input::MemLayouts(layouts)).is_err() {
+                return;
+            }
+        }
+        if let (Some(g), Some(f)) = (gatherer.as_mut(), stacks.as_ref()) {
+            let include = |p: &procfs::ProcessSample| f.matches(p.pid, &p.stat.comm, &p.cgroup);
+            let found = g.gather_samples(
+                &samples,
+                &offsets,
+                now,
+                f.min_blocked_ns,
+                &include,
+                crate::stacks::LIVE_BUDGET,
+            );
+            if tx.blocking_send(Input::Stacks(found)).is_err() {
                 return;
             }
         }
@@ -379,9 +398,10 @@ fn start(
         .any(|p| p.attached && p.name.starts_with("tp_btf/sched_waking"))
         .then_some(threshold_ns);
     let scan_wakes = wakes.clone();
+    let stacks = opts.stacks.then(|| opts.filter.clone());
     std::thread::Builder::new()
         .name("proc-scan".into())
-        .spawn(move || proc_collector(ptx, interval, pids, offsets, scan_wakes, trust_ns))
+        .spawn(move || proc_collector(ptx, interval, pids, offsets, scan_wakes, trust_ns, stacks))
         .map_err(|e| Error::Unsupported(format!("cannot start the /proc scanner: {e}")))?;
     for p in probes.status.iter().filter(|p| !p.attached) {
         warn!(

@@ -45,6 +45,9 @@ pub enum Record {
         infinite: bool,
         summary: String,
         args: serde_json::Map<String, serde_json::Value>,
+        /// docs/stacks.md; only when read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stack: Option<crate::output::json::StackJson>,
     },
     Unblocked {
         time: String,
@@ -187,7 +190,7 @@ fn wait_fields(w: &Wait) -> (String, u64, serde_json::Map<String, serde_json::Va
 )]
 pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
     match out {
-        Output::Blocked { process, tid, thread_comm, wait } => {
+        Output::Blocked { process, tid, thread_comm, wait, stack } => {
             let (syscall, since_ns, args) = wait_fields(wait);
             let ts = since_ns + wait.duration_ns;
             Record::Blocked {
@@ -206,6 +209,7 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
                 infinite: wait.decoded.infinite,
                 summary: wait.decoded.human.clone(),
                 args,
+                stack: stack.as_deref().map(crate::output::json::stack_json),
             }
         }
         Output::Unblocked { process, tid, thread_comm, wait, duration_ns, exact, woken_by } => {

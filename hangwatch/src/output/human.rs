@@ -9,6 +9,7 @@ use crate::{
     memory::MemStatus,
     model::Process,
     snapshot::Report,
+    stacks::{Stack, StackMode},
 };
 
 /// Columns for a comm (the kernel keeps 15 bytes; escapes make it longer).
@@ -72,7 +73,7 @@ fn render_unchecked(r: &Report, limit: usize) -> String {
     }
     for p in r.processes.iter().take(limit) {
         o.push('\n');
-        render_process(&mut o, p);
+        render_process(&mut o, p, r.stack_mode);
     }
     if r.processes.len() > limit {
         let _ = writeln!(
@@ -185,13 +186,16 @@ fn render_finding(o: &mut String, r: &Report, f: &Finding) {
     for (i, s) in f.chain.iter().enumerate() {
         let _ = writeln!(
             o,
-            "  {}└→ pid {} tid {} ({}) in {} waits on {}",
+            "  {}└→ pid {} tid {} ({}) in {} waits on {}{}",
             "   ".repeat(i),
             s.pid,
             s.tid,
             field(&s.comm, COMM_COLS),
             if s.syscall.is_empty() { "?".into() } else { term(&s.syscall) },
-            term(&s.waits_on)
+            term(&s.waits_on),
+            crate::stacks::frame_of_tid(&r.processes, s.tid)
+                .map(|f| format!(" {}", field(&f, FRAME_COLS)))
+                .unwrap_or_default()
         );
     }
 }
@@ -205,7 +209,7 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
-fn render_process(o: &mut String, p: &Process) {
+fn render_process(o: &mut String, p: &Process, mode: StackMode) {
     let n = p.threads.len();
     let b = p.blocked_count();
     let blocked = if b == 0 {
@@ -253,9 +257,62 @@ fn render_process(o: &mut String, p: &Process) {
             fmt_duration_ns(w.duration_ns),
             w.wchan.as_deref().map(|c| format!("  [{}]", term(c))).unwrap_or_default()
         );
+        if mode == StackMode::Brief
+            && let Some(s) = &t.stack
+        {
+            stack_brief(o, s, if last { "   " } else { "│  " });
+        }
     }
     if blocked.len() > MAX_THREADS {
         let _ = writeln!(o, "  └─ … {} more blocked threads", blocked.len() - MAX_THREADS);
+    }
+    if mode == StackMode::Full {
+        stacks_full(o, p);
+    }
+}
+
+/// Columns for one frame (a C++ symbol with its parameters can be long).
+const FRAME_COLS: usize = 300;
+/// Most frames printed per stack with `--stacks`.
+const MAX_FRAMES_SHOWN: usize = 64;
+
+/// The innermost user-code frame under a thread's line, or why there is none.
+fn stack_brief(o: &mut String, s: &Stack, indent: &str) {
+    match (s.user_frame(), &s.error) {
+        (Some(f), _) => {
+            let _ = writeln!(o, "  {indent}    {}", field(&f, FRAME_COLS));
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(o, "  {indent}    (no stack: {})", field(e, FRAME_COLS));
+        }
+        (None, None) => {}
+    }
+}
+
+/// Whole stacks of a process's blocked and `D` threads, identical ones once with their count.
+fn stacks_full(o: &mut String, p: &Process) {
+    let with: Vec<(i32, &Stack)> =
+        p.threads.iter().filter_map(|t| Some((t.tid, t.stack.as_deref()?))).collect();
+    for (s, tids) in crate::stacks::group(with) {
+        let shown: Vec<String> = tids.iter().take(8).map(|t| t.to_string()).collect();
+        let more = if tids.len() > 8 { ", …" } else { "" };
+        let _ = writeln!(
+            o,
+            "  stack × {} thread{} (tid {}{more}):",
+            tids.len(),
+            if tids.len() == 1 { "" } else { "s" },
+            shown.join(", ")
+        );
+        let lines = s.lines();
+        for l in lines.iter().take(MAX_FRAMES_SHOWN) {
+            let _ = writeln!(o, "      {}", field(l, FRAME_COLS));
+        }
+        if lines.len() > MAX_FRAMES_SHOWN {
+            let _ = writeln!(o, "      … {} more frames", lines.len() - MAX_FRAMES_SHOWN);
+        }
+        if let Some(e) = &s.error {
+            let _ = writeln!(o, "      ({})", field(e, FRAME_COLS));
+        }
     }
 }
 
@@ -286,6 +343,7 @@ mod tests {
             probes: vec![],
             stats: Stats { processes_scanned: 42, ..Default::default() },
             limitations: vec![],
+            stack_mode: crate::stacks::StackMode::Brief,
         }
     }
 

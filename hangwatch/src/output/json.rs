@@ -299,6 +299,10 @@ pub struct StepJson {
     pub comm: String,
     pub syscall: String,
     pub waits_on: String,
+    /// The innermost user-code frame the step's thread waits in (snapshot only, when its
+    /// stack was read: docs/stacks.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<String>,
 }
 
 pub fn finding_json(f: &Finding, wall: impl Fn(u64) -> String) -> FindingJson {
@@ -322,6 +326,7 @@ pub fn finding_json(f: &Finding, wall: impl Fn(u64) -> String) -> FindingJson {
                 comm: s.comm.clone(),
                 syscall: s.syscall.clone(),
                 waits_on: s.waits_on.clone(),
+                frame: None,
             })
             .collect(),
     }
@@ -355,6 +360,67 @@ pub struct ThreadJson {
     pub comm: String,
     pub state: String,
     pub blocked: Option<BlockedJson>,
+    /// Only on threads whose stack was read (docs/stacks.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<StackJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StackJson {
+    pub kernel: Vec<String>,
+    pub native: Vec<NativeFrameJson>,
+    pub python: Vec<PyFrameJson>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NativeFrameJson {
+    pub addr: u64,
+    pub symbol: Option<String>,
+    pub module: Option<String>,
+    pub offset: Option<u64>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub build_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PyFrameJson {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+}
+
+pub fn stack_json(s: &crate::stacks::Stack) -> StackJson {
+    StackJson {
+        kernel: s.kernel.clone(),
+        native: s
+            .native
+            .iter()
+            .map(|f| NativeFrameJson {
+                addr: f.addr,
+                symbol: f.symbol.clone(),
+                module: f.module.clone(),
+                offset: f.offset,
+                file: f.file.clone(),
+                line: f.line,
+                build_id: f.build_id.clone(),
+            })
+            .collect(),
+        python: s
+            .python
+            .iter()
+            .map(|f| PyFrameJson {
+                function: f.function.clone(),
+                file: f.file.clone(),
+                line: f.line,
+            })
+            .collect(),
+        error: s.error.clone(),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -405,6 +471,20 @@ pub struct StatsJson {
     pub threads_scanned: usize,
     pub vanished_processes: usize,
     pub scan_ms: u64,
+    /// Stack reading (docs/stacks.md): threads read, served from the cache, left out by the
+    /// time budget, with an error; ELF files parsed; time spent.
+    #[serde(default)]
+    pub stacks_read: u64,
+    #[serde(default)]
+    pub stacks_cached: u64,
+    #[serde(default)]
+    pub stacks_over_budget: u64,
+    #[serde(default)]
+    pub stacks_with_error: u64,
+    #[serde(default)]
+    pub modules_parsed: u64,
+    #[serde(default)]
+    pub stacks_ms: u64,
 }
 
 fn round2(v: f64) -> f64 {
@@ -449,6 +529,7 @@ pub fn process_json(r: &Report, p: &model::Process) -> ProcessJson {
                 comm: t.comm.clone(),
                 state: t.state.to_string(),
                 blocked: t.blocked.as_ref().map(|w| blocked_json(r, w)),
+                stack: t.stack.as_deref().map(stack_json),
             })
             .collect(),
     }
@@ -464,7 +545,17 @@ pub fn snapshot(r: &Report) -> SnapshotJson {
         window_ms: r.window.as_millis() as u64,
         min_blocked_ms: r.min_blocked.as_millis() as u64,
         processes: r.processes.iter().map(|p| process_json(r, p)).collect(),
-        findings: r.findings.iter().map(|f| finding_json(f, |ns| rfc3339(r.wall(ns)))).collect(),
+        findings: r
+            .findings
+            .iter()
+            .map(|f| {
+                let mut j = finding_json(f, |ns| rfc3339(r.wall(ns)));
+                for s in &mut j.chain {
+                    s.frame = crate::stacks::frame_of_tid(&r.processes, s.tid);
+                }
+                j
+            })
+            .collect(),
         hidden_processes: r.hidden,
         ended_waits: r
             .ended_waits
@@ -506,6 +597,12 @@ pub fn snapshot(r: &Report) -> SnapshotJson {
             threads_scanned: r.stats.threads_scanned,
             vanished_processes: r.stats.vanished,
             scan_ms: r.stats.scan_ms,
+            stacks_read: r.stats.stacks.stacks_read,
+            stacks_cached: r.stats.stacks.stacks_cached,
+            stacks_over_budget: r.stats.stacks.stacks_over_budget,
+            stacks_with_error: r.stats.stacks.stacks_with_error,
+            modules_parsed: r.stats.stacks.modules_parsed,
+            stacks_ms: r.stats.stacks.stacks_ms,
         },
         warnings: r
             .limitations

@@ -125,6 +125,7 @@ fn thread_lines(row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
                             .style(Style::new().fg(Color::Cyan)),
                     );
                 }
+                lines.extend(stack_lines(t, width));
             }
             None => {
                 let what = match t.state {
@@ -139,6 +140,22 @@ fn thread_lines(row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
         }
     }
     lines
+}
+
+/// The innermost user-code frame of a thread's stack (docs/stacks.md), else why it has none.
+fn stack_lines(t: &Thread, width: u16) -> Vec<Line<'static>> {
+    const INDENT: usize = 9;
+    let Some(s) = &t.stack else { return Vec::new() };
+    let (text, style) = match (s.user_frame(), &s.error) {
+        (Some(f), _) => (f, Style::new().fg(Color::Green)),
+        (None, Some(e)) => (format!("(no stack: {e})"), STYLE_DIM),
+        (None, None) => return Vec::new(),
+    };
+    let text = crate::escape::field(&text, 300).into_owned();
+    wrap(&text, (width as usize).saturating_sub(INDENT))
+        .into_iter()
+        .map(|piece| Line::from(format!("{}{piece}", " ".repeat(INDENT))).style(style))
+        .collect()
 }
 
 fn pane(title: String) -> Block<'static> {
@@ -596,5 +613,35 @@ mod tests {
         open_detail(&mut app, 500);
         println!("{}", screen(&render(&mut app, 80, 24)));
         println!("{}", screen(&render(&mut app, 120, 35)));
+    }
+
+    #[test]
+    fn blocked_thread_shows_its_user_frame_escaped() {
+        use crate::stacks::{NativeFrame, Stack};
+        let mut r = server(500);
+        let frame = |sym: &str, module: &str| NativeFrame {
+            addr: 0x1000,
+            symbol: Some(sym.into()),
+            module: Some(module.into()),
+            offset: Some(0x10),
+            ..NativeFrame::default()
+        };
+        r.process.threads[1].stack = Some(std::sync::Arc::new(Stack {
+            native: vec![
+                frame("__lll_lock_wait", "/lib/libc.so.6"),
+                frame("Pool::drain\u{1b}[31m()", "/srv/app"),
+            ],
+            ..Stack::default()
+        }));
+        let mut app = app_with(view(vec![r]));
+        open_detail(&mut app, 500);
+        let s = render(&mut app, 100, 30);
+        let all = screen(&s);
+        let worker = s
+            .iter()
+            .position(|l| l.contains("    501 worker-1"))
+            .unwrap_or_else(|| panic!("{all}"));
+        assert!(s[worker + 2].contains("in Pool::drain\\x1b[31m()"), "{all}");
+        assert!(!all.contains('\u{1b}'), "{all}");
     }
 }

@@ -256,6 +256,7 @@ pub(crate) mod testing {
             state: if blocked.is_some() { 'S' } else { 'R' },
             cpu_ticks_window: 0,
             blocked,
+            stack: None,
         }
     }
 

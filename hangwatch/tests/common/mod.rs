@@ -16,6 +16,7 @@ pub mod faults;
 pub mod hostile;
 pub mod redis;
 pub mod retain;
+pub mod stacks;
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
