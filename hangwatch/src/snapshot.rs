@@ -400,6 +400,9 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         .collect();
     // The analysis follows chains through every process, not only the ones listed.
     let facts = facts::gather(&all, &|pid| Box::new(ProcTask { pid }), oom_facts);
+    // Stacks of the listed processes first: the verdicts use them (a cycle of lock acquires).
+    let mut stacks = StackGathering::new(opts);
+    stacks.gather(&mut all, |p| selected(p, opts));
     let mut findings: Vec<Finding> = analysis::analyze(
         &all,
         &facts,
@@ -417,7 +420,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
                 .any(|pid| all.iter().any(|p| p.pid == *pid && selected_by_filter(p, opts)))
     })
     .collect();
-    let stack_stats = gather_stacks(&mut all, &mut findings, opts);
+    // ... then of the processes the findings name beyond them, to name the frames they wait in.
+    let named: std::collections::HashSet<i32> =
+        findings.iter().flat_map(|f| f.pids.iter().copied()).collect();
+    stacks.gather(&mut all, |p| named.contains(&p.pid));
+    let stack_stats = stacks.finish(&mut findings, &all);
     let total = all.len();
     let mut processes: Vec<Process> = all.into_iter().filter(|p| selected(p, opts)).collect();
     let hidden = total - processes.len();
@@ -479,25 +486,44 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     })
 }
 
-/// Reads the stacks of the blocked (and `D`) threads of the listed processes and of those the
-/// findings name, then names in each finding the frame it waits in.
-fn gather_stacks(
-    all: &mut [Process],
-    findings: &mut [Finding],
-    opts: &Options,
-) -> crate::stacks::StackStats {
-    if opts.stacks == crate::stacks::StackMode::Off {
-        return crate::stacks::StackStats::default();
+/// Reads the stacks of the blocked (and `D`) threads of chosen processes, in passes that share
+/// one time budget and one cache (a thread's wait is unwound once), then names in each finding
+/// the frame it waits in. Nothing is read with `--no-stacks`.
+struct StackGathering {
+    gatherer: Option<crate::stacks::Gatherer>,
+    deadline: std::time::Instant,
+}
+
+impl StackGathering {
+    fn new(opts: &Options) -> Self {
+        let on = opts.stacks != crate::stacks::StackMode::Off;
+        StackGathering {
+            gatherer: on.then(crate::stacks::Gatherer::default),
+            deadline: std::time::Instant::now() + crate::stacks::SNAPSHOT_BUDGET,
+        }
     }
-    let named: std::collections::HashSet<i32> =
-        findings.iter().flat_map(|f| f.pids.iter().copied()).collect();
-    let mut g = crate::stacks::Gatherer::default();
-    g.gather(
-        all.iter_mut().filter(|p| named.contains(&p.pid) || selected(p, opts)),
-        crate::stacks::SNAPSHOT_BUDGET,
-    );
-    crate::stacks::annotate_findings(findings, all);
-    g.stats
+
+    fn gather(&mut self, all: &mut [Process], which: impl Fn(&Process) -> bool) {
+        if let Some(g) = self.gatherer.as_mut() {
+            let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+            g.gather(all.iter_mut().filter(|p| which(p) && !has_stacks(p)), left);
+        }
+    }
+
+    fn finish(self, findings: &mut [Finding], all: &[Process]) -> crate::stacks::StackStats {
+        match self.gatherer {
+            Some(g) => {
+                crate::stacks::annotate_findings(findings, all);
+                g.stats
+            }
+            None => crate::stacks::StackStats::default(),
+        }
+    }
+}
+
+/// Whether every thread that wants a stack already has one (read in an earlier pass).
+fn has_stacks(p: &Process) -> bool {
+    p.threads.iter().all(|t| t.stack.is_some() || !crate::stacks::wants_stack(t))
 }
 
 #[cfg(test)]

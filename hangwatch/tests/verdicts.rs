@@ -170,6 +170,34 @@ fn assert_hung(runs: &[Value], pid: i32) -> String {
 }
 
 #[test]
+fn python_lock_abba_with_a_sigterm_handler_is_a_critical_deadlock_by_its_stacks() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let prog = py("py_lock_abba.py", &[]);
+    let idle = py("py_lock_abba.py", &["event"]);
+    idle.wait_since_ready(SETTLE);
+    let runs = snapshots(&lock, &[prog.pid as i64], &[]);
+    for r in &runs {
+        let f = array_field(r, "findings");
+        assert_eq!(f.len(), 1, "{}", excerpt(r));
+        assert_eq!(str_field(&f[0], "kind"), "deadlock");
+        assert_eq!(str_field(&f[0], "severity"), "critical", "{}", excerpt(&f[0]));
+        let summary = str_field(&f[0], "summary");
+        assert!(summary.contains("by their stacks"), "{summary}");
+        assert!(summary.contains("py_lock_abba.py:28 in one()"), "{summary}");
+        assert!(summary.contains("py_lock_abba.py:40 in two()"), "{summary}");
+    }
+    // The same threads waiting on Events nobody sets, the same handler: idle, silent.
+    let runs = snapshots(&lock, &[idle.pid as i64], &[]);
+    assert_silent(&runs, "threads waiting on events in a process with a SIGTERM handler");
+    // Without stacks there is no evidence of who holds what: silent as before.
+    let runs = snapshots(&lock, &[prog.pid as i64], &["--no-stacks"]);
+    assert_silent(&runs, "the ABBA without stacks (a handler may wake a futex wait)");
+}
+
+#[test]
 fn zmq_main_thread_stuck_beside_a_reconnecting_io_thread_is_hung() {
     if !require_root() {
         return;

@@ -864,7 +864,11 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         if uniq.iter().all(|p| explained.contains(p)) {
             continue;
         }
-        let severity = rules::cycle_severity(&g, &cyc);
+        // The stacks may say what the futex words cannot: every thread acquires a lock (or
+        // joins a thread of the cycle), each wait older than an instant of contention.
+        let lock_sites = rules::lock_cycle_sites(&g, &cyc, cfg.hung_after_ns.min(ORPHAN_MIN_NS));
+        let severity =
+            if lock_sites.is_some() { Severity::Critical } else { rules::cycle_severity(&g, &cyc) };
         // Only futex waits with no owner, in processes a signal handler may wake: idle.
         if severity == Severity::Low && uniq.iter().all(|p| rules::signal_may_wake(facts, *p)) {
             continue;
@@ -901,10 +905,13 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         let sentences: Vec<String> = steps.iter().map(step_sentence).collect();
         let mut tids: Vec<i32> = steps.iter().map(|s| s.tid).collect();
         tids.sort();
-        let lead = if severity == Severity::Low {
-            "every thread waits, nothing visible can wake them (futex waits with no owner: no evidence of who holds what)"
-        } else {
-            "deadlock"
+        let lead = match (&lock_sites, severity) {
+            (Some(at), _) => format!(
+                "deadlock (by their stacks, every thread acquires a lock another holds or joins one that does: {})",
+                at.join(", ")
+            ),
+            (None, Severity::Low) => "every thread waits, nothing visible can wake them (futex waits with no owner: no evidence of who holds what)".to_string(),
+            (None, _) => "deadlock".to_string(),
         };
         out.push(Finding {
             kind: FindingKind::Deadlock,

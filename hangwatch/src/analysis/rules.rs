@@ -457,6 +457,30 @@ pub fn rank(out: &mut [Finding]) {
     });
 }
 
+/// Where the threads of a cycle acquire locks, when their stacks show a lock cycle
+/// ([`crate::stacks::evidence::lock_cycle`]) and every wait in it is at least `min_ns` old.
+/// A cycle of futex waits with no owner is one of several the same stuck threads form (the
+/// main thread joining one of two threads in an ABBA): the evidence is read over every thread
+/// of the cycle's processes that waits on a futex, not only the two the cycle happens to name.
+pub fn lock_cycle_sites(g: &Graph, cyc: &[(Tkey, String)], min_ns: u64) -> Option<Vec<String>> {
+    let pids: BTreeSet<i32> = cyc.iter().map(|((pid, _), _)| *pid).collect();
+    let threads: Vec<&crate::model::Thread> = pids
+        .iter()
+        .filter_map(|pid| g.procs.get(pid))
+        .flat_map(|p| p.threads.iter())
+        .filter(|t| {
+            t.blocked.as_ref().is_some_and(|w| w.decoded.call == crate::syscalls::Syscall::Futex)
+        })
+        .collect();
+    let in_cycle = |t: &crate::model::Thread| cyc.iter().any(|((_, tid), _)| *tid == t.tid);
+    if threads.iter().filter(|t| in_cycle(t)).count() != cyc.len()
+        || threads.iter().any(|t| t.blocked.as_ref().is_none_or(|w| w.duration_ns < min_ns))
+    {
+        return None;
+    }
+    crate::stacks::evidence::lock_cycle(threads.iter().map(|t| t.stack.as_deref()))
+}
+
 /// The severity of a deadlock cycle: critical with owner evidence, low when it is only futex
 /// waits that nothing visible can wake.
 pub fn cycle_severity(g: &Graph, cyc: &[(Tkey, String)]) -> Severity {

@@ -29,6 +29,7 @@ pub struct NativeFrame {
     pub build_id: Option<String>,
 }
 
+pub mod evidence;
 pub mod kernel;
 pub mod native;
 
