@@ -143,7 +143,9 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
                 ("timerfd", "a timer"),
                 ("fanotify", "a file event"),
             ] {
-                if t.contains(pat) {
+                // The kernel's own objects (`anon_inode:[signalfd]`, `anon_inode:inotify`):
+                // a regular file whose name has the word in it is no such wait.
+                if t.starts_with("anon_inode:") && t.contains(pat) {
                     return Some(format!("thread {} waits for {what} ({t})", k.1));
                 }
             }
@@ -627,6 +629,17 @@ mod tests {
         testing::on_fd(Arc::make_mut(&mut x.decoded), 4, Some("anon_inode:[timerfd]"));
         let p = process(100, 5.0, 900.0, vec![Some(x)]);
         assert!(found(&[p], &Facts::default()).is_empty());
+        // A regular file that only has the word in its name is no timer: a read of a FIFO
+        // named so, nothing else in sight, is what it is (not "waits for a timer").
+        let mut x = w("read", 60.0, true);
+        testing::on_fd(Arc::make_mut(&mut x.decoded), 4, Some("/run/app/timerfd.fifo"));
+        let p = process(100, 5.0, 900.0, vec![Some(x)]);
+        let idle = idle_reason(
+            &Graph::build(std::slice::from_ref(&p), &Facts::default()),
+            &Facts::default(),
+            &p,
+        );
+        assert!(idle.as_deref().is_none_or(|r| !r.contains("a timer")), "{idle:?}");
         // An epoll event loop on sources hangwatch cannot follow.
         let p = process(100, 5.0, 900.0, vec![Some(on_fd("epoll_wait", 60.0, 5))]);
         let mut f = Facts::default();
