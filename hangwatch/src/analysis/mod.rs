@@ -980,6 +980,19 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             chain: g.chain_from((p.pid, p.pid)),
             key: format!("hung:{}", p.pid),
         });
+        // The known libzmq shutdown hang, by the main thread's stack.
+        if let Some(at) = p
+            .threads
+            .iter()
+            .find(|t| t.tid == p.pid)
+            .and_then(|t| t.stack.as_deref())
+            .and_then(crate::stacks::evidence::zmq_term)
+            && let Some(f) = out.last_mut()
+        {
+            f.summary.push_str(&format!(
+                "; it is terminating a libzmq context ({at}), which returns only when every socket of the context is closed: a socket left open, or one with unsent messages and LINGER -1, holds it forever"
+            ));
+        }
     }
 
     // Consequences under their root cause.

@@ -121,6 +121,16 @@ pub fn idle_reason(g: &Graph, facts: &Facts, p: &Process) -> Option<String> {
     if waits_for_input(g, p) {
         return Some("it waits for its user".into());
     }
+    // Its main thread's stack says it is a pool worker waiting for its next task.
+    if let Some(at) = p
+        .threads
+        .iter()
+        .find(|t| t.tid == p.pid)
+        .and_then(|t| t.stack.as_deref())
+        .and_then(crate::stacks::evidence::pool_worker)
+    {
+        return Some(format!("its stack shows a pool worker waiting for its next task ({at})"));
+    }
     let mut seen: BTreeSet<Tkey> = BTreeSet::new();
     let mut todo: Vec<Tkey> = vec![(p.pid, p.pid)];
     while let Some(k) = todo.pop() {
@@ -738,6 +748,31 @@ mod tests {
         nfs.wchan = Some("__refrigerator".into());
         frozen.threads[1].blocked = Some(nfs);
         assert!(found(&[frozen], &Facts::default()).is_empty());
+    }
+
+    #[test]
+    fn a_pool_worker_waiting_for_its_next_task_is_idle_by_its_stack() {
+        // A worker reads the task pipe whose writer (the parent, 20) is itself stuck in
+        // pause(): without its stack, the worker is hung ...
+        let mut procs = vec![
+            process(10, 0.5, 900.0, vec![Some(on_fd("read", 600.0, 3))]),
+            process(20, 0.5, 900.0, vec![Some(w("pause", 600.0, true))]),
+        ];
+        let mut f = Facts::default();
+        f.fd_inode.insert((10, 3), (100, FdKind::Pipe));
+        f.holders.entry(100).or_default().push(Holder { pid: 10, fd: 3, mode: Mode::Read });
+        f.holders.entry(100).or_default().push(Holder { pid: 20, fd: 4, mode: Mode::Write });
+        assert!(found(&procs, &f).iter().any(|x| x.0 == "hung" && x.2 == vec![10]));
+        // ... with it, a multiprocessing.Pool worker waiting for its next task: idle.
+        procs[0].threads[0].stack = Some(Arc::new(crate::stacks::Stack {
+            python: vec![crate::stacks::PyFrame {
+                function: "worker".into(),
+                file: "/usr/lib/python3.11/multiprocessing/pool.py".into(),
+                line: 114,
+            }],
+            ..Default::default()
+        }));
+        assert!(found(&procs, &f).iter().all(|x| x.2 != vec![10]), "{:?}", found(&procs, &f));
     }
 
     #[test]

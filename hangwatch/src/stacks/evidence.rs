@@ -124,6 +124,37 @@ pub fn classify(s: &Stack) -> Option<InStack> {
     }
 }
 
+/// A pool worker waiting for its next task, by its Python frames: `multiprocessing.Pool`'s
+/// `worker`, `concurrent.futures`' process and thread workers. The place, when it is one.
+pub fn pool_worker(s: &Stack) -> Option<String> {
+    s.python.iter().find_map(|f| {
+        let (file, func) = (f.file.as_str(), short(&f.function));
+        let pool = (file.ends_with("/multiprocessing/pool.py") && func == "worker")
+            || (file.ends_with("/concurrent/futures/process.py") && func == "_process_worker")
+            || (file.ends_with("/concurrent/futures/thread.py") && func == "_worker");
+        (pool && is_system_python_file(file)).then(|| describe_python(f))
+    })
+}
+
+/// libzmq's context termination, by the Python frame of pyzmq's `Context.term` (or
+/// `destroy`) or libzmq's own `zmq::ctx_t::terminate` / `zmq_ctx_term`: it returns only when
+/// every socket of the context is closed, and a socket left open (or one with unsent messages
+/// and an infinite LINGER) holds it forever.
+pub fn zmq_term(s: &Stack) -> Option<String> {
+    let py = s
+        .python
+        .iter()
+        .find(|f| f.file.contains("/zmq/") && matches!(short(&f.function), "term" | "destroy"));
+    if let Some(f) = py {
+        return Some(describe_python(f));
+    }
+    s.native
+        .iter()
+        .filter_map(|f| f.symbol.as_deref())
+        .find(|sym| sym.contains("zmq::ctx_t::terminate") || sym.starts_with("zmq_ctx_term"))
+        .map(|sym| format!("in {sym}"))
+}
+
 /// A wait-for cycle is a deadlock by its stacks when every thread in it is acquiring a lock
 /// or joining a thread, and at least two acquire locks (two threads joining each other is
 /// not a lock cycle, and a lone acquire beside joins is a thread waiting on the joiner):
@@ -222,6 +253,35 @@ mod tests {
         // A Python frame with no lock below it (a read): nothing said.
         let read = Stack { python: py(&[("recv", "/srv/app/job.py", 9)]), ..Default::default() };
         assert_eq!(classify(&read), None);
+    }
+
+    #[test]
+    fn pool_workers_and_zmq_termination() {
+        let worker = Stack {
+            python: py(&[
+                ("Connection._recv", "/usr/lib/python3.11/multiprocessing/connection.py", 395),
+                ("worker", "/usr/lib/python3.11/multiprocessing/pool.py", 114),
+            ]),
+            ..Default::default()
+        };
+        assert!(pool_worker(&worker).is_some_and(|w| w.contains("pool.py:114 in worker()")));
+        // A function called worker in the program's own file is not the pool's.
+        let own = Stack { python: py(&[("worker", "/srv/app/pool.py", 3)]), ..Default::default() };
+        assert_eq!(pool_worker(&own), None);
+        let term = Stack {
+            python: py(&[
+                ("Context.term", "/usr/lib/python3/dist-packages/zmq/sugar/context.py", 280),
+                ("<module>", "/srv/app/job.py", 12),
+            ]),
+            ..Default::default()
+        };
+        assert!(zmq_term(&term).is_some_and(|t| t.contains("in Context.term()")));
+        let native = Stack {
+            native: native(&["poll", "zmq::ctx_t::terminate()", "zmq_ctx_term"]),
+            ..Default::default()
+        };
+        assert_eq!(zmq_term(&native).as_deref(), Some("in zmq::ctx_t::terminate()"));
+        assert_eq!(zmq_term(&worker), None);
     }
 
     #[test]
