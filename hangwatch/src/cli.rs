@@ -38,10 +38,17 @@ pub struct Cli {
     #[arg(long)]
     pub exact_memory: bool,
 
-    /// Live mode: read no stacks of blocked threads (by default each long wait's stack is
-    /// read once, in the /proc scanner, within a time budget per scan).
+    /// Live mode: read no stacks of blocked threads (by default, when live mode is narrowed
+    /// by --pid, --comm or --cgroup, each long wait's stack is read once, in the /proc
+    /// scanner, within a time budget per scan).
     #[arg(long)]
     pub no_stacks: bool,
+
+    /// Live mode over the whole node: read the stacks of blocked threads too (without
+    /// --pid/--comm/--cgroup they are off by default: under heavy thread churn they doubled
+    /// live mode's CPU, see docs/stacks.md).
+    #[arg(long = "live-stacks", conflicts_with = "no_stacks")]
+    pub live_stacks: bool,
 
     /// How often live mode rescans /proc.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
