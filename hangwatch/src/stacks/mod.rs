@@ -410,11 +410,17 @@ impl Stack {
 pub fn group<'a>(
     threads: impl IntoIterator<Item = (i32, &'a Stack)>,
 ) -> Vec<(&'a Stack, Vec<i32>)> {
+    // By hash, not by a scan of the groups so far: 10,000 threads with distinct stacks were
+    // 50 million stack comparisons.
     let mut out: Vec<(&Stack, Vec<i32>)> = Vec::new();
+    let mut index: HashMap<&Stack, usize> = HashMap::new();
     for (tid, s) in threads {
-        match out.iter_mut().find(|(x, _)| *x == s) {
-            Some((_, tids)) => tids.push(tid),
-            None => out.push((s, vec![tid])),
+        match index.get(s) {
+            Some(&i) => out[i].1.push(tid),
+            None => {
+                index.insert(s, out.len());
+                out.push((s, vec![tid]));
+            }
         }
     }
     out
