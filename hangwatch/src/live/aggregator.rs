@@ -715,6 +715,7 @@ impl Aggregator {
                 // 10,000-thread one would otherwise hold megabytes of decoded waits for it.
                 s.last_sample.threads = Vec::new();
                 for t in &mut s.process.threads {
+                    t.stack = None;
                     if let (Some(w), true) = (t.blocked.take(), s.announced.contains_key(&t.tid)) {
                         let (duration_ns, exact, woken_by) =
                             ended_wait(self.ended.remove(&t.tid), &w, now);
