@@ -85,11 +85,9 @@ impl Layout {
     /// which glibc does not give back by itself, and the other anonymous mappings unless an
     /// allocator that returns freed memory by itself owns them (an idle Redis on jemalloc or
     /// a JVM holds its live data there).
-    fn judged(&self) -> Vec<Region> {
-        match self.allocator {
-            Some(_) => vec![self.heap, self.arenas],
-            None => vec![self.heap, self.arenas, self.anon_mmaps],
-        }
+    fn judged(&self) -> [Region; 3] {
+        let mmaps = if self.allocator.is_some() { Region::default() } else { self.anon_mmaps };
+        [self.heap, self.arenas, mmaps]
     }
 
     /// Resident anonymous memory in the judged regions.
