@@ -191,6 +191,11 @@ fn reader_leaving_after_one_byte_ends_quietly_every_time() {
         return;
     }
     let _serial = serial();
+    // A report several pages long on any machine, however few processes it runs (CI's fresh
+    // VM ran so few that its human report fit in 3 pages): 60 processes paused, each a block
+    // of the report (identical threads of one process would fold into a line).
+    let sleepers: Vec<Child> = (0..60).map(|_| Child::spawn_args("argv_sleep", &["x"])).collect();
+    sleepers.last().expect("60").wait_since_ready(Duration::from_millis(1200));
     for args in [
         &["snapshot", "--json", "--all", "--window", "100ms"][..],
         &["snapshot", "--all", "--window", "100ms"],
