@@ -97,6 +97,27 @@ fn mutex_deadlock_stacks_name_the_programs_functions_and_the_lock() {
     );
 }
 
+/// Code built with frame pointers computes each caller from `rbp`, which /proc does not show:
+/// the frame pointer is recovered from the stack, and the stack reaches `main`.
+#[test]
+fn frame_pointer_code_unwinds_to_main() {
+    if !require_root() {
+        return;
+    }
+    let serial = serial();
+    let child = Child::spawn("fp_stack");
+    let s = snap(&serial, &child, &[]);
+    let st = stack_of(&s, child.pid, child.fact_i64("tid"));
+    let syms = symbols(st);
+    let at = |name: &str| syms.iter().position(|s| s == name);
+    let (inner, outer, main) = (at("hw_fp_inner"), at("hw_fp_outer"), at("main"));
+    assert!(
+        inner.is_some() && inner < outer && outer < main,
+        "not inner < outer < main in {syms:?}:\n{}",
+        excerpt(st)
+    );
+}
+
 #[test]
 fn stripped_binary_gives_module_and_offset() {
     if !require_root() {

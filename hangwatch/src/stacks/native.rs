@@ -49,6 +49,12 @@ pub const MAX_SECTION_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_MODULES: usize = 512;
 /// Most bytes of /proc/PID/maps read.
 const MAX_MAPS_BYTES: usize = 8 * 1024 * 1024;
+/// How far above `sp` a saved frame pointer is looked for.
+const FP_SCAN_BYTES: u64 = 4096;
+/// The frame pointer the unwind starts with, before one is recovered.
+const UNKNOWN_BP: u64 = 1;
+/// Most frame pointer guesses tried per thread.
+const FP_CANDIDATES: usize = 4;
 /// Stack memory is read in chunks of this size.
 const CHUNK: u64 = 4096;
 
@@ -245,34 +251,90 @@ impl ProcessModules {
 
     /// Unwinds from `sp`/`pc`: the frames' addresses (the first is `pc`, then return
     /// addresses), and why it stopped early if it did.
+    ///
+    /// The frame pointer (`rbp`) at the system call is not shown by /proc, and code built with
+    /// frame pointers (PostgreSQL on Debian, every package of Ubuntu 24.04) computes its
+    /// caller from it: the unwind would end at the first such frame. When it ends early, the
+    /// frame pointer is recovered from the stack ([`frame_pointer_candidates`]): the first
+    /// few slots above `sp` that hold a saved frame pointer next to a return address are
+    /// tried, and the longest stack is kept.
     pub fn unwind(&self, pid: i32, sp: u64, pc: u64) -> (Vec<u64>, Option<String>) {
         #[cfg(target_arch = "x86_64")]
         {
-            use framehop::Unwinder as _;
             let mut mem = StackReader::new(pid, sp);
-            let mut cache = framehop::x86_64::CacheX86_64::<_>::new();
-            let regs = framehop::x86_64::UnwindRegsX86_64::new(pc, sp, 0);
-            let mut read = |addr: u64| mem.read_u64(addr);
-            let mut it = self.unwinder.iter_frames(pc, regs, &mut cache, &mut read);
-            let mut out = Vec::new();
-            loop {
-                match it.next() {
-                    Ok(Some(f)) => {
-                        out.push(f.address());
-                        if out.len() >= MAX_FRAMES {
-                            return (out, Some(format!("cut at {MAX_FRAMES} frames")));
-                        }
-                    }
-                    Ok(None) => return (out, None),
-                    Err(e) => return (out, Some(format!("unwinding stopped ({e})"))),
+            // Not 0: framehop takes a frame pointer of 0 for the end of the stack, and ends
+            // quietly; 1 (misaligned, below any stack) makes a frame that needs it fail.
+            let first = self.unwind_with(&mut mem, sp, pc, UNKNOWN_BP);
+            if first.1.is_none() || first.1.as_deref().is_some_and(|e| e.starts_with("cut at")) {
+                return first;
+            }
+            let mut best = first;
+            for bp in self.frame_pointer_candidates(pid, &mut mem, sp) {
+                let tried = self.unwind_with(&mut mem, sp, pc, bp);
+                if tried.0.len() > best.0.len() {
+                    best = tried;
                 }
             }
+            best
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (pid, sp);
             (vec![pc], Some("native unwinding is only implemented on x86_64".into()))
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn unwind_with(
+        &self,
+        mem: &mut StackReader,
+        sp: u64,
+        pc: u64,
+        bp: u64,
+    ) -> (Vec<u64>, Option<String>) {
+        use framehop::Unwinder as _;
+        let mut cache = framehop::x86_64::CacheX86_64::<_>::new();
+        let regs = framehop::x86_64::UnwindRegsX86_64::new(pc, sp, bp);
+        let mut read = |addr: u64| mem.read_u64(addr);
+        let mut it = self.unwinder.iter_frames(pc, regs, &mut cache, &mut read);
+        let mut out = Vec::new();
+        loop {
+            match it.next() {
+                Ok(Some(f)) => {
+                    out.push(f.address());
+                    if out.len() >= MAX_FRAMES {
+                        return (out, Some(format!("cut at {MAX_FRAMES} frames")));
+                    }
+                }
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(format!("unwinding stopped ({e})"))),
+            }
+        }
+    }
+
+    /// Where the frame pointer may point, lowest first: slots `x` in the [`FP_SCAN_BYTES`]
+    /// above `sp` holding a saved frame pointer (an address further up the stack, or 0 at the
+    /// outermost frame) with a return address after it (in an executable file mapping, right
+    /// after a call instruction). At most [`FP_CANDIDATES`]; a slot left over from an earlier
+    /// call can pass these checks too, which is why each is only kept if it unwinds further.
+    #[cfg(target_arch = "x86_64")]
+    fn frame_pointer_candidates(&self, pid: i32, mem: &mut StackReader, sp: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        let start = sp.next_multiple_of(8);
+        for x in (start..start.saturating_add(FP_SCAN_BYTES)).step_by(8) {
+            let (Ok(saved), Ok(ret)) = (mem.read_u64(x), mem.read_u64(x + 8)) else { break };
+            if saved != 0 && !(x < saved && saved - x <= MAX_STACK_BYTES as u64) {
+                continue;
+            }
+            if !self.mapping(ret).is_some_and(|m| m.exec) || !after_call(pid, ret) {
+                continue;
+            }
+            out.push(x);
+            if out.len() >= FP_CANDIDATES {
+                break;
+            }
+        }
+        out
     }
 
     /// Module, file offset and build-id of an address.
@@ -324,6 +386,27 @@ impl StackReader {
         let bytes: [u8; 8] = buf.get(off..off + 8).ok_or(())?.try_into().map_err(|_| ())?;
         Ok(u64::from_ne_bytes(bytes))
     }
+}
+
+/// Whether the instruction before `ret` in process `pid` is a call, so that `ret` is a return
+/// address: `call rel32` (E8), or an indirect call (FF /2) through a register, a register
+/// with a displacement, or `[rip+disp32]`, with or without a REX prefix.
+fn after_call(pid: i32, ret: u64) -> bool {
+    let Some(b) = ret.checked_sub(8).and_then(|at| read_remote(pid, at, 8)) else {
+        return false;
+    };
+    is_call_before(&b)
+}
+
+/// [`after_call`] over the 8 bytes before a return address.
+fn is_call_before(b: &[u8]) -> bool {
+    let n = b.len();
+    if n < 8 {
+        return false;
+    }
+    // FF /2: the ModR/M byte's reg field is 2.
+    let ff2 = |at: usize| b[at] == 0xFF && (b[at + 1] >> 3) & 7 == 2;
+    b[n - 5] == 0xE8 || ff2(n - 2) || ff2(n - 3) || ff2(n - 6) || ff2(n - 7) || ff2(n - 4)
 }
 
 /// `len` bytes of another process's memory at `addr`, or `None` (unmapped, gone).
@@ -429,6 +512,25 @@ mod tests {
         assert_eq!(lookup_addr(0, 0x1000), 0x1000);
         assert_eq!(lookup_addr(1, 0x1000), 0xfff);
         assert!(is_root_frame("__libc_start_call_main") && !is_root_frame("main"));
+    }
+
+    #[test]
+    fn call_instructions_before_a_return_address() {
+        let before = |tail: &[u8]| {
+            let mut b = vec![0x90u8; 8 - tail.len()];
+            b.extend_from_slice(tail);
+            is_call_before(&b)
+        };
+        assert!(before(&[0xE8, 1, 2, 3, 4])); // call rel32
+        assert!(before(&[0xFF, 0xD0])); // call rax
+        assert!(before(&[0x41, 0xFF, 0xD3])); // call r11
+        assert!(before(&[0xFF, 0x50, 0x08])); // call [rax+8]
+        assert!(before(&[0xFF, 0x15, 1, 2, 3, 4])); // call [rip+disp32]
+        assert!(before(&[0xFF, 0x54, 0x24, 0x08])); // call [rsp+8]
+        assert!(!before(&[0x90, 0x90])); // nops
+        assert!(!before(&[0xFF, 0xE0])); // jmp rax (FF /4)
+        assert!(!before(&[0xC3])); // ret
+        assert!(!is_call_before(&[0xE8, 0, 0, 0, 0])); // too short to tell
     }
 
     #[test]

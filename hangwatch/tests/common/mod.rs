@@ -136,8 +136,18 @@ pub fn program(name: &str) -> PathBuf {
     assert!(src.exists(), "no test program source {}", src.display());
     let tmp = work_dir().join(format!("{name}.tmp"));
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    // A program that needs its own flags names them on its first line: `/* cflags: ... */`.
+    let text = std::fs::read_to_string(&src).unwrap_or_default();
+    let extra: Vec<&str> = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim_start_matches("/*").trim().strip_prefix("cflags:"))
+        .map(|f| f.trim_end_matches("*/").split_whitespace().collect())
+        .unwrap_or_default();
     let out = Command::new(&cc)
-        .args(["-O1", "-pthread", "-Wall", "-o"])
+        .args(["-O1", "-pthread", "-Wall"])
+        .args(&extra)
+        .arg("-o")
         .arg(&tmp)
         .arg(&src)
         .output()
