@@ -403,6 +403,14 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     // Stacks of the listed processes first: the verdicts use them (a cycle of lock acquires).
     let mut stacks = StackGathering::new(opts);
     stacks.gather(&mut all, |p| selected(p, opts));
+    // ... and of what their waits lead to, when a filter left those out: a client's verdict
+    // rests on its server session's stack (a PostgreSQL session behind a lock).
+    if stacks.on() && !all.iter().all(|p| selected(p, opts) || p.blocked_count() == 0) {
+        let seeds: std::collections::HashSet<i32> =
+            all.iter().filter(|p| selected(p, opts)).map(|p| p.pid).collect();
+        let peers = analysis::reached_from(&all, &facts, &seeds, PEERS_FOLLOWED);
+        stacks.gather(&mut all, |p| peers.contains(&p.pid));
+    }
     let mut findings: Vec<Finding> = analysis::analyze(
         &all,
         &facts,
@@ -489,6 +497,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 /// Reads the stacks of the blocked (and `D`) threads of chosen processes, in passes that share
 /// one time budget and one cache (a thread's wait is unwound once), then names in each finding
 /// the frame it waits in. Nothing is read with `--no-stacks`.
+/// Most processes beyond the listed ones whose stacks are read because the listed ones' waits
+/// lead to them.
+const PEERS_FOLLOWED: usize = 64;
+
 struct StackGathering {
     gatherer: Option<crate::stacks::Gatherer>,
     deadline: std::time::Instant,
@@ -501,6 +513,10 @@ impl StackGathering {
             gatherer: on.then(crate::stacks::Gatherer::default),
             deadline: std::time::Instant::now() + crate::stacks::SNAPSHOT_BUDGET,
         }
+    }
+
+    fn on(&self) -> bool {
+        self.gatherer.is_some()
     }
 
     fn gather(&mut self, all: &mut [Process], which: impl Fn(&Process) -> bool) {

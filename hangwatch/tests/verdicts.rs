@@ -399,3 +399,72 @@ fn live_mode_reaches_the_same_hung_and_deadlock_verdicts() {
     want.sort();
     assert!(kinds.contains(&("deadlock".into(), want)), "{kinds:?}");
 }
+
+/// A PostgreSQL client waiting for a table lock that another session, idle in its transaction,
+/// holds: the client is hung (it did nothing but connect and ask), its chain goes through its
+/// server session (waiting for the lock, by its stack) to the idle session and that session's
+/// own client. Controls on the same server stay silent: a client whose query sleeps on a
+/// timer, an interactive session waiting for its user.
+#[test]
+fn postgresql_client_behind_a_table_lock_is_hung_and_names_the_idle_transaction() {
+    if !require_root() {
+        return;
+    }
+    let lock = serial();
+    let Some(pg) = common::postgres::Postgres::start() else { return };
+    pg.sql("create table hw_t (x int)");
+    let mut holder = pg.session();
+    holder.send("begin; lock table hw_t in access exclusive mode;");
+    pg.wait_until(
+        "select count(*) from pg_stat_activity where state = 'idle in transaction'",
+        |n| n == "1",
+    );
+    let holder_backend: i32 = pg
+        .sql("select pid from pg_stat_activity where state = 'idle in transaction'")
+        .parse()
+        .expect("holder session pid");
+    let waiter = pg.client("select count(*) from hw_t");
+    let sleeper = pg.client("select pg_sleep(600)");
+    let idle = pg.session();
+    pg.wait_until("select count(*) from pg_stat_activity where wait_event_type = 'Lock'", |n| {
+        n == "1"
+    });
+    let waiter_backend = pg.backend_of_query("select count(*) from hw_t").expect("waiter session");
+    let sleeper_backend = pg.backend_of_query("select pg_sleep(600)").expect("sleeper session");
+    // Past --hung-after, and past the 5 s a lock wait must last to count.
+    std::thread::sleep(Duration::from_millis(6000));
+
+    let (w, h) = (waiter.0.id() as i64, holder.pid() as i64);
+    let runs = snapshots(&lock, &[w, sleeper.0.id() as i64, idle.pid() as i64], &[]);
+    for r in &runs {
+        let f = array_field(r, "findings");
+        assert_eq!(f.len(), 1, "one finding, the waiting client's:\n{}", excerpt(r));
+        let f = &f[0];
+        assert_eq!(str_field(f, "kind"), "hung", "{}", excerpt(f));
+        let pids = pids_of(f);
+        assert_eq!(pids[0], w, "the waiting client first: {}", excerpt(f));
+        for p in [waiter_backend as i64, holder_backend as i64] {
+            assert!(pids.contains(&p), "pid {p} not named: {}", excerpt(f));
+        }
+        let summary = str_field(f, "summary");
+        assert!(summary.contains("PostgreSQL lock (in ProcSleep"), "{summary}");
+        assert!(
+            summary.contains(&format!(
+                "idle in a transaction, which may hold it: pid {holder_backend}"
+            )),
+            "{summary}"
+        );
+        // The chain: client → its session (the lock) → the idle session → its client.
+        let chain: Vec<i64> =
+            array_field(f, "chain").iter().map(|s| s["pid"].as_i64().expect("pid")).collect();
+        assert_eq!(
+            &chain[..4.min(chain.len())],
+            &[w, waiter_backend as i64, holder_backend as i64, h],
+            "{}",
+            excerpt(f)
+        );
+        for quiet in [sleeper.0.id() as i64, idle.pid() as i64, sleeper_backend as i64] {
+            assert!(!pids.contains(&quiet), "pid {quiet} is healthy: {}", excerpt(f));
+        }
+    }
+}

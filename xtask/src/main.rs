@@ -36,6 +36,7 @@ const TEST_PACKAGES: &[&str] = &[
     "util-linux",
     "bpftool",
     "redis-server",
+    "postgresql",
 ];
 
 /// Debian packages only the benchmark needs.

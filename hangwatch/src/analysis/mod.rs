@@ -15,7 +15,7 @@ mod rules;
 pub mod runnable;
 pub mod unix_diag;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -673,7 +673,14 @@ impl<'a> Graph<'a> {
         let mut seen = BTreeSet::new();
         while seen.insert(cur) && out.len() < 16 {
             let edges = self.edges.get(&cur).map(|v| v.as_slice()).unwrap_or(&[]);
-            let Some(e) = edges.first() else {
+            // Of several ways out, the parent last: a supervisor's pipe that only tells its
+            // children it died (PostgreSQL's postmaster) is watched beside the real wait.
+            let parent = self.procs.get(&cur.0).map(|p| p.ppid);
+            let Some(e) = edges
+                .iter()
+                .find(|e| !matches!(e.target, Target::Thread(q, _) | Target::Process(q) if Some(q) == parent))
+                .or(edges.first())
+            else {
                 let why = self.gone.get(&cur).cloned().unwrap_or_else(|| {
                     let p = self.procs[&cur.0];
                     wait_of(p, cur.1).map_or_else(String::new, |w| {
@@ -751,6 +758,38 @@ fn serves(p: &Process, facts: &Facts) -> bool {
             facts.fd_inode.get(&(p.pid, *fd)).is_some_and(|(ino, _)| facts.listening.contains(ino))
         })
     })
+}
+
+/// The processes that the blocked threads of `seeds` wait on, directly or through others, at
+/// most `max` of them (not the seeds): whose stacks the verdicts on the seeds may need.
+pub fn reached_from(
+    procs: &[Process],
+    facts: &Facts,
+    seeds: &HashSet<i32>,
+    max: usize,
+) -> HashSet<i32> {
+    let g = Graph::build(procs, facts);
+    let mut out = HashSet::new();
+    let mut todo: Vec<Tkey> = procs
+        .iter()
+        .filter(|p| seeds.contains(&p.pid))
+        .flat_map(|p| p.blocked_threads().take(64).map(move |(t, _)| (p.pid, t.tid)))
+        .collect();
+    while let Some(k) = todo.pop() {
+        for e in g.edges.get(&k).map(|v| v.as_slice()).unwrap_or(&[]) {
+            let q = match e.target {
+                Target::Thread(q, _) | Target::Process(q) => q,
+                Target::Outside => continue,
+            };
+            if seeds.contains(&q) || out.len() >= max || !out.insert(q) {
+                continue;
+            }
+            if let Some(p) = g.procs.get(&q) {
+                todo.extend(p.blocked_threads().take(16).map(|(t, _)| (q, t.tid)));
+            }
+        }
+    }
+    out
 }
 
 #[allow(
@@ -941,8 +980,14 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         if !main.decoded.infinite || main.duration_ns < cfg.hung_after_ns {
             continue;
         }
-        if !rules::did_work_first(p, cfg.now_mono_ns) || rules::idle_reason(&g, facts, p).is_some()
-        {
+        // Its wait leads to a process waiting for a lock (a PostgreSQL session behind a table
+        // lock): hung, even when it had no time to do anything first (a client that connected
+        // and sent one query).
+        let behind_lock = rules::waits_on_lock_holder(&g, p);
+        if behind_lock.is_none() && !rules::did_work_first(p, cfg.now_mono_ns) {
+            continue;
+        }
+        if rules::idle_reason(&g, facts, p).is_some() {
             continue;
         }
         let quiet_since = p.blocked_threads().map(|(_, w)| w.since_mono_ns).max();
@@ -962,13 +1007,34 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
                 ticking.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
             ),
         };
+        let mut pids = vec![p.pid];
+        let mut behind = String::new();
+        let mut chain = g.chain_from((p.pid, p.pid));
+        if let Some(b) = &behind_lock {
+            pids.push(b.pid);
+            for &h in &b.holders {
+                if !pids.contains(&h) {
+                    pids.push(h);
+                }
+            }
+            behind = format!("; it waits on {}", b.sentence(&g));
+            // The chain ends at the lock, then goes on from the one session that may hold it
+            // (what that session waits for: usually its own client).
+            if let Some(i) = chain.iter().position(|s| s.pid == b.pid) {
+                chain.truncate(i);
+            }
+            chain.push(g.step((b.pid, b.tid), &format!("{}{}", b.what, b.hint())));
+            if let [h] = b.holders[..] {
+                chain.extend(g.chain_from((h, h)).into_iter().take(4));
+            }
+        }
         out.push(Finding {
             kind: FindingKind::Hung,
             severity: Severity::High,
-            pids: vec![p.pid],
+            pids,
             tids: p.blocked_threads().filter(|(_, w)| w.decoded.infinite).map(|(t, _)| t.tid).collect(),
             summary: format!(
-                "pid {} ({}) is hung: {who} in {} for {}, {:.1}% CPU over the window (it had used {:.1}s)",
+                "pid {} ({}) is hung: {who} in {} for {}, {:.1}% CPU over the window (it had used {:.1}s){behind}",
                 p.pid,
                 p.comm,
                 main.decoded.human,
@@ -977,7 +1043,7 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
                 p.cpu_total_secs
             ),
             since_mono_ns: quiet_since,
-            chain: g.chain_from((p.pid, p.pid)),
+            chain,
             key: format!("hung:{}", p.pid),
         });
         // The known libzmq shutdown hang, by the main thread's stack.

@@ -76,6 +76,11 @@ fn responsive_from(g: &Graph, facts: &Facts, q: i32, seen: &mut BTreeSet<i32>) -
     if facts.cannot_run.contains_key(&q) {
         return false;
     }
+    // Waiting for a lock another holds (a PostgreSQL session behind a table lock): it answers
+    // only when the lock is released, however much its wait looks like an event loop's.
+    if held_by_lock(p).is_some() {
+        return false;
+    }
     // A process waiting on a peer hangwatch cannot see (ssh reading its remote end, for the
     // `grep` it writes to) answers when that peer does: assumed live, as for the process itself
     // in [`idle_reason`].
@@ -97,6 +102,97 @@ fn responsive_from(g: &Graph, facts: &Facts, q: i32, seen: &mut BTreeSet<i32>) -
         })
         .collect();
     next.into_iter().any(|r| responsive_from(g, facts, r, seen))
+}
+
+/// How long a thread must have waited for a lock, by its stack, before the process holding it
+/// is taken for unable to answer: longer than contention in a busy healthy program (a
+/// PostgreSQL session waits for a row a few milliseconds to seconds).
+pub const LOCK_HELD_MIN_NS: u64 = 5_000_000_000;
+
+/// What a process waits for when every live thread of it is blocked and one of them has waited
+/// at least [`LOCK_HELD_MIN_NS`], forever, for a lock another holds, by its stack
+/// ([`crate::stacks::evidence::lock_wait`]): the thread and what it waits for.
+pub fn held_by_lock(p: &Process) -> Option<(i32, String)> {
+    if !p.all_blocked() {
+        return None;
+    }
+    p.blocked_threads()
+        .filter(|(_, w)| w.decoded.infinite && w.duration_ns >= LOCK_HELD_MIN_NS)
+        .find_map(|(t, w)| {
+            let what = crate::stacks::evidence::lock_wait(t.stack.as_deref()?)?;
+            Some((t.tid, format!("{what} for {}", crate::fmt::fmt_duration_ns(w.duration_ns))))
+        })
+}
+
+/// A process held by a lock that another process waits on ([`waits_on_lock_holder`]).
+pub struct BehindLock {
+    pub pid: i32,
+    pub tid: i32,
+    /// What it waits for and how long: `a PostgreSQL lock (in ProcSleep ← ...) for 5m`.
+    pub what: String,
+    /// Who may hold it, when something tells (PostgreSQL sessions idle in a transaction).
+    pub holders: Vec<i32>,
+}
+
+impl BehindLock {
+    /// `pid Q (comm) tid T waits for ...; sessions idle in a transaction, which may hold it: ...`
+    pub fn sentence(&self, g: &Graph) -> String {
+        let comm = g.procs.get(&self.pid).map(|p| p.comm.as_str()).unwrap_or("?");
+        format!("pid {} ({comm}) tid {} waits for {}{}", self.pid, self.tid, self.what, self.hint())
+    }
+
+    /// `; sessions idle in a transaction, which may hold it: pid 1, pid 2`, or nothing.
+    pub fn hint(&self) -> String {
+        if self.holders.is_empty() {
+            return String::new();
+        }
+        let pids: Vec<String> = self.holders.iter().map(|h| format!("pid {h}")).collect();
+        format!("; sessions idle in a transaction, which may hold it: {}", pids.join(", "))
+    }
+}
+
+/// The process a main thread's wait leads to (through at most 16 processes) that is held by a
+/// lock ([`held_by_lock`]): a client whose server session waits for a lock another session
+/// holds.
+pub fn waits_on_lock_holder(g: &Graph, p: &Process) -> Option<BehindLock> {
+    let mut seen: BTreeSet<i32> = BTreeSet::from([p.pid]);
+    let mut todo: Vec<Tkey> = vec![(p.pid, p.pid)];
+    while let Some(k) = todo.pop() {
+        for e in g.edges.get(&k).map(|v| v.as_slice()).unwrap_or(&[]) {
+            let q = match e.target {
+                Target::Thread(q, _) | Target::Process(q) => q,
+                Target::Outside => continue,
+            };
+            if !seen.insert(q) || seen.len() > 16 {
+                continue;
+            }
+            let Some(qp) = g.procs.get(&q) else { continue };
+            if let Some((tid, what)) = held_by_lock(qp) {
+                return Some(BehindLock { pid: q, tid, what, holders: idle_in_transaction(g, qp) });
+            }
+            todo.extend(qp.blocked_threads().take(16).map(|(t, _)| (q, t.tid)));
+        }
+    }
+    None
+}
+
+/// PostgreSQL sessions of the same server as `session` that sit idle inside a transaction (by
+/// the process title PostgreSQL sets, `postgres: USER DB HOST idle in transaction`): the
+/// usual holders of a lock that others wait for. hangwatch cannot see PostgreSQL's lock table;
+/// `pg_locks` can.
+fn idle_in_transaction(g: &Graph, session: &Process) -> Vec<i32> {
+    let mut out: Vec<i32> = g
+        .procs
+        .values()
+        .filter(|p| p.pid != session.pid && p.ppid == session.ppid)
+        .filter(|p| {
+            p.cmdline.starts_with("postgres: ") && p.cmdline.contains("idle in transaction")
+        })
+        .map(|p| p.pid)
+        .collect();
+    out.sort_unstable();
+    out.truncate(8);
+    out
 }
 
 /// Why a process whose main thread waits forever is idle rather than stuck, or `None` when

@@ -155,6 +155,33 @@ pub fn zmq_term(s: &Stack) -> Option<String> {
         .map(|sym| format!("in {sym}"))
 }
 
+/// PostgreSQL's waits for a lock that another session holds: a heavyweight lock (a table, an
+/// advisory lock) sleeps in `ProcSleep`; a row lock waits for the transaction that changed the
+/// row in `XactLockTableWait` (through `ProcSleep`). PostgreSQL exports its symbols (for its
+/// extensions), so these names are there on every distribution.
+const DB_LOCK_WAIT: &[&str] = &["ProcSleep", "XactLockTableWait"];
+
+/// Named frames shown after the lock function, to say what is being locked.
+const LOCK_CALLERS_SHOWN: usize = 3;
+
+/// A wait for a lock that someone else holds, by the stack: a PostgreSQL session waiting for
+/// a table or row lock, or a thread acquiring a mutex, an rwlock or a Python lock
+/// ([`classify`]). What and where, for a sentence: `a PostgreSQL lock (in ProcSleep ←
+/// LockAcquireExtended ← LockRelationOid)`.
+pub fn lock_wait(s: &Stack) -> Option<String> {
+    let named: Vec<&str> = s.native.iter().filter_map(|f| f.symbol.as_deref()).collect();
+    let base = |sym: &str| sym.split(['@', '.']).next().unwrap_or(sym).to_string();
+    if let Some(i) = named.iter().position(|sym| DB_LOCK_WAIT.contains(&base(sym).as_str())) {
+        let path: Vec<String> =
+            named[i..].iter().take(1 + LOCK_CALLERS_SHOWN).map(|sym| base(sym)).collect();
+        return Some(format!("a PostgreSQL lock (in {})", path.join(" ← ")));
+    }
+    match classify(s)? {
+        InStack::LockAcquire { at } => Some(format!("a lock ({at})")),
+        InStack::Join { .. } | InStack::Signalled { .. } => None,
+    }
+}
+
 /// A wait-for cycle is a deadlock by its stacks when every thread in it is acquiring a lock
 /// or joining a thread, and at least two acquire locks (two threads joining each other is
 /// not a lock cycle, and a lone acquire beside joins is a thread waiting on the joiner):
@@ -185,6 +212,43 @@ mod tests {
             .iter()
             .map(|s| NativeFrame { symbol: Some((*s).to_string()), ..Default::default() })
             .collect()
+    }
+
+    #[test]
+    fn postgresql_lock_waits_and_mutexes_are_lock_waits_conditions_are_not() {
+        let pg = Stack {
+            native: native(&[
+                "epoll_wait",
+                "WaitEventSetWait",
+                "WaitLatch",
+                "ProcSleep",
+                "LockAcquireExtended",
+                "LockRelationOid",
+                "RangeVarGetRelidExtended",
+                "main",
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            lock_wait(&pg).as_deref(),
+            Some(
+                "a PostgreSQL lock (in ProcSleep ← LockAcquireExtended ← LockRelationOid ← RangeVarGetRelidExtended)"
+            )
+        );
+        // A session idle between queries waits in the same epoll_wait, for its client.
+        let idle = Stack {
+            native: native(&["epoll_wait", "WaitEventSetWait", "secure_read", "PostgresMain"]),
+            ..Default::default()
+        };
+        assert_eq!(lock_wait(&idle), None);
+        let mutex = Stack {
+            native: native(&["__lll_lock_wait", "___pthread_mutex_lock", "hw_take"]),
+            ..Default::default()
+        };
+        assert!(lock_wait(&mutex).is_some_and(|w| w.starts_with("a lock (")));
+        let cond =
+            Stack { native: native(&["___pthread_cond_wait", "hw_next"]), ..Default::default() };
+        assert_eq!(lock_wait(&cond), None);
     }
 
     fn py(frames: &[(&str, &str, u32)]) -> Vec<PyFrame> {

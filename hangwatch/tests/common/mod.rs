@@ -14,6 +14,7 @@
 
 pub mod faults;
 pub mod hostile;
+pub mod postgres;
 pub mod redis;
 pub mod retain;
 pub mod stacks;
