@@ -983,7 +983,7 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         // Its wait leads to a process waiting for a lock (a PostgreSQL session behind a table
         // lock): hung, even when it had no time to do anything first (a client that connected
         // and sent one query).
-        let behind_lock = rules::waits_on_lock_holder(&g, p);
+        let behind_lock = rules::waits_on_lock_holder(&g, facts, p);
         if behind_lock.is_none() && !rules::did_work_first(p, cfg.now_mono_ns) {
             continue;
         }

@@ -78,7 +78,7 @@ fn responsive_from(g: &Graph, facts: &Facts, q: i32, seen: &mut BTreeSet<i32>) -
     }
     // Waiting for a lock another holds (a PostgreSQL session behind a table lock): it answers
     // only when the lock is released, however much its wait looks like an event loop's.
-    if held_by_lock(p).is_some() {
+    if held_by_lock(p, facts).is_some() {
         return false;
     }
     // A process waiting on a peer hangwatch cannot see (ssh reading its remote end, for the
@@ -111,9 +111,12 @@ pub const LOCK_HELD_MIN_NS: u64 = 5_000_000_000;
 
 /// What a process waits for when every live thread of it is blocked and one of them has waited
 /// at least [`LOCK_HELD_MIN_NS`], forever, for a lock another holds, by its stack
-/// ([`crate::stacks::evidence::lock_wait`]): the thread and what it waits for.
-pub fn held_by_lock(p: &Process) -> Option<(i32, String)> {
-    if !p.all_blocked() {
+/// ([`crate::stacks::evidence::lock_wait`]): the thread and what it waits for. Not a process
+/// that serves a listening socket: one of its threads answers, and which thread serves a
+/// given connection is not known (a worker of a threaded server may wait on a lock for long
+/// while the others answer).
+pub fn held_by_lock(p: &Process, facts: &Facts) -> Option<(i32, String)> {
+    if !p.all_blocked() || serves(p, facts) {
         return None;
     }
     p.blocked_threads()
@@ -154,7 +157,7 @@ impl BehindLock {
 /// The process a main thread's wait leads to (through at most 16 processes) that is held by a
 /// lock ([`held_by_lock`]): a client whose server session waits for a lock another session
 /// holds.
-pub fn waits_on_lock_holder(g: &Graph, p: &Process) -> Option<BehindLock> {
+pub fn waits_on_lock_holder(g: &Graph, facts: &Facts, p: &Process) -> Option<BehindLock> {
     let mut seen: BTreeSet<i32> = BTreeSet::from([p.pid]);
     let mut todo: Vec<Tkey> = vec![(p.pid, p.pid)];
     while let Some(k) = todo.pop() {
@@ -167,7 +170,7 @@ pub fn waits_on_lock_holder(g: &Graph, p: &Process) -> Option<BehindLock> {
                 continue;
             }
             let Some(qp) = g.procs.get(&q) else { continue };
-            if let Some((tid, what)) = held_by_lock(qp) {
+            if let Some((tid, what)) = held_by_lock(qp, facts) {
                 return Some(BehindLock { pid: q, tid, what, holders: idle_in_transaction(g, qp) });
             }
             todo.extend(qp.blocked_threads().take(16).map(|(t, _)| (q, t.tid)));
@@ -801,6 +804,58 @@ mod tests {
         let (procs, mut f) = consumer(w("pause", 60.0, true), false);
         f.unix_peer.clear();
         assert!(found(&procs, &f).is_empty());
+    }
+
+    /// A PostgreSQL session's stack while it waits for a table lock.
+    fn pg_lock_stack() -> Arc<crate::stacks::Stack> {
+        let native =
+            ["epoll_wait", "WaitEventSetWait", "WaitLatch", "ProcSleep", "LockAcquireExtended"]
+                .iter()
+                .map(|s| crate::stacks::NativeFrame {
+                    symbol: Some((*s).into()),
+                    ..Default::default()
+                })
+                .collect();
+        Arc::new(crate::stacks::Stack { native, ..Default::default() })
+    }
+
+    #[test]
+    fn a_client_of_a_session_waiting_for_a_lock_is_hung_and_names_the_idle_transaction() {
+        // psql (10) sent one query right after it started (no CPU, no work before) and waits
+        // on its connection; its session (20, child of the postmaster 2) waits in epoll_wait
+        // on sources hangwatch cannot follow, which alone would be an event loop, able to
+        // answer. Session 30 of the same postmaster is idle in a transaction.
+        let build = |lock_secs: f64, stack: bool, listens: bool| {
+            let (mut procs, mut f) = consumer(on_fd("epoll_wait", lock_secs, 5), listens);
+            procs[0] = process(10, 0.0, 60.5, vec![Some(on_fd("poll", 60.0, 3))]);
+            procs[1].ppid = 2;
+            if stack {
+                procs[1].threads[0].stack = Some(pg_lock_stack());
+            }
+            let mut idle = process(30, 0.1, 900.0, vec![Some(on_fd("epoll_wait", 900.0, 5))]);
+            idle.ppid = 2;
+            idle.cmdline = "postgres: app appdb [local] idle in transaction".into();
+            procs.push(idle);
+            // The session's epoll set watches a socket hangwatch cannot follow.
+            f.fd_inode.insert((20, 6), (777, FdKind::Socket));
+            f.epoll_sets.entry((20, 5)).or_default().push((6, 1));
+            (procs, f)
+        };
+        let (procs, f) = build(60.0, true, false);
+        let found = analyze(&procs, &f, &cfg());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, FindingKind::Hung);
+        assert_eq!(found[0].pids, vec![10, 20, 30]);
+        assert!(found[0].summary.contains("PostgreSQL lock (in ProcSleep"), "{}", found[0].summary);
+        assert!(found[0].summary.contains("which may hold it: pid 30"), "{}", found[0].summary);
+        assert_eq!(found[0].chain.iter().map(|s| s.pid).collect::<Vec<_>>()[..3], [10, 20, 30]);
+        // Without the stack, or a lock wait of an instant, or a session that also serves a
+        // listening socket (a threaded server: another thread answers): an event loop, idle.
+        for (secs, stack, listens) in [(60.0, false, false), (2.0, true, false), (60.0, true, true)]
+        {
+            let (procs, f) = build(secs, stack, listens);
+            assert!(analyze(&procs, &f, &cfg()).is_empty(), "{secs} {stack} {listens}");
+        }
     }
 
     #[test]
