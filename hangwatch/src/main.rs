@@ -162,13 +162,19 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 hung_after: cli.hung_after,
                 keep_exited: cli.keep_exited,
                 exact_memory: cli.exact_memory,
-                // Node-wide, stacks are opt-in (--live-stacks): their cost under heavy churn
-                // (docs/stacks.md, "Cost"); narrowed to some processes, on unless --no-stacks.
-                stacks: cli.live_stacks
-                    || (!cli.no_stacks
-                        && (!cli.filter.pids.is_empty()
+                // Node-wide, every wait's stack is opt-in (--live-stacks): their cost under
+                // heavy churn (docs/stacks.md, "Cost"); narrowed to some processes, on unless
+                // --no-stacks. The few long waits verdicts rest on are read either way.
+                stacks: if cli.no_stacks && !cli.live_stacks {
+                    hangwatch::live::LiveStacks::Off
+                } else {
+                    hangwatch::live::LiveStacks::Waits {
+                        every_match: cli.live_stacks
+                            || !cli.filter.pids.is_empty()
                             || cli.filter.comm.is_some()
-                            || cli.filter.cgroup.is_some())),
+                            || cli.filter.cgroup.is_some(),
+                    }
+                },
             };
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(

@@ -467,4 +467,15 @@ fn postgresql_client_behind_a_table_lock_is_hung_and_names_the_idle_transaction(
             assert!(!pids.contains(&quiet), "pid {quiet} is healthy: {}", excerpt(f));
         }
     }
+    // Live mode over the whole node (the default: only small idle processes' long waits get
+    // a stack, which is enough here) says the same.
+    let mut live = Live::start(&["--hung-after", HUNG_AFTER]);
+    let hung = live
+        .wait_for(Duration::from_secs(40), |v| {
+            v["type"] == "finding" && v["kind"] == "hung" && v["pids"][0] == w
+        })
+        .unwrap_or_else(|| panic!("no live hung finding for {w}:\n{}", live.seen.join("\n")));
+    let pids = pids_of(&hung);
+    assert!(pids.contains(&(waiter_backend as i64)), "{}", excerpt(&hung));
+    assert!(str_field(&hung, "summary").contains("PostgreSQL lock"), "{}", excerpt(&hung));
 }

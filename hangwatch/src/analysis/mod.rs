@@ -12,6 +12,7 @@ pub mod maps;
 #[cfg(test)]
 mod orphaned_tests;
 mod rules;
+pub use rules::LOCK_HELD_MIN_NS;
 pub mod runnable;
 pub mod unix_diag;
 

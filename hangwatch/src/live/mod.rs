@@ -38,8 +38,36 @@ pub struct Options {
     pub keep_exited: Duration,
     /// Attach the memory syscall probes (exact counts).
     pub exact_memory: bool,
-    /// Read the stacks of blocked threads (off with `--no-stacks`).
-    pub stacks: bool,
+    /// Which blocked threads' stacks are read.
+    pub stacks: LiveStacks,
+}
+
+/// Which blocked threads live mode reads the stacks of (docs/stacks.md, "Cost").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveStacks {
+    /// None (`--no-stacks`).
+    Off,
+    /// Every wait of `--min-blocked` in the processes the filter selects when `every_match`
+    /// (narrowed to some processes, or `--live-stacks`); and, in any process of at most
+    /// [`SPARSE_MAX_THREADS`] threads none of which runs, waits of
+    /// [`crate::analysis::LOCK_HELD_MIN_NS`]: the few a client's verdict rests on (a
+    /// server session waiting for a lock), cheap even under heavy churn.
+    Waits { every_match: bool },
+}
+
+/// Most threads of a process whose long waits are read when stacks are not read node-wide.
+pub const SPARSE_MAX_THREADS: usize = 8;
+
+impl LiveStacks {
+    /// The wait age from which a process's threads get a stack, or `None` for none.
+    fn min_blocked_for(self, f: &Filter, p: &procfs::ProcessSample) -> Option<u64> {
+        let LiveStacks::Waits { every_match } = self else { return None };
+        if every_match && f.matches(p.pid, &p.stat.comm, &p.cgroup) {
+            return Some(f.min_blocked_ns);
+        }
+        (p.threads.len() <= SPARSE_MAX_THREADS && p.threads.iter().all(|t| t.stat.state != 'R'))
+            .then_some(crate::analysis::LOCK_HELD_MIN_NS)
+    }
 }
 
 /// Memory is sampled every this many /proc scans.
@@ -202,11 +230,11 @@ fn proc_collector(
     offsets: Vec<i64>,
     wakes: std::sync::Arc<WakeLog>,
     trust_ns: Option<u64>,
-    stacks: Option<Filter>,
+    (stacks, filter): (LiveStacks, Filter),
 ) {
     let mut offsets = offsets;
     // Stacks are read here, on the I/O side, once per wait (docs/stacks.md).
-    let mut gatherer = stacks.as_ref().map(|_| crate::stacks::Gatherer::default());
+    let mut gatherer = (stacks != LiveStacks::Off).then(crate::stacks::Gatherer::default);
     let mut n = 0u64;
     let mut cache = procfs::ThreadCache::with_kernel_wakeups(trust_ns);
     let mut layout_cache = crate::memory_layout::LayoutCache::default();
@@ -256,16 +284,10 @@ fn proc_collector(
                 return;
             }
         }
-        if let (Some(g), Some(f)) = (gatherer.as_mut(), stacks.as_ref()) {
-            let include = |p: &procfs::ProcessSample| f.matches(p.pid, &p.stat.comm, &p.cgroup);
-            let found = g.gather_samples(
-                &samples,
-                &offsets,
-                now,
-                f.min_blocked_ns,
-                &include,
-                crate::stacks::LIVE_BUDGET,
-            );
+        if let Some(g) = gatherer.as_mut() {
+            let min_for = |p: &procfs::ProcessSample| stacks.min_blocked_for(&filter, p);
+            let found =
+                g.gather_samples(&samples, &offsets, now, &min_for, crate::stacks::LIVE_BUDGET);
             if tx.blocking_send(Input::Stacks(found)).is_err() {
                 return;
             }
@@ -398,7 +420,7 @@ fn start(
         .any(|p| p.attached && p.name.starts_with("tp_btf/sched_waking"))
         .then_some(threshold_ns);
     let scan_wakes = wakes.clone();
-    let stacks = opts.stacks.then(|| opts.filter.clone());
+    let stacks = (opts.stacks, opts.filter.clone());
     std::thread::Builder::new()
         .name("proc-scan".into())
         .spawn(move || proc_collector(ptx, interval, pids, offsets, scan_wakes, trust_ns, stacks))

@@ -157,8 +157,7 @@ impl Gatherer {
         samples: &HashMap<i32, crate::procfs::ProcessSample>,
         offsets: &[i64],
         now_mono_ns: u64,
-        min_blocked_ns: u64,
-        include: &dyn Fn(&crate::procfs::ProcessSample) -> bool,
+        min_blocked_for: &dyn Fn(&crate::procfs::ProcessSample) -> Option<u64>,
         budget: Duration,
     ) -> HashMap<i32, Arc<Stack>> {
         self.scans += 1;
@@ -171,9 +170,10 @@ impl Gatherer {
         let mut out = HashMap::new();
         let mut live = std::collections::HashSet::new();
         for (&pid, p) in samples {
-            if pid == me || p.is_kernel_thread() || !include(p) {
+            if pid == me || p.is_kernel_thread() {
                 continue;
             }
+            let Some(min_blocked_ns) = min_blocked_for(p) else { continue };
             let mut wanted = Vec::new();
             for t in &p.threads {
                 let since = crate::snapshot::wait_since_ns(t, offsets);
