@@ -306,7 +306,16 @@ fn ensure_kernel(ctx: &Ctx, kernel: &Kernel, dir: &Path) -> Result<PathBuf> {
                 })
             })
             .ok_or_else(|| anyhow!("apt-get download left no {package}_*.deb"))?;
-        run(ctx.cmd("dpkg").arg("-i").arg(&deb).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        // Through apt, not `dpkg -i`: the image depends on kmod, linux-base and
+        // initramfs-tools, which a fresh machine lacks (CI's did) and apt takes from the
+        // machine's own sources (its lists refreshed first). A path makes apt install that
+        // very file.
+        run(ctx.cmd("apt-get").args(["update", "-q"]))?;
+        run(ctx
+            .cmd("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .arg(&deb)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
     } else {
         let list =
             capture(ctx.cmd("apt-cache").args(["search", "--names-only", &package_regex(kernel)]))?;
