@@ -25,7 +25,7 @@ use crate::{
     model::{Process, Wait},
     syscalls::{ChildWait, Syscall, WaitOn},
 };
-use facts::{Facts, FutexKey, Kind as FdKind};
+use facts::{Facts, FutexKey, Kind as FdKind, OomFact};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -709,6 +709,9 @@ fn step_sentence(s: &Step) -> String {
     format!("pid {} ({}) tid {} waits in {} on {}", s.pid, s.comm, s.tid, s.syscall, s.waits_on)
 }
 
+/// Most victims named by a grouped `oom_kill` finding.
+const OOM_NAMED: usize = 8;
+
 /// How long a wait whose releaser is gone must have lasted to be an orphaned wait.
 pub const ORPHAN_MIN_NS: u64 = 5_000_000_000;
 
@@ -1112,18 +1115,34 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
         });
     }
 
-    // OOM kills, with what they left waiting.
-    for k in &facts.oom_kills {
-        if cfg.now_mono_ns.saturating_sub(k.time_mono_ns) > cfg.oom_recent_ns {
-            continue;
-        }
-        let left: Vec<&Finding> = out
-            .iter()
+    // OOM kills, with what they left waiting. Kills that left nobody waiting are one finding
+    // per memory cgroup when there are several: a crash-looping container or a storm is one
+    // thing to look at, not a screenful.
+    let recent: Vec<&OomFact> = facts
+        .oom_kills
+        .iter()
+        .filter(|k| cfg.now_mono_ns.saturating_sub(k.time_mono_ns) <= cfg.oom_recent_ns)
+        .collect();
+    let waiting_on = |k: &OomFact| -> Vec<i32> {
+        out.iter()
             .filter(|f| f.kind == FindingKind::OrphanedWait && f.pids.contains(&k.pid))
-            .collect();
-        let waiting: Vec<i32> = left.iter().map(|f| f.pids[0]).collect();
-        let limit =
-            k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default();
+            .map(|f| f.pids[0])
+            .collect()
+    };
+    let mut kills: Vec<(&OomFact, Vec<i32>)> = recent.iter().map(|k| (*k, waiting_on(k))).collect();
+    let mut alone: BTreeMap<Option<&str>, Vec<&OomFact>> = BTreeMap::new();
+    for (k, w) in &kills {
+        if w.is_empty() {
+            alone.entry(k.cgroup.as_deref()).or_default().push(k);
+        }
+    }
+    alone.retain(|_, v| v.len() > 1);
+    kills.retain(|(k, w)| !w.is_empty() || !alone.contains_key(&k.cgroup.as_deref()));
+    let ago = |t: u64| fmt_duration_ns(cfg.now_mono_ns.saturating_sub(t));
+    let limit_of = |k: &OomFact| {
+        k.memory_limit_bytes.map(|l| format!(", limit {}", fmt_bytes(l))).unwrap_or_default()
+    };
+    for (k, waiting) in kills {
         let mut pids = vec![k.pid];
         pids.extend(&waiting);
         out.push(Finding {
@@ -1133,9 +1152,9 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
                 "pid {} ({}) was OOM-killed {} ago in {}{}{}",
                 k.pid,
                 k.comm,
-                fmt_duration_ns(cfg.now_mono_ns.saturating_sub(k.time_mono_ns)),
+                ago(k.time_mono_ns),
                 k.cgroup.as_deref().unwrap_or("an unknown cgroup"),
-                limit,
+                limit_of(k),
                 if waiting.is_empty() {
                     String::new()
                 } else {
@@ -1150,6 +1169,32 @@ pub fn analyze(procs: &[Process], facts: &Facts, cfg: &Config) -> Vec<Finding> {
             since_mono_ns: Some(k.time_mono_ns),
             chain: vec![],
             key: format!("oom_kill:{}:{}", k.pid, k.time_mono_ns / 1_000_000_000),
+        });
+    }
+    for (cgroup, mut ks) in alone {
+        // Latest first.
+        ks.sort_by_key(|k| std::cmp::Reverse(k.time_mono_ns));
+        let first = ks.iter().map(|k| k.time_mono_ns).min().unwrap_or(0);
+        let named: Vec<String> =
+            ks.iter().take(OOM_NAMED).map(|k| format!("pid {} ({})", k.pid, k.comm)).collect();
+        let more = ks.len().saturating_sub(OOM_NAMED);
+        out.push(Finding {
+            kind: FindingKind::OomKill,
+            severity: Severity::Medium,
+            summary: format!(
+                "{} processes OOM-killed in {}{} over the last {}, none left anyone waiting: {}{}",
+                ks.len(),
+                cgroup.unwrap_or("an unknown cgroup"),
+                limit_of(ks[0]),
+                ago(first),
+                named.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ),
+            pids: ks.iter().take(OOM_NAMED).map(|k| k.pid).collect(),
+            tids: vec![],
+            since_mono_ns: Some(first),
+            chain: vec![],
+            key: format!("oom_kill:{}", cgroup.unwrap_or("?")),
         });
     }
 

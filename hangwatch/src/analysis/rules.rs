@@ -1038,6 +1038,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn oom_kills_that_left_nobody_waiting_are_one_finding_per_cgroup() {
+        let mut f = Facts::default();
+        for (i, pid) in [101, 102, 103].into_iter().enumerate() {
+            let mut k = oom(pid, "/crashloop");
+            k.time_mono_ns += i as u64 * 1_000_000_000;
+            f.oom_kills.push(k);
+        }
+        f.oom_kills.push(oom(201, "/batch"));
+        let found = analyze(&[], &f, &cfg());
+        let kills: Vec<&Finding> =
+            found.iter().filter(|x| x.kind == FindingKind::OomKill).collect();
+        assert_eq!(kills.len(), 2, "{kills:?}");
+        let storm = kills.iter().find(|x| x.key == "oom_kill:/crashloop").expect("grouped");
+        assert_eq!(storm.pids, vec![103, 102, 101], "latest first");
+        assert_eq!(storm.severity, Severity::Medium);
+        assert!(
+            storm.summary.starts_with(
+                "3 processes OOM-killed in /crashloop, limit 64.0 MiB over the last 1m40s"
+            ),
+            "{}",
+            storm.summary
+        );
+        let single = kills.iter().find(|x| x.pids == vec![201]).expect("single");
+        assert!(
+            single.summary.starts_with("pid 201 (python3) was OOM-killed"),
+            "{}",
+            single.summary
+        );
+    }
+
     fn member(pid: i32, ppid: i32, cgroup: &str) -> Process {
         let mut p = process(pid, 1.0, 900.0, vec![Some(on_fd("read", 200.0, 3))]);
         p.ppid = ppid;
