@@ -478,4 +478,14 @@ fn postgresql_client_behind_a_table_lock_is_hung_and_names_the_idle_transaction(
     let pids = pids_of(&hung);
     assert!(pids.contains(&(waiter_backend as i64)), "{}", excerpt(&hung));
     assert!(str_field(&hung, "summary").contains("PostgreSQL lock"), "{}", excerpt(&hung));
+    // Live findings name the frame each step waits in, as the snapshot's do.
+    let session = array_field(&hung, "chain")
+        .iter()
+        .find(|s| s["pid"] == waiter_backend)
+        .unwrap_or_else(|| panic!("no step for the session:\n{}", excerpt(&hung)));
+    assert!(
+        session["frame"].as_str().is_some_and(|f| f.contains("WaitEventSetWait")),
+        "{}",
+        excerpt(session)
+    );
 }

@@ -70,6 +70,10 @@ pub struct Step {
     pub comm: String,
     pub syscall: String,
     pub waits_on: String,
+    /// The innermost user-code frame the thread waits in, when its stack was read
+    /// ([`crate::stacks::annotate_findings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -537,6 +541,7 @@ impl<'a> Graph<'a> {
             comm: p.comm.clone(),
             syscall: wait_of(p, pid).map(|w| w.decoded.syscall.clone()).unwrap_or_default(),
             waits_on: why.clone(),
+            frame: None,
         })
     }
 
@@ -548,6 +553,7 @@ impl<'a> Graph<'a> {
             comm: comm_of(p, k.1),
             syscall: wait_of(p, k.1).map(|w| w.decoded.syscall.clone()).unwrap_or_default(),
             waits_on: why.to_string(),
+            frame: None,
         }
     }
 

@@ -782,7 +782,9 @@ impl Aggregator {
             hung_after_ns: self.hung_after_ns,
             oom_recent_ns: 3600 * 1_000_000_000,
         };
-        let new = analysis::analyze(&procs, &facts, &cfg);
+        let mut new = analysis::analyze(&procs, &facts, &cfg);
+        // The frames each chain step waits in, where stacks were read (docs/stacks.md).
+        crate::stacks::annotate_findings(&mut new, &procs);
         for f in &new {
             if !self.findings.iter().any(|o| o.key == f.key) {
                 out.push(Output::Finding { ts_mono_ns: now, finding: f.clone() });

@@ -193,9 +193,7 @@ fn render_finding(o: &mut String, r: &Report, f: &Finding) {
             field(&s.comm, COMM_COLS),
             if s.syscall.is_empty() { "?".into() } else { term(&s.syscall) },
             term(&s.waits_on),
-            crate::stacks::frame_of_tid(&r.processes, s.tid)
-                .map(|f| format!(" {}", field(&f, FRAME_COLS)))
-                .unwrap_or_default()
+            s.frame.as_deref().map(|f| format!(" {}", field(f, FRAME_COLS))).unwrap_or_default()
         );
     }
 }
@@ -405,6 +403,8 @@ mod tests {
                 comm: HOSTILE.into(),
                 syscall: "read".into(),
                 waits_on: format!("/tmp/{HOSTILE}\n✖ deadlock [critical]: forged"),
+                // A frame is the target's own symbol or Python function name: hostile too.
+                frame: Some(format!("in {HOSTILE}\n✖ deadlock [critical]: forged")),
             }],
             key: "k".into(),
         });

@@ -299,8 +299,8 @@ pub struct StepJson {
     pub comm: String,
     pub syscall: String,
     pub waits_on: String,
-    /// The innermost user-code frame the step's thread waits in (snapshot only, when its
-    /// stack was read: docs/stacks.md).
+    /// The innermost user-code frame the step's thread waits in, when its stack was read
+    /// (docs/stacks.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<String>,
 }
@@ -326,7 +326,7 @@ pub fn finding_json(f: &Finding, wall: impl Fn(u64) -> String) -> FindingJson {
                 comm: s.comm.clone(),
                 syscall: s.syscall.clone(),
                 waits_on: s.waits_on.clone(),
-                frame: None,
+                frame: s.frame.clone(),
             })
             .collect(),
     }
@@ -545,17 +545,7 @@ pub fn snapshot(r: &Report) -> SnapshotJson {
         window_ms: r.window.as_millis() as u64,
         min_blocked_ms: r.min_blocked.as_millis() as u64,
         processes: r.processes.iter().map(|p| process_json(r, p)).collect(),
-        findings: r
-            .findings
-            .iter()
-            .map(|f| {
-                let mut j = finding_json(f, |ns| rfc3339(r.wall(ns)));
-                for s in &mut j.chain {
-                    s.frame = crate::stacks::frame_of_tid(&r.processes, s.tid);
-                }
-                j
-            })
-            .collect(),
+        findings: r.findings.iter().map(|f| finding_json(f, |ns| rfc3339(r.wall(ns)))).collect(),
         hidden_processes: r.hidden,
         ended_waits: r
             .ended_waits

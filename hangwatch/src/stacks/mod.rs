@@ -428,16 +428,12 @@ pub fn group<'a>(
 
 /// Adds to each finding's summary the user-code frame its first thread waits in.
 pub fn annotate_findings(findings: &mut [crate::analysis::Finding], procs: &[Process]) {
-    let frame_of = |tid: i32| {
-        procs
-            .iter()
-            .flat_map(|p| p.threads.iter())
-            .find(|t| t.tid == tid)
-            .and_then(|t| t.stack.as_ref()?.user_frame())
-    };
     for f in findings {
+        for s in &mut f.chain {
+            s.frame = frame_of_tid(procs, s.tid);
+        }
         let tid = f.chain.first().map(|s| s.tid).or(f.tids.first().copied());
-        if let Some(frame) = tid.and_then(frame_of) {
+        if let Some(frame) = tid.and_then(|t| frame_of_tid(procs, t)) {
             f.summary = format!("{} (tid {} waits {frame})", f.summary, tid.unwrap_or(0));
         }
     }

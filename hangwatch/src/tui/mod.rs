@@ -392,6 +392,7 @@ pub(crate) mod testing {
                 comm: "joiner".into(),
                 syscall: "wait4".into(),
                 waits_on: "child 711".into(),
+                frame: None,
             },
             Step {
                 pid: 711,
@@ -399,6 +400,7 @@ pub(crate) mod testing {
                 comm: "writer".into(),
                 syscall: "write".into(),
                 waits_on: "pipe:[55665] whose only reader is pid 710".into(),
+                frame: None,
             },
         ];
         let mut f = finding(
