@@ -19,8 +19,6 @@ pub mod kind {
     pub const WAIT_END: u32 = 1;
     /// The OOM killer chose a victim (raw `oom:mark_victim` record attached).
     pub const OOM_VICTIM: u32 = 2;
-    /// A process exited (its last thread).
-    pub const PROCESS_EXIT: u32 = 3;
 }
 
 /// Indexes into the `STATS` per-CPU array: counters that the probes only touch on the rare
@@ -199,15 +197,6 @@ pub const OOM_RAW_LEN: usize = 128;
 pub struct OomVictim {
     pub header: EventHeader,
     pub raw: [u8; OOM_RAW_LEN],
-}
-
-/// `kind::PROCESS_EXIT`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ProcessExit {
-    pub header: EventHeader,
-    pub exit_code: u32,
-    pub _pad: u32,
 }
 
 // No implicit padding in the ring buffer records: their size is the sum of their fields (a
