@@ -175,6 +175,12 @@ async fn kernel_collector(
                                 .await
                                 .ok()
                                 .map(Box::new);
+                            // Where mark_victim does not pass the task, the translation is
+                            // recorded at the OOM killer's SIGKILL, just after this event: it
+                            // may not have been there yet (seen under emulation); look again.
+                            if o.pid == o.host_pid {
+                                probes.translate_victim(&mut o);
+                            }
                             Input::OomVictim(o)
                         }
                         None => continue,
