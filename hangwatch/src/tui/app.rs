@@ -162,6 +162,8 @@ pub struct App {
     page: usize,
     detail_page: usize,
     detail_scroll: usize,
+    /// The detail view shows whole stacks (`t`).
+    whole_stacks: bool,
     /// RSS and heap per pid, oldest first, at most [`HISTORY_POINTS`].
     history: HashMap<i32, VecDeque<MemPoint>>,
     /// For each pid a finding names: the index (in the shown view's findings) of its most
@@ -194,6 +196,7 @@ impl App {
             page: 10,
             detail_page: 10,
             detail_scroll: 0,
+            whole_stacks: false,
             history: HashMap::new(),
             worst: HashMap::new(),
         }
@@ -538,8 +541,14 @@ impl App {
             KeyCode::PageUp => self.detail_scroll = self.detail_scroll.saturating_sub(page),
             KeyCode::PageDown => self.detail_scroll += page,
             KeyCode::Home | KeyCode::Char('g') => self.detail_scroll = 0,
+            KeyCode::Char('t') => self.whole_stacks = !self.whole_stacks,
             _ => {}
         }
+    }
+
+    /// Whether the detail view shows whole stacks (`t`) rather than each thread's frame.
+    pub fn whole_stacks(&self) -> bool {
+        self.whole_stacks
     }
 
     /// The detail panel clamps the scroll to what it has to show.

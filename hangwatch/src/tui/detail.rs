@@ -74,7 +74,7 @@ fn scroll_lines(app: &App, row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
     if !lines.is_empty() {
         lines.push(Line::default());
     }
-    lines.extend(thread_lines(row, width));
+    lines.extend(thread_lines(row, width, app.whole_stacks()));
     lines
 }
 
@@ -97,8 +97,9 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
     chars.chunks(width.max(1)).map(|c| c.iter().collect()).collect()
 }
 
-/// Two or more lines per blocked thread (summary, then the decoded call), one per other thread.
-fn thread_lines(row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
+/// Two or more lines per blocked thread (summary, then the decoded call, then its frame or
+/// with `whole` its whole stack), one per other thread.
+fn thread_lines(row: &ProcessRow, width: u16, whole: bool) -> Vec<Line<'static>> {
     const INDENT: usize = 9;
     let mut lines = Vec::new();
     for t in ordered(row) {
@@ -125,7 +126,7 @@ fn thread_lines(row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
                             .style(Style::new().fg(Color::Cyan)),
                     );
                 }
-                lines.extend(stack_lines(t, width));
+                lines.extend(stack_lines(t, width, whole));
             }
             None => {
                 let what = match t.state {
@@ -142,19 +143,46 @@ fn thread_lines(row: &ProcessRow, width: u16) -> Vec<Line<'static>> {
     lines
 }
 
-/// The innermost user-code frame of a thread's stack (docs/stacks.md), else why it has none.
-fn stack_lines(t: &Thread, width: u16) -> Vec<Line<'static>> {
+/// Most frames shown per thread with the whole stack (`t`).
+const WHOLE_STACK_FRAMES: usize = 64;
+
+/// The innermost user-code frame of a thread's stack (docs/stacks.md), else why it has none;
+/// with `whole`, every frame (Python, native, then kernel; [`WHOLE_STACK_FRAMES`] at most)
+/// and the reason it stopped early, if it did.
+fn stack_lines(t: &Thread, width: u16, whole: bool) -> Vec<Line<'static>> {
     const INDENT: usize = 9;
     let Some(s) = &t.stack else { return Vec::new() };
-    let (text, style) = match (s.user_frame(), &s.error) {
-        (Some(f), _) => (f, Style::new().fg(Color::Green)),
-        (None, Some(e)) => (format!("(no stack: {e})"), STYLE_DIM),
-        (None, None) => return Vec::new(),
+    let green = Style::new().fg(Color::Green);
+    let texts: Vec<(String, Style)> = if whole {
+        let all = s.lines();
+        let mut v: Vec<(String, Style)> = all
+            .iter()
+            .take(WHOLE_STACK_FRAMES)
+            .map(|l| (l.clone(), if l.starts_with("[kernel]") { STYLE_DIM } else { green }))
+            .collect();
+        if all.len() > WHOLE_STACK_FRAMES {
+            v.push((format!("… {} more frames", all.len() - WHOLE_STACK_FRAMES), STYLE_DIM));
+        }
+        if let Some(e) = &s.error {
+            v.push((format!("(stack cut: {e})"), STYLE_DIM));
+        }
+        v
+    } else {
+        match (s.user_frame(), &s.error) {
+            (Some(f), _) => vec![(f, green)],
+            (None, Some(e)) => vec![(format!("(no stack: {e})"), STYLE_DIM)],
+            (None, None) => Vec::new(),
+        }
     };
-    let text = crate::escape::field(&text, 300).into_owned();
-    wrap(&text, (width as usize).saturating_sub(INDENT))
+    // Frames are the target's own names: escaped, then wrapped.
+    texts
         .into_iter()
-        .map(|piece| Line::from(format!("{}{piece}", " ".repeat(INDENT))).style(style))
+        .flat_map(|(text, style)| {
+            let text = crate::escape::field(&text, 300).into_owned();
+            wrap(&text, (width as usize).saturating_sub(INDENT))
+                .into_iter()
+                .map(move |piece| Line::from(format!("{}{piece}", " ".repeat(INDENT))).style(style))
+        })
         .collect()
 }
 
@@ -643,5 +671,15 @@ mod tests {
             .unwrap_or_else(|| panic!("{all}"));
         assert!(s[worker + 2].contains("in Pool::drain\\x1b[31m()"), "{all}");
         assert!(!all.contains('\u{1b}'), "{all}");
+        // `t`: the whole stack, innermost first, escaped too; `t` again: the frame only.
+        app.on_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('t')));
+        let s = render(&mut app, 100, 30);
+        let all = screen(&s);
+        assert!(s[worker + 2].contains("in __lll_lock_wait"), "{all}");
+        assert!(s[worker + 3].contains("in Pool::drain\\x1b[31m()"), "{all}");
+        assert!(!all.contains('\u{1b}'), "{all}");
+        app.on_key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('t')));
+        let s = render(&mut app, 100, 30);
+        assert!(s[worker + 2].contains("in Pool::drain"), "{}", screen(&s));
     }
 }

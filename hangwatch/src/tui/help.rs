@@ -20,6 +20,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("/", "filter by comm, pid or cgroup; Enter applies, Esc clears"),
     ("s", "sort: suspicion, longest wait, CPU, RSS, pid"),
     ("p  Space", "pause: freeze the view (data is still collected)"),
+    ("t", "detail: whole stacks of blocked threads, or each one's frame"),
     ("?", "this help"),
     ("q  Ctrl-C", "quit"),
 ];
@@ -47,9 +48,14 @@ pub fn render_footer(frame: &mut Frame, area: Rect, app: &App) {
                 ("s", "sort"),
                 ("p", "pause"),
             ],
-            Mode::Detail(_) => {
-                &[("q", "quit"), ("?", "help"), ("Esc", "back"), ("↑↓", "scroll"), ("p", "pause")]
-            }
+            Mode::Detail(_) => &[
+                ("q", "quit"),
+                ("?", "help"),
+                ("Esc", "back"),
+                ("↑↓", "scroll"),
+                ("t", "stacks"),
+                ("p", "pause"),
+            ],
         };
         let mut spans = Vec::new();
         for (k, what) in pairs {
