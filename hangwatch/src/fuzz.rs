@@ -14,10 +14,11 @@
 use proptest::{prelude::*, sample::Index, test_runner::Config};
 
 use crate::{
-    analysis::{facts, unix_diag},
+    analysis::facts,
     bpf::{self, TracepointFormat},
     btf::Btf,
     memory, oom, privileges, procfs,
+    sources::unix_diag,
     syscalls::{self, TaskView},
 };
 

@@ -22,6 +22,7 @@ pub mod privileges;
 pub mod procfs;
 pub mod signals;
 pub mod snapshot;
+pub mod sources;
 pub mod stacks;
 pub mod stdio;
 pub mod syscalls;

@@ -82,8 +82,8 @@ pub struct Facts {
     pub object_mappers: HashMap<(String, u64), BTreeSet<i32>>,
     /// Shared memory object → its path as /proc/PID/maps shows it.
     pub object_paths: HashMap<(String, u64), String>,
-    /// Walks of /proc/PID/maps cut at [`super::maps::MAX_MAPS_LINES`] /
-    /// [`super::maps::MAX_MAPS_BYTES`] before they were done (the futex keys or mappers they
+    /// Walks of /proc/PID/maps cut at [`crate::sources::maps::MAX_MAPS_LINES`] /
+    /// [`crate::sources::maps::MAX_MAPS_BYTES`] before they were done (the futex keys or mappers they
     /// would have given are unknown).
     pub maps_truncated: u64,
     pub cpu_quota: HashMap<String, CpuQuota>,
@@ -103,7 +103,7 @@ pub struct Facts {
     /// FUSE connection (None: the kernel does not say) → the processes holding /dev/fuse for it.
     pub fuse_servers: HashMap<Option<u32>, BTreeSet<i32>>,
     /// TCP/UDP socket inode → its peer on this node (/proc/net/{tcp,udp}{,6}).
-    pub inet_peer: HashMap<u64, super::inet::Peer>,
+    pub inet_peer: HashMap<u64, crate::sources::inet::Peer>,
     /// pid → why it cannot run (stopped, traced, frozen, in `D`), for the processes blocked
     /// threads wait on.
     pub cannot_run: HashMap<i32, String>,
@@ -148,7 +148,7 @@ pub struct Mapping {
 
 /// `7f..-7f.. rw-s 00000000 00:05 1234   /dev/shm/sem.x (deleted)`
 pub fn parse_maps_line(l: &str) -> Option<Mapping> {
-    super::maps::parse_line(l).map(super::maps::MapsLine::to_mapping)
+    crate::sources::maps::parse_line(l).map(crate::sources::maps::MapsLine::to_mapping)
 }
 
 /// The futex key of `addr` in a process with these mappings: shared when the address is in a
@@ -167,10 +167,10 @@ pub fn futex_key(pid: i32, addr: u64, maps: &[Mapping]) -> FutexKey {
     }
 }
 
-/// The futex key of `addr` in `pid`, from a bounded walk of its maps ([`super::maps`]), with
+/// The futex key of `addr` in `pid`, from a bounded walk of its maps ([`crate::sources::maps`]), with
 /// the mapping it lies in. Unreadable maps, or an address past the bounds: private.
 fn futex_key_of(pid: i32, addr: u64, truncated: &mut u64) -> (FutexKey, Option<Mapping>) {
-    match super::maps::find(pid, addr) {
+    match crate::sources::maps::find(pid, addr) {
         Ok((found, walk)) => {
             if found.is_none() && walk.truncated {
                 *truncated += 1;
@@ -374,7 +374,7 @@ pub fn gather(
     let mut f = Facts { oom_kills, ..Default::default() };
     let mut wanted: HashSet<u64> = HashSet::new();
     let mut lock_waiters: Vec<(i32, i32)> = Vec::new();
-    let mut fifos = super::fifo::Fifos::default();
+    let mut fifos = crate::sources::fifo::Fifos::default();
     let scanned: HashSet<i32> = procs.iter().map(|p| p.pid).collect();
     for p in procs {
         gather_verdict_facts(p, &scanned, &mut f);
@@ -460,7 +460,7 @@ pub fn gather(
         let inodes: HashSet<u64> = f.object_paths.keys().map(|(_, ino)| *ino).collect();
         for pid in procfs::list_pids() {
             let mut hits: Vec<(String, u64)> = Vec::new();
-            let walk = super::maps::shared_objects(pid, |dev, inode| {
+            let walk = crate::sources::maps::shared_objects(pid, |dev, inode| {
                 if inodes.contains(&inode)
                     && f.object_paths.contains_key(&(dev.to_string(), inode))
                     && !hits.iter().any(|(d, i)| *i == inode && d == dev)
@@ -482,13 +482,13 @@ pub fn gather(
     super::locks::gather(&lock_waiters, &mut f);
     super::fuse::gather(procs, &mut f);
     if wanted.is_empty() {
-        super::runnable::gather(procs, &mut f);
+        crate::sources::runnable::gather(procs, &mut f);
         return f;
     }
     // The other ends of the Unix sockets they wait on (sock_diag; a failure leaves them
     // unknown, which the analysis treats as "a releaser hangwatch cannot see").
     if f.fd_inode.values().any(|(_, kind)| *kind == Kind::Socket) {
-        match super::unix_diag::peers() {
+        match crate::sources::unix_diag::peers() {
             Ok(all) => {
                 let ours: Vec<u64> = wanted.iter().copied().collect();
                 for ino in ours {
@@ -508,7 +508,7 @@ pub fn gather(
             .map(|(ino, _)| *ino)
             .collect();
         if !rest.is_empty() {
-            let (peers, _cut) = super::inet::local_peers(&rest);
+            let (peers, _cut) = crate::sources::inet::local_peers(&rest);
             for (ino, peer) in peers {
                 wanted.insert(peer.inode);
                 f.inet_peer.insert(ino, peer);
@@ -546,7 +546,7 @@ pub fn gather(
     }
     f.listening
         .extend(parse_listening_unix(&fs::read_to_string("/proc/net/unix").unwrap_or_default()));
-    super::runnable::gather(procs, &mut f);
+    crate::sources::runnable::gather(procs, &mut f);
     f
 }
 

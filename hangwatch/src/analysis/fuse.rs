@@ -12,12 +12,12 @@ use std::{
     fs,
 };
 
-use super::{
-    Edge, Target,
-    facts::Facts,
-    fdfile::{Mounts, file_id, parse_mountinfo_line},
+use super::{Edge, Target, facts::Facts};
+use crate::{
+    model::Process,
+    procfs,
+    sources::fdfile::{Mounts, file_id, parse_mountinfo_line},
 };
-use crate::{model::Process, procfs};
 
 /// A FUSE wait: the mounts it may be on (device minor → mount point).
 pub type FuseWait = BTreeMap<u32, String>;

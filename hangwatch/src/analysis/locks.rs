@@ -22,12 +22,13 @@ use std::{
 
 use serde::Serialize;
 
-use super::{
-    Edge, Target,
-    facts::Facts,
-    fdfile::{Mounts, file_id},
+use super::{Edge, Target, facts::Facts};
+use crate::{
+    model::Wait,
+    procfs,
+    sources::fdfile::{Mounts, file_id},
+    syscalls::WaitOn,
 };
-use crate::{model::Wait, procfs, syscalls::WaitOn};
 
 /// Bytes of /proc/locks read at most (a node can have very many locks; about 60 bytes each).
 pub const MAX_LOCKS_BYTES: u64 = 4 << 20;

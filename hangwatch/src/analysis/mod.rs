@@ -3,18 +3,12 @@
 //! [`facts::Facts`]; gathering the facts is in [`facts`].
 
 pub mod facts;
-pub mod fdfile;
-pub mod fifo;
 pub mod fuse;
-pub mod inet;
 pub mod locks;
-pub mod maps;
 #[cfg(test)]
 mod orphaned_tests;
 mod rules;
 pub use rules::LOCK_HELD_MIN_NS;
-pub mod runnable;
-pub mod unix_diag;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

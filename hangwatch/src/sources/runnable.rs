@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeSet, fs};
 
-use super::facts::Facts;
+use crate::analysis::facts::Facts;
 use crate::model::Process;
 
 /// `State:` letter and `TracerPid:` of /proc/PID/status.
