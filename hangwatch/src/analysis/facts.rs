@@ -91,15 +91,15 @@ pub struct Facts {
     pub cpu_cgroup_of: HashMap<i32, String>,
     pub oom_kills: Vec<OomFact>,
     /// (pid, fd) of a lock wait → the locks that block it and who holds them (/proc/locks).
-    pub lock_blockers: HashMap<(i32, i32), Vec<super::locks::Blocker>>,
+    pub lock_blockers: HashMap<(i32, i32), Vec<crate::sources::locks::Blocker>>,
     /// (pid, fd) of a lock wait → the file it locks.
-    pub lock_files: HashMap<(i32, i32), super::locks::FileId>,
+    pub lock_files: HashMap<(i32, i32), crate::sources::locks::FileId>,
     /// /proc/locks was larger than hangwatch reads: some holders may be missing.
     pub locks_truncated: bool,
     /// FIFO key (in `holders` and `fd_inode`, as a pipe) → the path of the named FIFO.
     pub fifo_names: HashMap<u64, String>,
     /// (pid, tid) of a wait inside FUSE → the FUSE mounts it may be on (device minor → path).
-    pub fuse_waits: HashMap<(i32, i32), super::fuse::FuseWait>,
+    pub fuse_waits: HashMap<(i32, i32), crate::sources::fuse::FuseWait>,
     /// FUSE connection (None: the kernel does not say) → the processes holding /dev/fuse for it.
     pub fuse_servers: HashMap<Option<u32>, BTreeSet<i32>>,
     /// TCP/UDP socket inode → its peer on this node (/proc/net/{tcp,udp}{,6}).
@@ -383,7 +383,7 @@ pub fn gather(
         let mut own_keys: HashMap<u64, FutexKey> = HashMap::new();
         for (t, w) in p.blocked_threads() {
             let v = view.get_or_insert_with(|| view_for(p.pid));
-            if super::locks::is_lock_wait(w)
+            if crate::sources::locks::is_lock_wait(w)
                 && let Some(fd) = w.decoded.fds.first()
             {
                 lock_waiters.push((p.pid, *fd));
@@ -479,8 +479,8 @@ pub fn gather(
             }
         }
     }
-    super::locks::gather(&lock_waiters, &mut f);
-    super::fuse::gather(procs, &mut f);
+    crate::sources::locks::gather(&lock_waiters, &mut f);
+    crate::sources::fuse::gather(procs, &mut f);
     if wanted.is_empty() {
         crate::sources::runnable::gather(procs, &mut f);
         return f;

@@ -3,8 +3,7 @@
 //! [`facts::Facts`]; gathering the facts is in [`facts`].
 
 pub mod facts;
-pub mod fuse;
-pub mod locks;
+mod file_edges;
 #[cfg(test)]
 mod orphaned_tests;
 mod rules;
@@ -276,7 +275,7 @@ impl<'a> Graph<'a> {
         reason = "one arm per wait kind; issue 10's typed WaitOn splits it per kind"
     )]
     fn releasers(&mut self, p: &Process, tid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) {
-        if fuse::fuse_edges(p.pid, tid, facts, edges) {
+        if file_edges::fuse_edges(p.pid, tid, facts, edges) {
             return;
         }
         if let WaitOn::Child(child) = &w.decoded.wait_on {
@@ -394,7 +393,7 @@ impl<'a> Graph<'a> {
             }
             return;
         }
-        if locks::lock_edges(p.pid, w, facts, edges) {
+        if file_edges::lock_edges(p.pid, w, facts, edges) {
             return;
         }
         let mut outside = Vec::new();

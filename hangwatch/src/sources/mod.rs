@@ -1,7 +1,8 @@
 //! Readers of what the kernel shows beyond each process's own /proc entries, for the facts the
-//! analysis follows chains through (docs/design.md, "Sources"): which file an fd is
+//! analysis follows chains through (docs/design.md, "Where things are"): which file an fd is
 //! (`fdfile`, `fifo`), the peers of sockets (`unix_diag`, `inet`), the mappings of a process
-//! (`maps`), and why a releaser cannot run (`runnable`). Each reads within bounds and parses
+//! (`maps`), who holds a file lock (`locks`, /proc/locks), who serves a FUSE mount (`fuse`),
+//! and why a releaser cannot run (`runnable`). Each reads within bounds and parses
 //! with a pure function that the unit tests and the fuzzer call on plain bytes.
 //!
 //! `analysis::facts::gather` calls them; the analysis itself (`analysis::analyze`) reads no
@@ -9,7 +10,9 @@
 
 pub mod fdfile;
 pub mod fifo;
+pub mod fuse;
 pub mod inet;
+pub mod locks;
 pub mod maps;
 pub mod runnable;
 pub mod unix_diag;

@@ -8,11 +8,11 @@
 //! that line, every holder of /dev/fuse is a possible server.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     fs,
 };
 
-use super::{Edge, Target, facts::Facts};
+use crate::analysis::facts::Facts;
 use crate::{
     model::Process,
     procfs,
@@ -88,38 +88,6 @@ pub fn gather(procs: &[Process], f: &mut Facts) {
             f.fuse_servers.entry(conn).or_default().insert(pid);
         }
     }
-}
-
-/// The edges of a FUSE wait (true), or false when the thread is not in one.
-pub(super) fn fuse_edges(pid: i32, tid: i32, facts: &Facts, edges: &mut Vec<Edge>) -> bool {
-    let Some(on) = facts.fuse_waits.get(&(pid, tid)) else { return false };
-    let unknown = facts.fuse_servers.get(&None);
-    for (minor, mount) in on {
-        let servers: BTreeSet<i32> = facts
-            .fuse_servers
-            .get(&Some(*minor))
-            .into_iter()
-            .chain(unknown)
-            .flatten()
-            .copied()
-            .collect();
-        for &s in &servers {
-            let why = if s == pid {
-                format!("FUSE mount {mount} (connection {minor}) that its own process serves")
-            } else {
-                format!("FUSE mount {mount} (connection {minor}) served by pid {s} (/dev/fuse)")
-            };
-            edges.push(Edge { target: Target::Process(s), why });
-        }
-        if servers.is_empty() {
-            let why = format!("FUSE mount {mount} (connection {minor}) whose server is not seen");
-            edges.push(Edge { target: Target::Outside, why });
-        }
-    }
-    if on.is_empty() {
-        edges.push(Edge { target: Target::Outside, why: "a FUSE mount it cannot name".into() });
-    }
-    true
 }
 
 #[cfg(test)]

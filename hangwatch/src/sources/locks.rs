@@ -22,7 +22,7 @@ use std::{
 
 use serde::Serialize;
 
-use super::{Edge, Target, facts::Facts};
+use crate::analysis::facts::Facts;
 use crate::{
     model::Wait,
     procfs,
@@ -235,38 +235,6 @@ pub fn gather(waiters: &[(i32, i32)], f: &mut Facts) {
             b.holders = h;
         }
     }
-}
-
-/// The edges of a lock wait (true), or false when `w` is not one.
-pub(super) fn lock_edges(pid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) -> bool {
-    if !is_lock_wait(w) {
-        return false;
-    }
-    let fd = w.decoded.fds.first().copied().unwrap_or(-1);
-    let what = w.decoded.wait_on.fd_target().map_or_else(|| format!("fd {fd}"), str::to_string);
-    let blockers = facts.lock_blockers.get(&(pid, fd)).map(Vec::as_slice).unwrap_or(&[]);
-    for b in blockers {
-        let lock = b.lock.describe();
-        for &o in &b.holders {
-            let why = if o == pid {
-                format!("file lock on {what} ({lock}) that its own process holds")
-            } else {
-                format!("file lock on {what} ({lock}) held by pid {o}")
-            };
-            edges.push(Edge { target: Target::Process(o), why });
-        }
-        if b.holders.is_empty() {
-            let why = format!(
-                "file lock on {what} ({lock}) whose holder no process has open (in flight)"
-            );
-            edges.push(Edge { target: Target::Outside, why });
-        }
-    }
-    if blockers.is_empty() {
-        let why = format!("file lock on {what} whose holder /proc/locks does not show");
-        edges.push(Edge { target: Target::Outside, why });
-    }
-    true
 }
 
 #[cfg(test)]
