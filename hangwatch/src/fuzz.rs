@@ -14,11 +14,10 @@
 use proptest::{prelude::*, sample::Index, test_runner::Config};
 
 use crate::{
-    analysis::facts,
     bpf::{self, TracepointFormat},
     btf::Btf,
     memory, oom, privileges, procfs,
-    sources::unix_diag,
+    sources::{facts, unix_diag},
     syscalls::{self, TaskView},
 };
 

@@ -399,7 +399,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         })
         .collect();
     // The analysis follows chains through every process, not only the ones listed.
-    let facts = facts::gather(&all, &|pid| Box::new(ProcTask { pid }), oom_facts);
+    let facts = crate::sources::facts::gather(&all, &|pid| Box::new(ProcTask { pid }), oom_facts);
     // Stacks of the listed processes first: the verdicts use them (a cycle of lock acquires).
     let mut stacks = StackGathering::new(opts);
     stacks.gather(&mut all, |p| selected(p, opts));

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use super::{
     Config, Finding, FindingKind, analyze,
-    facts::{Facts, FutexKey, gather},
+    facts::{Facts, FutexKey},
 };
 use crate::{
     model::{
         Process, Wait,
         tests::{process, wait},
     },
+    sources::facts::gather,
     syscalls::{ChildWait, FutexWait, ProcTask, WaitOn},
 };
 

@@ -370,7 +370,7 @@ impl aggregator::Env for ProcEnv {
         procs: &[crate::model::Process],
         oom_kills: Vec<crate::analysis::facts::OomFact>,
     ) -> crate::analysis::facts::Facts {
-        crate::analysis::facts::gather(procs, &|pid| Box::new(ProcTask { pid }), oom_kills)
+        crate::sources::facts::gather(procs, &|pid| Box::new(ProcTask { pid }), oom_kills)
     }
 }
 

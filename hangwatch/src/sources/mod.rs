@@ -5,9 +5,10 @@
 //! and why a releaser cannot run (`runnable`). Each reads within bounds and parses
 //! with a pure function that the unit tests and the fuzzer call on plain bytes.
 //!
-//! `analysis::facts::gather` calls them; the analysis itself (`analysis::analyze`) reads no
-//! file.
+//! `facts::gather` calls them into [`crate::analysis::facts::Facts`]; the analysis itself
+//! (`analysis::analyze`) reads no file.
 
+pub mod facts;
 pub mod fdfile;
 pub mod fifo;
 pub mod fuse;
