@@ -9,12 +9,12 @@ use std::{
 use log::debug;
 
 use crate::{
-    analysis::{self, Finding, facts},
+    analysis::{self, Finding},
     bpf::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
     error::Error,
     memory::{self, MemHistory, Thresholds},
     memory_layout,
-    model::{self, Process, Thread, Wait},
+    model::{self, Process, Thread, Wait, facts},
     oom::{self, OomKill},
     procfs::{self, Detail, ProcessSample, SyscallState},
     syscalls::{self, ProcTask, TaskView},

@@ -4,8 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use super::{Edge, Target, facts::Facts};
-use crate::{model::Wait, sources::locks::is_lock_wait};
+use super::{Edge, Target};
+use crate::{
+    model::{Wait, facts::Facts},
+    syscalls::WaitOn,
+};
 
 /// The edges of a FUSE wait (true), or false when the thread is not in one.
 pub fn fuse_edges(pid: i32, tid: i32, facts: &Facts, edges: &mut Vec<Edge>) -> bool {
@@ -41,7 +44,7 @@ pub fn fuse_edges(pid: i32, tid: i32, facts: &Facts, edges: &mut Vec<Edge>) -> b
 
 /// The edges of a lock wait (true), or false when `w` is not one.
 pub fn lock_edges(pid: i32, w: &Wait, facts: &Facts, edges: &mut Vec<Edge>) -> bool {
-    if !is_lock_wait(w) {
+    if !matches!(w.decoded.wait_on, WaitOn::FileLock { .. }) {
         return false;
     }
     let fd = w.decoded.fds.first().copied().unwrap_or(-1);

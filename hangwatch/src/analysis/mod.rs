@@ -2,7 +2,6 @@
 //! and cycles, and the findings stated from them. `analyze` is pure over the model and the
 //! [`facts::Facts`]; gathering the facts is in [`facts`].
 
-pub mod facts;
 mod file_edges;
 #[cfg(test)]
 mod orphaned_tests;
@@ -13,12 +12,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
+use crate::model::facts::{Facts, FutexKey, Kind as FdKind, OomFact};
 use crate::{
     fmt::{fmt_bytes, fmt_duration_ns},
     model::{Process, Wait},
     syscalls::{ChildWait, Syscall, WaitOn},
 };
-use facts::{Facts, FutexKey, Kind as FdKind, OomFact};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -1274,11 +1273,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::model::facts::{Holder, Mode};
     use crate::{
         model::tests::{process, wait},
         syscalls::testing,
     };
-    use facts::{Holder, Mode};
 
     /// A single-threaded process blocked in `syscall` on `fd` (an infinite wait unless
     /// `infinite` is false).

@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 
-use super::{
-    Config, Finding, FindingKind, analyze,
-    facts::{Facts, FutexKey},
-};
+use super::{Config, Finding, FindingKind, analyze};
 use crate::{
     model::{
         Process, Wait,
+        facts::{Facts, FutexKey},
         tests::{process, wait},
     },
     sources::facts::gather,

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::facts::{Facts, OomFact};
 use super::{
     Finding, FindingKind, Graph, Severity, Target, Tkey, serves, wait_of, waits_for_input,
 };
+use crate::model::facts::{Facts, OomFact};
 use crate::{
     model::{Process, Wait},
     syscalls::WaitOn,
@@ -602,9 +602,9 @@ pub fn cycle_severity(g: &Graph, cyc: &[(Tkey, String)]) -> Severity {
 mod tests {
     use std::sync::Arc;
 
-    use super::super::facts::{FutexKey, Holder, Kind as FdKind, Mode};
     use super::super::{Config, analyze};
     use super::*;
+    use crate::model::facts::{FutexKey, Holder, Kind as FdKind, Mode};
     use crate::{
         model::tests::{process, wait},
         syscalls::{ChildWait, testing},

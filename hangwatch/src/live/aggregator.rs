@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::{
-    analysis::{
-        self, Finding,
-        facts::{Facts, OomFact},
-    },
+    analysis::{self, Finding},
     bpf::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
     memory::{MemHistory, MemSample, MemStatus, Thresholds},
     memory_layout::{self, Layout, RetainCfg},
-    model::{self, Process, Wait},
+    model::{
+        self, Process, Wait,
+        facts::{Facts, OomFact},
+    },
     procfs::ProcessSample,
     snapshot::{self, BuildCtx},
     syscalls::TaskView,

@@ -368,8 +368,8 @@ impl aggregator::Env for ProcEnv {
     fn facts(
         &self,
         procs: &[crate::model::Process],
-        oom_kills: Vec<crate::analysis::facts::OomFact>,
-    ) -> crate::analysis::facts::Facts {
+        oom_kills: Vec<crate::model::facts::OomFact>,
+    ) -> crate::model::facts::Facts {
         crate::sources::facts::gather(procs, &|pid| Box::new(ProcTask { pid }), oom_kills)
     }
 }

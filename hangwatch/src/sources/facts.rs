@@ -7,7 +7,7 @@ use std::{
     fs,
 };
 
-pub use crate::analysis::facts::*;
+pub use crate::model::facts::*;
 use crate::{
     model::Process,
     procfs,

@@ -12,7 +12,7 @@ use std::{
     fs,
 };
 
-use crate::analysis::facts::Facts;
+use crate::model::facts::Facts;
 use crate::{
     model::Process,
     procfs,

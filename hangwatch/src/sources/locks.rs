@@ -22,7 +22,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::analysis::facts::Facts;
+use crate::model::facts::Facts;
 use crate::{
     model::Wait,
     procfs,

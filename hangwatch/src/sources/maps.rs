@@ -11,7 +11,7 @@ use std::{
     io::{self, BufRead, BufReader, Read},
 };
 
-use crate::analysis::facts::Mapping;
+use crate::model::facts::Mapping;
 
 /// Most lines of one process's maps read (the default `vm.max_map_count` is 65,530).
 pub const MAX_MAPS_LINES: usize = 65_536;

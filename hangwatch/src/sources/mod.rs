@@ -5,7 +5,7 @@
 //! and why a releaser cannot run (`runnable`). Each reads within bounds and parses
 //! with a pure function that the unit tests and the fuzzer call on plain bytes.
 //!
-//! `facts::gather` calls them into [`crate::analysis::facts::Facts`]; the analysis itself
+//! `facts::gather` calls them into [`crate::model::facts::Facts`]; the analysis itself
 //! (`analysis::analyze`) reads no file.
 
 pub mod facts;

@@ -6,8 +6,8 @@
 
 use std::{collections::BTreeSet, fs};
 
-use crate::analysis::facts::Facts;
 use crate::model::Process;
+use crate::model::facts::Facts;
 
 /// `State:` letter and `TracerPid:` of /proc/PID/status.
 pub fn parse_status(s: &str) -> (Option<char>, Option<i32>) {

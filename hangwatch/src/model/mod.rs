@@ -1,6 +1,8 @@
 //! The model of what is stuck: processes, threads and their waits, and the derived figures
 //! (how suspicious a process is). Pure data and pure functions; no I/O.
 
+pub mod facts;
+
 use std::sync::Arc;
 
 use crate::{memory::MemStatus, syscalls::Decoded};
