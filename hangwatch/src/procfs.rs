@@ -258,6 +258,23 @@ impl ThreadSample {
     pub fn is_sleeping(&self) -> bool {
         matches!(self.stat.state, 'S' | 'D')
     }
+
+    /// When a sleeping thread's current wait began (CLOCK_MONOTONIC ns), from the time it last
+    /// ran (`exec_start`, per-CPU clock) and that CPU's clock offset: `None` unless it sleeps
+    /// in a system call.
+    pub fn wait_since_ns(&self, clock_offsets: &[i64]) -> Option<u64> {
+        match (&self.syscall, self.exec_start_ns, self.is_sleeping()) {
+            (Some(SyscallState::In { .. }), Some(es), true) => {
+                let off = clock_offsets
+                    .get(self.stat.processor as usize)
+                    .or(clock_offsets.first())
+                    .copied()
+                    .unwrap_or(0);
+                Some((es as i64).saturating_add(off).max(0) as u64)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One process as read from /proc.

@@ -192,22 +192,6 @@ pub fn build_process(
     }
 }
 
-/// When a sleeping thread's current wait began (CLOCK_MONOTONIC ns), as [`build_process`]
-/// computes it: `None` unless it sleeps in a system call.
-pub fn wait_since_ns(t: &procfs::ThreadSample, clock_offsets: &[i64]) -> Option<u64> {
-    match (&t.syscall, t.exec_start_ns, t.is_sleeping()) {
-        (Some(SyscallState::In { .. }), Some(es), true) => {
-            let off = clock_offsets
-                .get(t.stat.processor as usize)
-                .or(clock_offsets.first())
-                .copied()
-                .unwrap_or(0);
-            Some((es as i64).saturating_add(off).max(0) as u64)
-        }
-        _ => None,
-    }
-}
-
 /// Puts the processes a finding names first, most severe finding first; the rest keep their
 /// order. (An OOM kill names its victim, which is gone, and what it left waiting.)
 pub fn rank_by_findings(procs: &mut [Process], findings: &[Finding]) {
@@ -529,7 +513,7 @@ impl StackGathering {
     fn finish(self, findings: &mut [Finding], all: &[Process]) -> crate::stacks::StackStats {
         match self.gatherer {
             Some(g) => {
-                crate::stacks::annotate_findings(findings, all);
+                crate::analysis::annotate_findings(findings, all);
                 g.stats
             }
             None => crate::stacks::StackStats::default(),

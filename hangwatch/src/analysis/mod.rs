@@ -63,7 +63,7 @@ pub struct Step {
     pub syscall: String,
     pub waits_on: String,
     /// The innermost user-code frame the thread waits in, when its stack was read
-    /// ([`crate::stacks::annotate_findings`]).
+    /// ([`annotate_findings`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame: Option<String>,
 }
@@ -760,6 +760,29 @@ fn serves(p: &Process, facts: &Facts) -> bool {
             facts.fd_inode.get(&(p.pid, *fd)).is_some_and(|(ino, _)| facts.listening.contains(ino))
         })
     })
+}
+
+/// Names the frames findings wait in, where stacks were read: each chain step's, and the
+/// first thread's at the end of the summary.
+pub fn annotate_findings(findings: &mut [Finding], procs: &[Process]) {
+    for f in findings {
+        for s in &mut f.chain {
+            s.frame = frame_of_tid(procs, s.tid);
+        }
+        let tid = f.chain.first().map(|s| s.tid).or(f.tids.first().copied());
+        if let Some(frame) = tid.and_then(|t| frame_of_tid(procs, t)) {
+            f.summary = format!("{} (tid {} waits {frame})", f.summary, tid.unwrap_or(0));
+        }
+    }
+}
+
+/// The frame a thread waits in, for a chain step.
+fn frame_of_tid(procs: &[Process], tid: i32) -> Option<String> {
+    procs
+        .iter()
+        .flat_map(|p| p.threads.iter())
+        .find(|t| t.tid == tid)
+        .and_then(|t| t.stack.as_ref()?.user_frame())
 }
 
 /// The processes that the blocked threads of `seeds` wait on, directly or through others, at

@@ -784,7 +784,7 @@ impl Aggregator {
         };
         let mut new = analysis::analyze(&procs, &facts, &cfg);
         // The frames each chain step waits in, where stacks were read (docs/stacks.md).
-        crate::stacks::annotate_findings(&mut new, &procs);
+        crate::analysis::annotate_findings(&mut new, &procs);
         for f in &new {
             if !self.findings.iter().any(|o| o.key == f.key) {
                 out.push(Output::Finding { ts_mono_ns: now, finding: f.clone() });

@@ -3,7 +3,9 @@
 //! says, and each cgroup's CPU quota. Plain data; `sources::facts::gather` reads them from
 //! /proc.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
 
 /// Which end of a pipe (or which way a socket is used) an fd is open for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,19 +84,19 @@ pub struct Facts {
     pub cpu_cgroup_of: HashMap<i32, String>,
     pub oom_kills: Vec<OomFact>,
     /// (pid, fd) of a lock wait → the locks that block it and who holds them (/proc/locks).
-    pub lock_blockers: HashMap<(i32, i32), Vec<crate::sources::locks::Blocker>>,
+    pub lock_blockers: HashMap<(i32, i32), Vec<Blocker>>,
     /// (pid, fd) of a lock wait → the file it locks.
-    pub lock_files: HashMap<(i32, i32), crate::sources::locks::FileId>,
+    pub lock_files: HashMap<(i32, i32), FileId>,
     /// /proc/locks was larger than hangwatch reads: some holders may be missing.
     pub locks_truncated: bool,
     /// FIFO key (in `holders` and `fd_inode`, as a pipe) → the path of the named FIFO.
     pub fifo_names: HashMap<u64, String>,
     /// (pid, tid) of a wait inside FUSE → the FUSE mounts it may be on (device minor → path).
-    pub fuse_waits: HashMap<(i32, i32), crate::sources::fuse::FuseWait>,
+    pub fuse_waits: HashMap<(i32, i32), FuseWait>,
     /// FUSE connection (None: the kernel does not say) → the processes holding /dev/fuse for it.
     pub fuse_servers: HashMap<Option<u32>, BTreeSet<i32>>,
     /// TCP/UDP socket inode → its peer on this node (/proc/net/{tcp,udp}{,6}).
-    pub inet_peer: HashMap<u64, crate::sources::inet::Peer>,
+    pub inet_peer: HashMap<u64, Peer>,
     /// pid → why it cannot run (stopped, traced, frozen, in `D`), for the processes blocked
     /// threads wait on.
     pub cannot_run: HashMap<i32, String>,
@@ -135,4 +137,54 @@ pub struct Mapping {
     pub dev: String,
     pub inode: u64,
     pub path: String,
+}
+
+/// A file: device major, minor and inode.
+pub type FileId = (u32, u32, u64);
+
+/// One line of /proc/locks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockLine {
+    pub id: u64,
+    /// How deep under its blocker (0: a lock that is held; 1: `->`, a request it blocks ...).
+    pub depth: usize,
+    /// `FLOCK`, `POSIX`, `OFDLCK`, `LEASE`, `DELEG` ...
+    pub class: String,
+    /// `READ`, `WRITE` (or `UNLCK`, `BREAKING` ... for leases).
+    pub access: String,
+    /// -1 for OFD locks.
+    pub pid: i32,
+    pub file: FileId,
+    pub start: u64,
+    /// None: to the end of the file.
+    pub end: Option<u64>,
+}
+
+impl LockLine {
+    /// "POSIX WRITE 5-14", "FLOCK WRITE", "OFDLCK READ 0-EOF".
+    pub fn describe(&self) -> String {
+        if self.class == "FLOCK" {
+            return format!("{} {}", self.class, self.access);
+        }
+        let end = self.end.map_or_else(|| "EOF".to_string(), |e| e.to_string());
+        format!("{} {} {}-{}", self.class, self.access, self.start, end)
+    }
+}
+
+/// What blocks one lock wait: the lock line and the processes that hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    pub lock: LockLine,
+    pub holders: Vec<i32>,
+}
+
+/// A FUSE wait: the mounts it may be on (device minor → mount point).
+pub type FuseWait = BTreeMap<u32, String>;
+
+/// A socket's peer on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub inode: u64,
+    /// e.g. "tcp 127.0.0.1:41000 -> 127.0.0.1:6379".
+    pub connection: String,
 }

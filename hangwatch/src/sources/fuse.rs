@@ -7,10 +7,8 @@
 //! `fuse_connection: N` with N the mount's device minor (recent kernels); on kernels without
 //! that line, every holder of /dev/fuse is a possible server.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    fs,
-};
+pub use crate::model::facts::FuseWait;
+use std::{collections::HashMap, fs};
 
 use crate::model::facts::Facts;
 use crate::{
@@ -18,9 +16,6 @@ use crate::{
     procfs,
     sources::fdfile::{Mounts, file_id, parse_mountinfo_line},
 };
-
-/// A FUSE wait: the mounts it may be on (device minor → mount point).
-pub type FuseWait = BTreeMap<u32, String>;
 
 /// Whether a wait channel is a wait inside FUSE.
 pub fn is_fuse_wchan(wchan: &str) -> bool {

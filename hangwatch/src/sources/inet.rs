@@ -6,6 +6,7 @@
 //! Read only when a blocked thread waits on a socket that is not a connected Unix socket, and
 //! at most [`MAX_TABLE_BYTES`] of each table (a busy node has 100,000s of connections).
 
+pub use crate::model::facts::Peer;
 use std::{
     collections::{HashMap, HashSet},
     fs,
@@ -78,14 +79,6 @@ pub fn show_addr(hex: &str) -> String {
 
 fn show(e: &Endpoint) -> String {
     format!("{}:{}", show_addr(&e.0), e.1)
-}
-
-/// A socket's peer on this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    pub inode: u64,
-    /// e.g. "tcp 127.0.0.1:41000 -> 127.0.0.1:6379".
-    pub connection: String,
 }
 
 /// The peers of the sockets `wanted` among the sockets of one protocol (`proto`: "tcp" or

@@ -14,13 +14,12 @@
 //! `FLOCK` line names the process that took the lock, which may have exited while a child that
 //! inherited the fd still holds it: then too the holders are found by the open file.
 
+pub use crate::model::facts::{Blocker, FileId, LockLine};
 use std::{
     collections::{HashMap, HashSet},
     fs,
     io::Read,
 };
-
-use serde::Serialize;
 
 use crate::model::facts::Facts;
 use crate::{
@@ -36,38 +35,6 @@ pub const MAX_LOCKS_BYTES: u64 = 4 << 20;
 /// Distinct blocking locks kept per waiter (a request is blocked by one lock at a time; a
 /// few more cover the lines of several threads or OFD waiters of one file).
 const MAX_BLOCKERS: usize = 16;
-
-/// A file: device major, minor and inode.
-pub type FileId = (u32, u32, u64);
-
-/// One line of /proc/locks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LockLine {
-    pub id: u64,
-    /// How deep under its blocker (0: a lock that is held; 1: `->`, a request it blocks ...).
-    pub depth: usize,
-    /// `FLOCK`, `POSIX`, `OFDLCK`, `LEASE`, `DELEG` ...
-    pub class: String,
-    /// `READ`, `WRITE` (or `UNLCK`, `BREAKING` ... for leases).
-    pub access: String,
-    /// -1 for OFD locks.
-    pub pid: i32,
-    pub file: FileId,
-    pub start: u64,
-    /// None: to the end of the file.
-    pub end: Option<u64>,
-}
-
-impl LockLine {
-    /// "POSIX WRITE 5-14", "FLOCK WRITE", "OFDLCK READ 0-EOF".
-    pub fn describe(&self) -> String {
-        if self.class == "FLOCK" {
-            return format!("{} {}", self.class, self.access);
-        }
-        let end = self.end.map_or_else(|| "EOF".to_string(), |e| e.to_string());
-        format!("{} {} {}-{}", self.class, self.access, self.start, end)
-    }
-}
 
 /// `fe:00:10019715` (hex major, hex minor, decimal inode).
 fn parse_file_id(s: &str) -> Option<FileId> {
@@ -136,13 +103,6 @@ fn read_locks() -> (String, bool) {
         s.truncate(nl + 1);
     }
     (s, cut)
-}
-
-/// What blocks one lock wait: the lock line and the processes that hold it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blocker {
-    pub lock: LockLine,
-    pub holders: Vec<i32>,
 }
 
 /// Whether a wait is a lock wait: `flock` without `LOCK_NB`, `fcntl` `F_SETLKW`/`F_OFD_SETLKW`.

@@ -176,7 +176,7 @@ impl Gatherer {
             let Some(min_blocked_ns) = min_blocked_for(p) else { continue };
             let mut wanted = Vec::new();
             for t in &p.threads {
-                let since = crate::snapshot::wait_since_ns(t, offsets);
+                let since = t.wait_since_ns(offsets);
                 let key = (t.tid, since.unwrap_or(0));
                 let long = since.is_some_and(|s| now_mono_ns.saturating_sub(s) >= min_blocked_ns);
                 if !(long || t.stat.state == 'D') {
@@ -424,28 +424,6 @@ pub fn group<'a>(
         }
     }
     out
-}
-
-/// Adds to each finding's summary the user-code frame its first thread waits in.
-pub fn annotate_findings(findings: &mut [crate::analysis::Finding], procs: &[Process]) {
-    for f in findings {
-        for s in &mut f.chain {
-            s.frame = frame_of_tid(procs, s.tid);
-        }
-        let tid = f.chain.first().map(|s| s.tid).or(f.tids.first().copied());
-        if let Some(frame) = tid.and_then(|t| frame_of_tid(procs, t)) {
-            f.summary = format!("{} (tid {} waits {frame})", f.summary, tid.unwrap_or(0));
-        }
-    }
-}
-
-/// The frame a thread waits in, for a chain step.
-pub fn frame_of_tid(procs: &[Process], tid: i32) -> Option<String> {
-    procs
-        .iter()
-        .flat_map(|p| p.threads.iter())
-        .find(|t| t.tid == tid)
-        .and_then(|t| t.stack.as_ref()?.user_frame())
 }
 
 #[cfg(test)]
