@@ -44,10 +44,9 @@ pub struct Cli {
     #[arg(long)]
     pub no_stacks: bool,
 
-    /// Live mode over the whole node: read the stacks of every blocked thread (without
-    /// --pid/--comm/--cgroup only the waits of 5 s or more of small idle processes are read by
-    /// default: under heavy thread churn every wait's stack doubled live mode's CPU, see
-    /// docs/stacks.md).
+    /// Live mode over the whole node: read the stacks of blocked threads too (without
+    /// --pid/--comm/--cgroup they are off by default: under heavy thread churn they doubled
+    /// live mode's CPU, and symbolizing every idle daemon costs memory; see docs/stacks.md).
     #[arg(long = "live-stacks", conflicts_with = "no_stacks")]
     pub live_stacks: bool,
 

@@ -162,18 +162,19 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 hung_after: cli.hung_after,
                 keep_exited: cli.keep_exited,
                 exact_memory: cli.exact_memory,
-                // Node-wide, every wait's stack is opt-in (--live-stacks): their cost under
-                // heavy churn (docs/stacks.md, "Cost"); narrowed to some processes, on unless
-                // --no-stacks. The few long waits verdicts rest on are read either way.
-                stacks: if cli.no_stacks && !cli.live_stacks {
-                    hangwatch::live::LiveStacks::Off
-                } else {
-                    hangwatch::live::LiveStacks::Waits {
-                        every_match: cli.live_stacks
-                            || !cli.filter.pids.is_empty()
+                // Node-wide, stacks are opt-in (--live-stacks): their cost in CPU under heavy
+                // churn and in memory (symbolizing every idle daemon's modules: the churn
+                // test's RSS went from 22 to 60 MiB with the long waits of small idle
+                // processes read); narrowed to some processes, on unless --no-stacks.
+                stacks: if cli.live_stacks
+                    || (!cli.no_stacks
+                        && (!cli.filter.pids.is_empty()
                             || cli.filter.comm.is_some()
-                            || cli.filter.cgroup.is_some(),
-                    }
+                            || cli.filter.cgroup.is_some()))
+                {
+                    hangwatch::live::LiveStacks::Followed
+                } else {
+                    hangwatch::live::LiveStacks::Off
                 },
             };
             if !cli.json && !io::stdout().is_terminal() {

@@ -473,9 +473,9 @@ fn postgresql_client_behind_a_table_lock_is_hung_and_names_the_idle_transaction(
             assert!(!pids.contains(&quiet), "pid {quiet} is healthy: {}", excerpt(f));
         }
     }
-    // Live mode over the whole node (the default: only small idle processes' long waits get
-    // a stack, which is enough here) says the same.
-    let mut live = Live::start(&["--hung-after", HUNG_AFTER]);
+    // Live mode over the whole node, with stacks (`--live-stacks`: off by default there, for
+    // their cost), says the same.
+    let mut live = Live::start(&["--hung-after", HUNG_AFTER, "--live-stacks"]);
     let hung = live
         .wait_for(Duration::from_secs(40), |v| {
             v["type"] == "finding" && v["kind"] == "hung" && v["pids"][0] == w

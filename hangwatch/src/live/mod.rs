@@ -45,28 +45,17 @@ pub struct Options {
 /// Which blocked threads live mode reads the stacks of (docs/stacks.md, "Cost").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveStacks {
-    /// None (`--no-stacks`).
+    /// None: `--no-stacks`, and over the whole node without `--live-stacks`.
     Off,
-    /// Every wait of `--min-blocked` in the processes the filter selects when `every_match`
-    /// (narrowed to some processes, or `--live-stacks`); and, in any process of at most
-    /// [`SPARSE_MAX_THREADS`] threads none of which runs, waits of
-    /// [`crate::analysis::LOCK_HELD_MIN_NS`]: the few a client's verdict rests on (a
-    /// server session waiting for a lock), cheap even under heavy churn.
-    Waits { every_match: bool },
+    /// Every wait of `--min-blocked` of the processes live mode follows (the filter's).
+    Followed,
 }
-
-/// Most threads of a process whose long waits are read when stacks are not read node-wide.
-pub const SPARSE_MAX_THREADS: usize = 8;
 
 impl LiveStacks {
     /// The wait age from which a process's threads get a stack, or `None` for none.
     fn min_blocked_for(self, f: &Filter, p: &procfs::ProcessSample) -> Option<u64> {
-        let LiveStacks::Waits { every_match } = self else { return None };
-        if every_match && f.matches(p.pid, &p.stat.comm, &p.cgroup) {
-            return Some(f.min_blocked_ns);
-        }
-        (p.threads.len() <= SPARSE_MAX_THREADS && p.threads.iter().all(|t| t.stat.state != 'R'))
-            .then_some(crate::analysis::LOCK_HELD_MIN_NS)
+        (self == LiveStacks::Followed && f.matches(p.pid, &p.stat.comm, &p.cgroup))
+            .then_some(f.min_blocked_ns)
     }
 }
 
