@@ -4,7 +4,7 @@ use std::{thread, time::Duration};
 
 use anyhow::Result;
 
-use super::{Bench, run::Parked};
+use super::{Bench, report::Target, run::Parked};
 
 /// Idle processes on the busy node (issue 9): live mode must not pay for what did not change.
 const BUSY_PROCS: usize = 12_000;
@@ -13,17 +13,38 @@ const BUSY_PROCS: usize = 12_000;
 const BUSY_SETTLE: Duration = Duration::from_secs(15);
 /// How long hangwatch's CPU is measured.
 const BUSY_SECS: f64 = 30.0;
-pub(super) const MAX_BUSY_CPU_PCT: f64 = 5.0;
-pub(super) const MAX_BUSY_RSS_MIB: f64 = 64.0;
+const MAX_BUSY_CPU_PCT: f64 = 5.0;
+const MAX_BUSY_RSS_MIB: f64 = 64.0;
 
 pub(super) struct BusyResult {
-    pub(super) procs: usize,
-    pub(super) cpu_pct: f64,
+    procs: usize,
+    cpu_pct: f64,
     /// VmRSS at the end.
-    pub(super) rss_mib: f64,
+    rss_mib: f64,
     /// VmHWM: peak since start (the first full scan of every process included).
-    pub(super) hwm_mib: f64,
-    pub(super) problem: Option<String>,
+    hwm_mib: f64,
+    problem: Option<String>,
+}
+
+impl BusyResult {
+    /// Its CPU and RSS targets.
+    pub(super) fn targets(&self, out: &mut Vec<Target>) {
+        out.push(Target {
+            what: format!(
+                "{} idle processes: hangwatch CPU ≤ {MAX_BUSY_CPU_PCT}% of one core",
+                self.procs
+            ),
+            measured: format!("{:.2}%", self.cpu_pct),
+            pass: Some(self.cpu_pct <= MAX_BUSY_CPU_PCT),
+            caveat: self.problem.clone(),
+        });
+        out.push(Target {
+            what: format!("{} idle processes: hangwatch RSS ≤ {MAX_BUSY_RSS_MIB} MiB", self.procs),
+            measured: format!("{:.1} MiB ({:.1} MiB peak)", self.rss_mib, self.hwm_mib),
+            pass: Some(self.rss_mib <= MAX_BUSY_RSS_MIB),
+            caveat: None,
+        });
+    }
 }
 
 impl Bench<'_> {
