@@ -90,7 +90,7 @@ impl Bench<'_> {
 /// that was interrupted (Ctrl-C) restores it the next time it starts.
 pub(super) struct BpfStats {
     pub(super) original: String,
-    pub(super) saved: PathBuf,
+    saved: PathBuf,
 }
 
 impl BpfStats {
@@ -177,7 +177,7 @@ impl SysCpu {
 
     /// `cpu  user nice system idle iowait irq softirq steal guest guest_nice` (guest time is
     /// already inside user).
-    pub(super) fn parse(text: &str) -> Option<Self> {
+    fn parse(text: &str) -> Option<Self> {
         let line = text.lines().find(|l| l.starts_with("cpu "))?;
         let v: Vec<u64> = line.split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0)).collect();
         if v.len() < 8 {
@@ -193,7 +193,7 @@ impl SysCpu {
 pub(super) struct ProcCpu {
     pub(super) at: Instant,
     sched_ns: Option<u64>,
-    pub(super) ticks: Option<u64>,
+    ticks: Option<u64>,
 }
 
 impl ProcCpu {
@@ -262,12 +262,12 @@ fn status_kib(status: &str, key: &str) -> u64 {
 /// One BPF object fd of a process: `anon_inode:bpf-prog`, `bpf-map` or `bpf_link`, and its
 /// fdinfo fields.
 struct BpfFd {
-    pub(super) kind: String,
-    pub(super) fields: BTreeMap<String, String>,
+    kind: String,
+    fields: BTreeMap<String, String>,
 }
 
 impl BpfFd {
-    pub(super) fn num(&self, key: &str) -> Option<u64> {
+    fn num(&self, key: &str) -> Option<u64> {
         self.fields.get(key)?.parse().ok()
     }
 }
@@ -352,7 +352,7 @@ impl RunStat {
         Self::parse(&text).ok_or_else(|| anyhow!("cannot read runstat's result {text:?}"))
     }
 
-    pub(super) fn parse(text: &str) -> Option<Self> {
+    fn parse(text: &str) -> Option<Self> {
         let f: Vec<&str> = text.split_whitespace().collect();
         Some(RunStat {
             wall_secs: f.first()?.parse::<u64>().ok()? as f64 / 1e9,

@@ -33,11 +33,11 @@ pub(super) fn count_stats_lines(path: &Path) -> usize {
 
 /// What hangwatch's JSON Lines output said over a run.
 pub(super) struct JsonSummary {
-    pub(super) types: BTreeMap<String, usize>,
+    types: BTreeMap<String, usize>,
     stats_lines: usize,
-    pub(super) lost_events: u64,
+    lost_events: u64,
     /// From the last stats line: cumulative.
-    pub(super) dropped_records: u64,
+    dropped_records: u64,
     /// Sum of the `count` of `lost` records (ring-buffer losses and records dropped between
     /// hangwatch's own stages).
     lost_records: u64,
@@ -49,7 +49,7 @@ impl JsonSummary {
         Self::parse(&fs::read_to_string(path).ok()?)
     }
 
-    pub(super) fn parse(text: &str) -> Option<Self> {
+    fn parse(text: &str) -> Option<Self> {
         let mut s = JsonSummary {
             types: BTreeMap::new(),
             stats_lines: 0,

@@ -196,7 +196,7 @@ impl Plan {
         plan
     }
 
-    pub(super) fn standard(quick: bool) -> Self {
+    fn standard(quick: bool) -> Self {
         if quick {
             Plan {
                 quick,

@@ -67,11 +67,7 @@ impl Bench<'_> {
         s
     }
 
-    pub(super) fn targets(
-        &self,
-        results: &[WorkloadResult],
-        snapshots: &[SnapshotResult],
-    ) -> Vec<Target> {
+    fn targets(&self, results: &[WorkloadResult], snapshots: &[SnapshotResult]) -> Vec<Target> {
         let mut out = Vec::new();
         workload_targets(&mut out, results);
         if !snapshots.is_empty() {
@@ -519,13 +515,13 @@ pub(super) struct Target {
 }
 
 pub(super) struct Header {
-    pub(super) command: String,
-    pub(super) kernel: String,
+    command: String,
+    kernel: String,
     nproc: String,
     date: String,
     commit: String,
-    pub(super) loadavg: String,
-    pub(super) tasks: u64,
-    pub(super) bpftrace: String,
+    loadavg: String,
+    tasks: u64,
+    bpftrace: String,
     stress_ng: String,
 }

@@ -89,8 +89,8 @@ pub(super) struct WorkloadResult {
 
 pub(super) struct Slowdown {
     pub(super) median: f64,
-    pub(super) min: f64,
-    pub(super) max: f64,
+    min: f64,
+    max: f64,
 }
 
 impl Slowdown {
@@ -145,7 +145,7 @@ impl WorkloadResult {
         s
     }
 
-    pub(super) fn run(&self, i: usize, mode: Mode) -> Option<&Run> {
+    fn run(&self, i: usize, mode: Mode) -> Option<&Run> {
         self.triples.get(i)?.iter().find(|r| r.mode == mode)
     }
 

@@ -212,8 +212,8 @@ impl Bench<'_> {
 
 /// `blocked_threads park N`: its threads are released when stdin closes.
 pub(super) struct Parked {
-    pub(super) child: Child,
-    pub(super) stdin: Option<ChildStdin>,
+    child: Child,
+    stdin: Option<ChildStdin>,
 }
 
 impl Parked {
@@ -253,7 +253,7 @@ pub(crate) fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Optio
 }
 
 pub(super) struct Output {
-    pub(super) stdout: String,
+    stdout: String,
     pub(super) stderr: String,
 }
 

@@ -171,16 +171,16 @@ impl Bench<'_> {
 
 /// A running hangwatch or bpftrace. Killed on drop if it was not stopped.
 pub(super) struct Tool {
-    pub(super) mode: Mode,
+    mode: Mode,
     pub(super) child: Child,
-    pub(super) pid: u32,
+    pid: u32,
     pub(super) out: PathBuf,
-    pub(super) err: PathBuf,
+    err: PathBuf,
 }
 
 impl Tool {
     /// SIGINT, a second SIGINT after 3 s, SIGKILL after 10 s (then `None`).
-    pub(super) fn stop(&mut self, ctx: &Ctx) -> Result<Option<ExitStatus>> {
+    fn stop(&mut self, ctx: &Ctx) -> Result<Option<ExitStatus>> {
         if let Some(s) = self.child.try_wait()? {
             return Ok(Some(s));
         }
