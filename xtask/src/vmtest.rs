@@ -7,8 +7,8 @@
 //! Debian packages: bookworm's from the machine's apt sources, bullseye's 5.10 through a private
 //! sources file under `target/vmtest/apt` (the machine's own sources are not touched).
 //!
-//! The test binaries are built on the host (`cargo test --no-run`) and run in the guest with
-//! `HANGWATCH_BIN` set; the guest's writable `/tmp` holds what they write. One VM at a time:
+//! The integration test binary is built on the host (`cargo test --test it --no-run`) and runs
+//! in the guest, one matrix test at a time, with `HANGWATCH_BIN` set; the guest's writable `/tmp` holds what they write. One VM at a time:
 //! TCG is CPU-heavy. docs/kernels.md explains the matrix and what each kernel gives.
 
 use std::{
@@ -45,36 +45,38 @@ pub const KERNELS: &[Kernel] = &[
     Kernel { label: "6.12", prefix: "6.12.", suffix: "+deb12-amd64", bullseye: false },
 ];
 
-/// The tests that touch the kernel, as `test-binary::test-name`, and the time each may take
-/// under emulation (5-10x slower than natively).
-pub const MATRIX_TESTS: &[(&str, &str, u64)] = &[
+/// hangwatch's integration test binary (`hangwatch/tests/it/`).
+const TEST_BINARY: &str = "it";
+
+/// The tests that touch the kernel, by their name in [`TEST_BINARY`] (`module::test`), and the
+/// time each may take under emulation (5-10x slower than natively).
+pub const MATRIX_TESTS: &[(&str, u64)] = &[
     // Every probe loads and attaches (or the kernel's known gap is reported as expected).
-    ("kernel", "every_probe_attaches_or_its_gap_is_named", 240),
+    ("kernel::every_probe_attaches_or_its_gap_is_named", 240),
     // A wait that ends while hangwatch watches, reported by the kernel probe with its waker.
-    ("kernel", "ended_wait_is_reported_exactly_with_its_waker", 240),
+    ("kernel::ended_wait_is_reported_exactly_with_its_waker", 240),
     // A wait that began before hangwatch started (from /proc), then one after, then its end.
-    ("snapshot", "futex_wait_started_before_hangwatch", 300),
-    ("live_json", "blocked_before_and_after_start_then_unblocked", 300),
+    ("snapshot::futex_wait_started_before_hangwatch", 300),
+    ("live_json::blocked_before_and_after_start_then_unblocked", 300),
     // A cgroup v2 memcg OOM kill, live and from the kernel log.
     (
-        "report_memory",
-        "oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log",
+        "report_memory::oom_kill_in_memory_limited_cgroup_reported_live_and_later_from_kernel_log",
         300,
     ),
     // hangwatch in a child pid namespace.
-    ("report_memory", "in_a_child_pid_namespace_the_kernel_pids_are_translated", 300),
+    ("report_memory::in_a_child_pid_namespace_the_kernel_pids_are_translated", 300),
     // Without privileges: a one-line error.
-    ("cli", "unprivileged_is_refused", 120),
+    ("cli::unprivileged_is_refused", 120),
     // The static (musl) binary of `cargo xtask dist`: runs, every probe attached.
-    (DIST, "static_binary_snapshot", 120),
+    (DIST, 120),
 ];
 
-/// The pseudo test binary of the static binary's check.
-const DIST: &str = "dist";
+/// The static binary's check: not a test of [`TEST_BINARY`]; the guest script runs it itself.
+const DIST: &str = "dist::static_binary_snapshot";
 
 /// Whole-VM bound: boot (~15 s under TCG) plus every test's bound.
 fn vm_timeout() -> Duration {
-    Duration::from_secs(120 + MATRIX_TESTS.iter().map(|t| t.2).sum::<u64>())
+    Duration::from_secs(120 + MATRIX_TESTS.iter().map(|t| t.1).sum::<u64>())
 }
 
 const RESULT_TAG: &str = "VMTEST-RESULT";
@@ -82,7 +84,7 @@ const RESULT_TAG: &str = "VMTEST-RESULT";
 pub fn run_matrix(ctx: &Ctx, only: &[String]) -> Result<()> {
     ctx.ensure_apt(VM_PACKAGES).context("installing qemu and busybox for the kernel matrix")?;
     let vng = ensure_vng(ctx).context("setting up virtme-ng")?;
-    let tests = build_test_binaries(ctx)?;
+    let test_bin = build_test_binary(ctx)?;
     let static_bin = super::dist::build(ctx, &super::dist::X86_64)
         .context("building the static binary the VMs run too")?;
     // The same binary alone in an empty root on this host (issue 13: "a directory containing
@@ -92,7 +94,7 @@ pub fn run_matrix(ctx: &Ctx, only: &[String]) -> Result<()> {
     let dir = ctx.target_dir.join("vmtest");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let script = dir.join("guest.sh");
-    fs::write(&script, guest_script(ctx, &tests, &static_bin)?)
+    fs::write(&script, guest_script(ctx, &test_bin, &static_bin)?)
         .with_context(|| format!("writing {}", script.display()))?;
 
     let mut failures = Vec::new();
@@ -108,9 +110,8 @@ pub fn run_matrix(ctx: &Ctx, only: &[String]) -> Result<()> {
         let out = boot(ctx, &vng, &image, &script, &dir.join(format!("{}.log", kernel.label)))?;
         let results = parse_results(&out);
         let elapsed = t0.elapsed().as_secs();
-        for (binary, name, _) in MATRIX_TESTS {
-            let id = format!("{binary}::{name}");
-            match results.iter().find(|(t, _)| *t == id) {
+        for &(id, _) in MATRIX_TESTS {
+            match results.iter().find(|(t, _)| t == id) {
                 Some((_, 0)) => summary.push(format!("{}: ok     {id}", kernel.label)),
                 Some((_, rc)) => {
                     summary.push(format!("{}: FAILED {id} (exit {rc})", kernel.label));
@@ -158,20 +159,13 @@ fn ensure_vng(ctx: &Ctx) -> Result<PathBuf> {
     find().ok_or_else(|| anyhow!("virtme-ng was installed but its `vng` script is not found"))
 }
 
-/// A built integration test binary.
-pub struct TestBinary {
-    name: String,
-    path: PathBuf,
-}
-
-/// `cargo test --no-run` for hangwatch's integration tests; their executables.
-fn build_test_binaries(ctx: &Ctx) -> Result<Vec<TestBinary>> {
+/// `cargo test --no-run` for hangwatch's integration test binary; its executable.
+fn build_test_binary(ctx: &Ctx) -> Result<PathBuf> {
     let mut cmd = ctx.cmd("cargo");
-    cmd.args(["test", "--release", "--package", "hangwatch", "--tests", "--no-run"])
+    cmd.args(["test", "--release", "--package", "hangwatch", "--test", TEST_BINARY, "--no-run"])
         .arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit());
-    let out = capture(&mut cmd).context("building the integration test binaries")?;
-    let mut bins = Vec::new();
+    let out = capture(&mut cmd).context("building the integration test binary")?;
     for line in out.lines() {
         let Ok(msg) = serde_json::from_str::<Json>(line) else { continue };
         if msg["reason"] != "compiler-artifact" || msg["profile"]["test"] != true {
@@ -181,23 +175,17 @@ fn build_test_binaries(ctx: &Ctx) -> Result<Vec<TestBinary>> {
         if !kinds.iter().any(|k| k == "test") {
             continue;
         }
-        if let (Some(name), Some(path)) =
-            (msg["target"]["name"].as_str(), msg["executable"].as_str())
+        if msg["target"]["name"] == TEST_BINARY
+            && let Some(path) = msg["executable"].as_str()
         {
-            bins.push(TestBinary { name: name.to_owned(), path: PathBuf::from(path) });
+            return Ok(PathBuf::from(path));
         }
     }
-    for (binary, _, _) in MATRIX_TESTS.iter().filter(|t| t.0 != DIST) {
-        ensure!(
-            bins.iter().any(|b| b.name == *binary),
-            "cargo built no integration test binary named {binary}"
-        );
-    }
-    Ok(bins)
+    bail!("cargo built no integration test binary named {TEST_BINARY}")
 }
 
 /// The script the guest runs: each matrix test in turn, bounded, with a result line each.
-fn guest_script(ctx: &Ctx, bins: &[TestBinary], static_bin: &Path) -> Result<String> {
+fn guest_script(ctx: &Ctx, test_bin: &Path, static_bin: &Path) -> Result<String> {
     let hangwatch = ctx.hangwatch_bin();
     ensure!(hangwatch.is_file(), "{} was not built", hangwatch.display());
     let mut s = String::from(
@@ -208,27 +196,23 @@ fn guest_script(ctx: &Ctx, bins: &[TestBinary], static_bin: &Path) -> Result<Str
     s += "echo \"vmtest guest: kernel $(uname -r)\"\n";
     // What the kernel offers, for the log.
     s += "\"$HANGWATCH_BIN\" snapshot --window 200ms --min-blocked 1h 2>&1 | head -5\n";
-    for (binary, name, secs) in MATRIX_TESTS {
-        if *binary == DIST {
+    for &(id, secs) in MATRIX_TESTS {
+        if id == DIST {
             // A snapshot whose probes all attached (`"attached":false` nowhere in it).
             s += &format!(
-                "echo '--- {binary}::{name}'\n\
+                "echo '--- {id}'\n\
                  out=$(timeout -k 10 {secs} {} snapshot --json --window 200ms) && \
                  ! printf '%s' \"$out\" | grep -q '\"attached\":false'\n\
-                 echo \"{RESULT_TAG} {binary}::{name} $?\"\n",
+                 echo \"{RESULT_TAG} {id} $?\"\n",
                 quote(&static_bin.to_string_lossy()),
             );
             continue;
         }
-        let bin = bins
-            .iter()
-            .find(|b| b.name == *binary)
-            .ok_or_else(|| anyhow!("no test binary {binary}"))?;
         s += &format!(
-            "echo '--- {binary}::{name}'\n\
-             timeout -k 10 {secs} {} --exact {name} --test-threads=1 --nocapture 2>&1\n\
-             echo \"{RESULT_TAG} {binary}::{name} $?\"\n",
-            quote(&bin.path.to_string_lossy()),
+            "echo '--- {id}'\n\
+             timeout -k 10 {secs} {} --exact {id} --test-threads=1 --nocapture 2>&1\n\
+             echo \"{RESULT_TAG} {id} $?\"\n",
+            quote(&test_bin.to_string_lossy()),
         );
     }
     Ok(s)

@@ -3,7 +3,7 @@
 //! shared). Each test checks hangwatch's peak RSS (`wait4` rusage) against a stated bound,
 //! the size of its output, and that the truncation is shown. Needs root.
 
-mod common;
+use crate::common;
 
 use common::bounded::{Measured, run_measured};
 use common::*;

@@ -1,6 +1,6 @@
 //! Flags, exit codes and error messages of `hangwatch snapshot`.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -31,6 +31,7 @@ fn assert_one_line(run: &Run) {
 
 #[test]
 fn help_exits_zero() {
+    let _serial = serial();
     let run = run_hangwatch(&["--help"]);
     assert_eq!(run.code(), Some(0), "{}", run.describe());
     assert!(
@@ -174,6 +175,7 @@ fn rfc3339_parser_self_check() {
 
 #[test]
 fn live_ui_without_a_terminal_is_refused() {
+    let _serial = serial();
     // The harness pipes stdout: not a terminal, and no --json.
     let run = run_hangwatch(&[]);
     assert_user_error(&run);
@@ -183,6 +185,7 @@ fn live_ui_without_a_terminal_is_refused() {
 
 #[test]
 fn live_mode_flags_are_validated() {
+    let _serial = serial();
     let run = run_hangwatch(&["--json", "--interval", "5ms"]);
     assert_user_error(&run);
     assert!(run.stderr.contains("5ms"), "{}", run.describe());

@@ -3,11 +3,11 @@
 //! cannot run (stopped, traced, frozen). Each situation is snapshotted with the default window
 //! five times in a row and must give the same verdict every time.
 
-mod common;
+use crate::common;
 
 use common::redis::{Proc, Redis};
 use common::{
-    Child, array_field, excerpt, i64_field, require_root, serial, snapshot_json, str_field,
+    Child, Serial, array_field, excerpt, i64_field, require_root, serial, snapshot_json, str_field,
 };
 use serde_json::Value;
 
@@ -30,10 +30,9 @@ fn waits_on(f: &Value) -> Vec<String> {
 }
 
 /// Runs `check` on [`RUNS`] snapshots of `args` taken one after the other.
-fn every_run(args: &[&str], check: impl Fn(&Value)) {
-    let lock = serial();
+fn every_run(lock: &Serial, args: &[&str], check: impl Fn(&Value)) {
     for _ in 0..RUNS {
-        check(&snapshot_json(&lock, args));
+        check(&snapshot_json(lock, args));
     }
 }
 
@@ -42,6 +41,7 @@ fn flock_and_fcntl_locks_taken_in_opposite_order_are_a_deadlock() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let parent = Child::spawn_args("file_locks", &["deadlock"]);
     let child = parent.fact_i64("child");
     parent.wait_since_ready(std::time::Duration::from_millis(1200));
@@ -50,7 +50,7 @@ fn flock_and_fcntl_locks_taken_in_opposite_order_are_a_deadlock() {
         w.sort_unstable();
         w
     };
-    every_run(&["--pid", &parent.pid_arg()], |snap| {
+    every_run(&lock, &["--pid", &parent.pid_arg()], |snap| {
         let dl = of_kind(snap, "deadlock");
         assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(snap));
         let f = dl[0];
@@ -70,7 +70,6 @@ fn flock_and_fcntl_locks_taken_in_opposite_order_are_a_deadlock() {
         assert!(str_field(f, "summary").contains("fcntl"), "{}", excerpt(f));
     });
     // The decoded arguments show the lock asked for.
-    let lock = serial();
     let snap = snapshot_json(&lock, &["--pid", &parent.pid_arg()]);
     let p = common::find_process(&snap, parent.pid);
     let blocked = &array_field(p, "threads")[0]["blocked"];
@@ -85,11 +84,12 @@ fn lock_held_by_a_stopped_process_names_it_as_the_culprit() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let parent = Child::spawn_args("file_locks", &["stopped"]);
     let child = parent.fact_i64("child");
     parent.wait_since_ready(std::time::Duration::from_millis(1500));
     let child_arg = child.to_string();
-    every_run(&["--pid", &child_arg, "--hung-after", "1s"], |snap| {
+    every_run(&lock, &["--pid", &child_arg, "--hung-after", "1s"], |snap| {
         let hung = of_kind(snap, "hung");
         assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
         let f = hung[0];
@@ -110,11 +110,12 @@ fn ofd_lock_holder_is_found_by_the_open_file() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let parent = Child::spawn_args("file_locks", &["ofd"]);
     let child = parent.fact_i64("child");
     parent.wait_since_ready(std::time::Duration::from_millis(1500));
     let child_arg = child.to_string();
-    every_run(&["--pid", &child_arg, "--hung-after", "1s"], |snap| {
+    every_run(&lock, &["--pid", &child_arg, "--hung-after", "1s"], |snap| {
         let hung = of_kind(snap, "hung");
         assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
         let chain = array_field(hung[0], "chain");
@@ -133,11 +134,12 @@ fn tcp_client_chain_goes_through_its_local_server_to_the_stopped_lock_holder() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let client = Child::spawn_args("tcp_chain", &["locked"]);
     let (server, holder) = (client.fact_i64("server"), client.fact_i64("holder"));
     let port = client.fact_i64("port");
     client.wait_since_ready(std::time::Duration::from_millis(1500));
-    every_run(&["--pid", &client.pid_arg(), "--hung-after", "1s"], |snap| {
+    every_run(&lock, &["--pid", &client.pid_arg(), "--hung-after", "1s"], |snap| {
         let hung = of_kind(snap, "hung");
         assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
         let chain = array_field(hung[0], "chain");
@@ -178,16 +180,21 @@ fn tcp_client_of_an_idle_local_server_is_not_a_finding() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let client = Child::spawn_args("tcp_chain", &["idle"]);
     let server = client.fact_i64("server");
     client.wait_since_ready(std::time::Duration::from_millis(1500));
     let server_arg = server.to_string();
     // The server's epoll set holds the client's peer socket (a cycle client -> server ->
     // client) and its listening socket: a new client can wake it, so nothing is stuck.
-    every_run(&["--pid", &client.pid_arg(), "--pid", &server_arg, "--hung-after", "1s"], |snap| {
-        let found = array_field(snap, "findings");
-        assert!(found.is_empty(), "no finding expected:\n{}", excerpt(snap));
-    });
+    every_run(
+        &lock,
+        &["--pid", &client.pid_arg(), "--pid", &server_arg, "--hung-after", "1s"],
+        |snap| {
+            let found = array_field(snap, "findings");
+            assert!(found.is_empty(), "no finding expected:\n{}", excerpt(snap));
+        },
+    );
 }
 
 #[test]
@@ -195,6 +202,7 @@ fn two_processes_reading_named_fifos_from_each_other_are_a_deadlock() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let parent = Child::spawn("fifo_cycle");
     let peer = parent.fact_i64("peer");
     let dir = parent.fact("dir").to_string();
@@ -204,7 +212,7 @@ fn two_processes_reading_named_fifos_from_each_other_are_a_deadlock() {
         w.sort_unstable();
         w
     };
-    every_run(&["--pid", &parent.pid_arg()], |snap| {
+    every_run(&lock, &["--pid", &parent.pid_arg()], |snap| {
         let dl = of_kind(snap, "deadlock");
         assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(snap));
         assert_eq!(sorted_pids(dl[0]), want, "{}", excerpt(dl[0]));
@@ -271,13 +279,14 @@ fn lock_held_by_a_process_in_a_frozen_cgroup_names_the_cgroup() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let parent = Child::spawn_args("file_locks", &["ofd"]);
     let Some(freezer) = Freezer::create() else { return };
     let child = parent.fact_i64("child");
     freezer.freeze(parent.pid);
     parent.wait_since_ready(std::time::Duration::from_millis(1500));
     let child_arg = child.to_string();
-    every_run(&["--pid", &child_arg, "--hung-after", "1s"], |snap| {
+    every_run(&lock, &["--pid", &child_arg, "--hung-after", "1s"], |snap| {
         let hung = of_kind(snap, "hung");
         assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
         let chain = array_field(hung[0], "chain");
@@ -296,6 +305,7 @@ fn lock_held_by_a_traced_process_names_its_tracer() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let parent = Child::spawn_args("file_locks", &["ofd"]);
     let child = parent.fact_i64("child");
     // A tracer that attaches (the tracee stops in `t`) and then only sleeps.
@@ -323,7 +333,7 @@ fn lock_held_by_a_traced_process_names_its_tracer() {
     parent.wait_since_ready(std::time::Duration::from_millis(1500));
     let child_arg = child.to_string();
     let tracer_pid = tracer.0.id();
-    every_run(&["--pid", &child_arg, "--hung-after", "1s"], |snap| {
+    every_run(&lock, &["--pid", &child_arg, "--hung-after", "1s"], |snap| {
         let hung = of_kind(snap, "hung");
         assert_eq!(hung.len(), 1, "one hung finding expected:\n{}", excerpt(snap));
         let chain = array_field(hung[0], "chain");
@@ -385,6 +395,7 @@ fn fuse_server_stat_ing_its_own_mount_is_a_deadlock_and_its_client_waits_on_it()
     if !require_root() {
         return;
     }
+    let lock = serial();
     if !std::path::Path::new("/dev/fuse").exists() {
         eprintln!("skipped: no /dev/fuse");
         return;
@@ -395,7 +406,7 @@ fn fuse_server_stat_ing_its_own_mount_is_a_deadlock_and_its_client_waits_on_it()
     let client = server.fact_i64("client");
     server.wait_since_ready(std::time::Duration::from_millis(1200));
     let minor = mnt.minor.unwrap_or_default();
-    every_run(&["--pid", &server.pid_arg()], |snap| {
+    every_run(&lock, &["--pid", &server.pid_arg()], |snap| {
         let dl = of_kind(snap, "deadlock");
         assert_eq!(dl.len(), 1, "one deadlock expected:\n{}", excerpt(snap));
         assert_eq!(sorted_pids(dl[0]), vec![i64::from(server.pid)], "{}", excerpt(dl[0]));
@@ -406,12 +417,10 @@ fn fuse_server_stat_ing_its_own_mount_is_a_deadlock_and_its_client_waits_on_it()
     });
     // The client waits in stat() on the mount too (listed; hangwatch itself never touches
     // the mount, or this snapshot would hang).
-    let lock = serial();
     let snap = snapshot_json(&lock, &["--pid", &client.to_string()]);
     let p = common::find_process(&snap, client as i32);
     let blocked = &array_field(p, "threads")[0]["blocked"];
     assert_eq!(str_field(blocked, "syscall"), "newfstatat", "{}", excerpt(blocked));
-    drop(lock);
     drop(mnt);
     drop(server);
 }
@@ -422,6 +431,7 @@ fn blpop_on_an_empty_list_of_a_live_redis_is_not_a_finding() {
     if !require_root() {
         return;
     }
+    let lock = serial();
     let Some(redis) = Redis::start(&[]) else { return };
     let port = redis.port.clone();
     // A consumer blocked on an empty list, forever (timeout 0).
@@ -434,7 +444,7 @@ fn blpop_on_an_empty_list_of_a_live_redis_is_not_a_finding() {
     );
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let (cpid, spid) = (consumer.0.id().to_string(), redis.pid().to_string());
-    every_run(&["--pid", &cpid, "--pid", &spid, "--hung-after", "1s"], |snap| {
+    every_run(&lock, &["--pid", &cpid, "--pid", &spid, "--hung-after", "1s"], |snap| {
         // The consumer is listed as blocked on its connection ...
         let p = common::find_process(snap, consumer.0.id() as i32);
         assert!(!array_field(p, "threads").is_empty(), "{}", excerpt(p));

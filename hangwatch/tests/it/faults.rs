@@ -2,7 +2,7 @@
 //! SIGKILL, two instances, and reduced privileges. Each checks the exit code and the one line
 //! documented in docs/snapshot.md ("Exit codes") and docs/security.md.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -270,6 +270,7 @@ fn json_before_snapshot_prints_json() {
 
 #[test]
 fn live_filters_before_snapshot_are_refused() {
+    let _serial = serial();
     for flag in [&["--pid", "1"][..], &["--comm", "x"], &["--cgroup", "y"]] {
         let mut args = flag.to_vec();
         args.push("snapshot");

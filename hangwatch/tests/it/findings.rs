@@ -1,7 +1,7 @@
 //! Findings on real reproductions: deadlocks across processes and between threads, a hung
 //! process, and an idle server that must not be reported.
 
-mod common;
+use crate::common;
 
 use common::{
     Child, CpuCgroup, array_field, excerpt, i64_field, require_root, serial, snapshot_json,

@@ -3,7 +3,7 @@
 //! and the task that woke it. These run on this machine and in every kernel of the matrix
 //! (`cargo xtask vmtest`, docs/kernels.md).
 
-mod common;
+use crate::common;
 
 use std::{
     io::{BufRead, BufReader},

@@ -2,7 +2,7 @@
 //! (every line decodes into the wire types with unknown fields denied, and every documented
 //! type is in docs/json.md), a closed pipe, and memory that stays flat under process churn.
 
-mod common;
+use crate::common;
 
 use std::{
     io::Read,

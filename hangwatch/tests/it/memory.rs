@@ -6,7 +6,7 @@
 //! another test's 2000 forks. The /proc sampling tests run as any user; the OOM test needs
 //! root (cgroups, /dev/kmsg) and says SKIPPED without it.
 
-mod common;
+use crate::common;
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! most `low` with wording that says hangwatch cannot tell. Live mode reaches the same
 //! verdict and resolves it when the process gives its memory back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! read from the victim's task when the kernel chose it names the right cgroup for all of
 //! them. Needs root and a memory controller.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! pyenv CPython 3.8 or later (3.8 to 3.10 exercise the `struct pthread` thread-id mapping,
 //! 3.11+ CPython's own `native_thread_id`).
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -100,6 +100,7 @@ fn main_thread_in_process_join_shows_the_join_line() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let line = marker_line("py_stack_join.py", "join");
     for py in interpreters() {
         let child = spawn_py(&py, "py_stack_join.py", &[]);
@@ -132,6 +133,7 @@ fn each_thread_maps_to_its_own_frames() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let script = "py_stack_threads.py";
     for py in interpreters() {
         let child = spawn_py(&py, script, &["wait"]);
@@ -179,6 +181,7 @@ fn a_main_thread_spinning_with_the_gil_does_not_hide_the_waiting_threads() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let script = "py_stack_threads.py";
     for py in interpreters() {
         let child = spawn_py(&py, script, &["spin"]);
@@ -199,6 +202,7 @@ fn a_process_that_is_not_python_reads_as_empty() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "echo ready; exec sleep 600"]);
     let child = Child::spawn_command("sleep", cmd);
@@ -217,6 +221,7 @@ fn a_process_that_exits_between_reads_is_an_error_and_is_forgotten() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let py = PathBuf::from("/usr/bin/python3");
     let child = spawn_py(&py, "py_stack_threads.py", &["wait"]);
     let pid = child.pid;
@@ -246,6 +251,7 @@ fn the_feeder_thread_of_a_multiprocessing_child_shows_its_write() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let child =
         Child::spawn_args("pyrun", &[progs_dir().join("py_mp_join.py").to_str().expect("utf-8")]);
     let kid = i32::try_from(child.fact_i64("child")).expect("pid fits in i32");
@@ -273,6 +279,7 @@ fn pyzmq_context_term_shows_the_term_call() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let zmq = Command::new("python3").args(["-c", "import zmq"]).status();
     assert!(
         zmq.is_ok_and(|s| s.success()),
@@ -298,6 +305,7 @@ fn a_hostile_function_name_is_bounded() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let code = "import threading\n\
                 name = 'f' + 'x' * 3000\n\
                 exec('def ' + name + '():\\n    print(\"ready\", flush=True)\\n    threading.Event().wait()\\n')\n\
@@ -319,6 +327,7 @@ fn a_process_named_python_that_is_not_is_an_error_kept_for_a_while() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let fake = work_dir().join("python3.99");
     if !fake.exists() {
         std::fs::copy("/bin/sleep", &fake).expect("copy /bin/sleep");
@@ -354,6 +363,7 @@ fn a_deep_stack_keeps_its_innermost_frames_and_counts_the_cut() {
     if !require_root() {
         return;
     }
+    let _serial = serial();
     let code = "import threading\n\
                 def deep(n):\n\
                 \x20   if n == 0:\n\

@@ -1,7 +1,7 @@
 //! What `hangwatch snapshot --json` and `hangwatch --json` report about real processes that
 //! keep, give back and grow memory, and that get OOM-killed in a memory-limited cgroup.
 
-mod common;
+use crate::common;
 
 use std::{
     thread,

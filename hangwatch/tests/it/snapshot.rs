@@ -5,7 +5,7 @@
 //! test's busy loop. Needs root; without it each test says SKIPPED and
 //! returns.
 
-mod common;
+use crate::common;
 
 use std::thread;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! (symbolized, then stripped), a C++ method, a binary only visible in its own mount
 //! namespace, and what `--stacks` / `--no-stacks` / the default print. Needs root.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //!
 //! Needs root; without it each test says SKIPPED.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

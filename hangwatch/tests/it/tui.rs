@@ -4,7 +4,7 @@
 //!
 //! Needs root (hangwatch loads eBPF programs) and tmux; without either each test says SKIPPED.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

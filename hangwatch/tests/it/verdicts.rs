@@ -3,7 +3,7 @@
 //! glibc), each judged by the default snapshot (`--window 1s`) five times in a row with the
 //! same verdict every time, with the healthy look-alikes that must stay silent.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! Helpers for the fault tests (tests/faults.rs): running hangwatch with fewer privileges,
+//! Helpers for the fault tests (tests/it/faults.rs): running hangwatch with fewer privileges,
 //! waiting for an exit with a deadline, and finding the BPF objects a process holds.
 
 use std::os::unix::fs::PermissionsExt;

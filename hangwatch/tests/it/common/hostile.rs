@@ -1,8 +1,6 @@
 //! Processes named to attack the operator's terminal (issue 9), and the checks that nothing of
 //! it reaches a terminal raw.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::path::PathBuf;
 
 use super::{Child, work_dir};

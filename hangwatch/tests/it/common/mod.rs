@@ -5,12 +5,10 @@
 //!   Drop (also when the test panics).
 //! - [`snapshot`] runs `hangwatch snapshot --json ...`, asserts success and
 //!   parses the one JSON object it prints.
-//! - [`serial`] hands out the lock that serializes the tests of one test
-//!   binary: every snapshot attaches BPF programs, and the timing checks must
-//!   not compete with another test's busy loop.
+//! - [`serial`] hands out the lock that serializes the tests (those of every
+//!   module: they are one test binary): every snapshot attaches BPF programs,
+//!   and the timing checks must not compete with another test's busy loop.
 //! - Small JSON accessors that panic with the offending excerpt.
-
-#![allow(dead_code)] // each test binary uses a different subset
 
 pub mod faults;
 pub mod hostile;
@@ -33,7 +31,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 mod kernels;
-#[allow(unused_imports)] // not every test binary needs it
 pub use kernels::*;
 
 /// How long a test program may take to print its ready line.
@@ -61,11 +58,11 @@ pub fn require_root() -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Serialization of tests within one test binary
+// Serialization of the tests
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Proof that the caller holds the per-binary test lock. Take it first thing
+/// Proof that the caller holds the test lock. Take it first thing
 /// in a test (before spawning programs) so that it is released last.
 pub struct Serial {
     _guard: MutexGuard<'static, ()>,
@@ -779,20 +776,19 @@ pub struct MemCgroup {
     pub dir: PathBuf,
     /// The path as the kernel names it (`/<name>`).
     pub path: String,
-    pub v1: bool,
 }
 
 impl MemCgroup {
     /// `None` (after saying why) when no memory controller can be used.
     pub fn create(limit: u64) -> Option<MemCgroup> {
         let limit = limit.to_string();
-        let (dir, path, v1) = create_cgroup(
+        let (dir, path, _) = create_cgroup(
             "hangwatch-test",
             "memory",
             &[("memory.limit_in_bytes", limit.clone())],
             &[("memory.max", limit)],
         )?;
-        Some(MemCgroup { dir, path, v1 })
+        Some(MemCgroup { dir, path })
     }
 
     pub fn add(&self, pid: i32) {

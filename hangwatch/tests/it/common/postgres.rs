@@ -125,10 +125,6 @@ impl Postgres {
         Some(pg)
     }
 
-    pub fn pid(&self) -> i32 {
-        self.server.0.id() as i32
-    }
-
     fn psql(&self) -> Command {
         let mut c = Command::new(self.bin.join("psql"));
         c.arg("-h").arg(&self.dir).args(["-U", "postgres", "-X", "-q", "-A", "-t"]);
