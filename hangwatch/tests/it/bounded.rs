@@ -34,7 +34,7 @@ fn huge_command_lines_cost_bounded_memory_and_output() {
     if !require_root() {
         return;
     }
-    let serial = serial();
+    let _serial = serial();
     let arg = "a".repeat(127 * 1024);
     let args: Vec<&str> = std::iter::repeat_n(arg.as_str(), 15).collect();
     let kids: Vec<Child> = (0..40).map(|_| Child::spawn_args("argv_sleep", &args)).collect();
@@ -42,7 +42,6 @@ fn huge_command_lines_cost_bounded_memory_and_output() {
     assert!(argv_bytes > 1_900_000, "argv of {argv_bytes} bytes");
     let pids: Vec<i32> = kids.iter().map(|k| k.pid).collect();
     let (m, json) = snapshot_measured(&pids);
-    drop(serial);
     assert!(
         m.max_rss_kib < MAX_SNAPSHOT_RSS_KIB,
         "peak RSS {} KiB with 40 × 1.9 MB command lines (bound {MAX_SNAPSHOT_RSS_KIB} KiB)",
@@ -59,9 +58,7 @@ fn huge_command_lines_cost_bounded_memory_and_output() {
     }
     // A short command line is whole and not flagged.
     let short = Child::spawn_args("argv_sleep", &["x", "y"]);
-    let serial = common::serial();
     let (_, json) = snapshot_measured(&[short.pid]);
-    drop(serial);
     let p = find_process(&json, short.pid);
     assert!(str_field(p, "cmdline").ends_with("argv_sleep x y"), "{}", excerpt(p));
     assert!(!bool_field(p, "cmdline_truncated"));
@@ -75,7 +72,7 @@ fn huge_maps_file_costs_bounded_memory() {
     if !require_root() {
         return;
     }
-    let serial = serial();
+    let _serial = serial();
     let base = work_dir().join(format!("maps-{}", std::process::id()));
     let mut dir = base.clone();
     for i in 0..15 {
@@ -88,7 +85,6 @@ fn huge_maps_file_costs_bounded_memory() {
     let kid = Child::spawn_args("many_maps", &[&path, "60000"]);
     kid.wait_since_ready(std::time::Duration::from_millis(300));
     let (m, json) = snapshot_measured(&[kid.pid]);
-    drop(serial);
     drop(kid);
     let _ = std::fs::remove_dir_all(&base);
     assert!(
@@ -117,11 +113,10 @@ fn huge_epoll_sets_cost_bounded_memory_and_are_not_deadlocks() {
     if !require_root() {
         return;
     }
-    let serial = serial();
+    let _serial = serial();
     let kid = Child::spawn_args("epoll_many", &["10", "1900"]);
     kid.wait_since_ready(std::time::Duration::from_millis(300));
     let (m, json) = snapshot_measured(&[kid.pid]);
-    drop(serial);
     assert!(
         m.max_rss_kib < MAX_SNAPSHOT_RSS_KIB,
         "peak RSS {} KiB with 10 epoll sets of 1,900 fds (bound {MAX_SNAPSHOT_RSS_KIB} KiB)",

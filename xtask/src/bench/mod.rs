@@ -19,8 +19,8 @@
 //!   (ring buffer or its own queues) comes from its `lost` and `stats` JSON records;
 //! * the machine is shared: other processes' CPU over every run is measured from `/proc/stat`
 //!   minus what the workload and the tool used; a triple in which it exceeds
-//!   [`foreign_limit`] is marked disturbed and, in the full run, replaced by another (up to
-//!   [`Plan::extra`] times);
+//!   [`plan::foreign_limit`] is marked disturbed and, in the full run, replaced by another (up
+//!   to [`Plan::extra`] times);
 //! * per-probe cost (`run_time_ns / run_cnt` with `kernel.bpf_stats_enabled=1`) is measured in
 //!   separate runs after the triples: the statistics themselves cost two clock reads per
 //!   program run, which would inflate the ratios (measured: ~10% on futex ping-pong).
