@@ -14,9 +14,9 @@
 use proptest::{prelude::*, sample::Index, test_runner::Config};
 
 use crate::{
-    bpf::{self, TracepointFormat},
-    btf::Btf,
-    memory, oom, privileges, procfs,
+    memory, oom, privileges,
+    probes::{self, TracepointFormat, btf::Btf},
+    procfs,
     sources::{facts, unix_diag},
     syscalls::{self, TaskView},
 };
@@ -416,7 +416,7 @@ proptest! {
         let f = TracepointFormat::parse(&fmt);
         let mut arr = [0u8; hangwatch_common::OOM_RAW_LEN];
         arr.copy_from_slice(&raw);
-        let ev = bpf::decode_oom(&arr, &f, 1);
+        let ev = probes::decode_oom(&arr, &f, 1);
         prop_assert!(ev.comm.as_ref().map_or(0, String::len) <= 3 * hangwatch_common::OOM_RAW_LEN);
         for name in ["pid", "comm", "total_vm", "anon_rss", "uid", "oom_score_adj", "common_type"] {
             let _ = f.int(&raw, name);
@@ -436,8 +436,8 @@ proptest! {
         b[4..].copy_from_slice(&body[..n - 4]);
         b.truncate(len);
         let f = TracepointFormat::parse(&fmt);
-        let _ = bpf::decode_record(&b, Some(&f));
-        let _ = bpf::decode_record(&b, None);
+        let _ = probes::decode_record(&b, Some(&f));
+        let _ = probes::decode_record(&b, None);
     }
 }
 

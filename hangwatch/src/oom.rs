@@ -13,7 +13,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use crate::bpf::OomVictimEvent;
+use crate::probes::OomVictimEvent;
 
 /// One OOM kill.
 #[derive(Debug, Clone, PartialEq, Eq)]

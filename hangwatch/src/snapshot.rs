@@ -10,12 +10,12 @@ use log::debug;
 
 use crate::{
     analysis::{self, Finding},
-    bpf::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
     error::Error,
     memory::{self, MemHistory, Thresholds},
     memory_layout,
     model::{self, Process, Thread, Wait, facts},
     oom::{self, OomKill},
+    probes::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
     procfs::{self, Detail, ProcessSample, SyscallState},
     syscalls::{self, ProcTask, TaskView},
 };

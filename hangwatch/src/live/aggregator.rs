@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::{
     analysis::{self, Finding},
-    bpf::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
     memory::{MemHistory, MemSample, MemStatus, Thresholds},
     memory_layout::{self, Layout, RetainCfg},
     model::{
         self, Process, Wait,
         facts::{Facts, OomFact},
     },
+    probes::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
     procfs::ProcessSample,
     snapshot::{self, BuildCtx},
     syscalls::TaskView,

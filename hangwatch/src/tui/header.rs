@@ -186,7 +186,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 mod tests {
     use ratatui::style::Color;
 
-    use crate::{bpf::ProbeStatus, tui::testing::*};
+    use crate::{probes::ProbeStatus, tui::testing::*};
 
     #[test]
     fn empty_view() {

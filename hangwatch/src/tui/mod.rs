@@ -226,9 +226,9 @@ pub(crate) mod testing {
     use super::*;
     use crate::{
         analysis::{Finding, FindingKind, Severity, Step},
-        bpf::ProbeStatus,
         live::aggregator::{EventKind, EventLine, Health, OomRow, ProcessRow},
         model::{Process, Thread, Wait},
+        probes::ProbeStatus,
         syscalls::Decoded,
     };
 

@@ -3,6 +3,8 @@
 //! Every probe that cannot attach is recorded with the reason and shown to the user; the
 //! others keep running. Nothing here is fatal except failing to load the object at all.
 
+pub mod btf;
+
 use std::{collections::HashMap, fs, path::Path};
 
 use aya::{
@@ -16,7 +18,7 @@ use hangwatch_common::{
 };
 use log::{debug, warn};
 
-use crate::{btf, error::Error, procfs};
+use crate::{error::Error, procfs};
 
 /// One probe and whether it is working.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
