@@ -15,7 +15,11 @@ use proptest::{prelude::*, sample::Index, test_runner::Config};
 
 use crate::{
     memory, oom, privileges,
-    probes::{self, TracepointFormat, btf::Btf},
+    probes::{
+        btf::Btf,
+        events::{decode_oom, decode_record},
+        tracefs::TracepointFormat,
+    },
     procfs,
     sources::{facts, unix_diag},
     syscalls::{self, TaskView},
@@ -416,7 +420,7 @@ proptest! {
         let f = TracepointFormat::parse(&fmt);
         let mut arr = [0u8; hangwatch_common::OOM_RAW_LEN];
         arr.copy_from_slice(&raw);
-        let ev = probes::decode_oom(&arr, &f, 1);
+        let ev = decode_oom(&arr, &f, 1);
         prop_assert!(ev.comm.as_ref().map_or(0, String::len) <= 3 * hangwatch_common::OOM_RAW_LEN);
         for name in ["pid", "comm", "total_vm", "anon_rss", "uid", "oom_score_adj", "common_type"] {
             let _ = f.int(&raw, name);
@@ -436,8 +440,8 @@ proptest! {
         b[4..].copy_from_slice(&body[..n - 4]);
         b.truncate(len);
         let f = TracepointFormat::parse(&fmt);
-        let _ = probes::decode_record(&b, Some(&f));
-        let _ = probes::decode_record(&b, None);
+        let _ = decode_record(&b, Some(&f));
+        let _ = decode_record(&b, None);
     }
 }
 

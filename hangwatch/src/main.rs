@@ -114,7 +114,7 @@ fn resolve_pids(pids: &mut Vec<i32>) {
 fn run(mut cli: Cli) -> anyhow::Result<()> {
     hangwatch::stdio::ensure_open_file_limit()?;
     if let Some(path) = &cli.btf {
-        hangwatch::probes::set_btf_path(path)?;
+        hangwatch::probes::offsets::set_btf_path(path)?;
     }
     match cli.command {
         Some(Command::Snapshot(mut a)) => {

@@ -13,7 +13,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use crate::probes::OomVictimEvent;
+use crate::probes::events::OomVictimEvent;
 
 /// One OOM kill.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use crate::{
     memory_layout,
     model::{self, Process, Thread, Wait, facts},
     oom::{self, OomKill},
-    probes::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
+    probes::{KernelStats, LoadOptions, ProbeStatus, Probes, events::KernelEvent},
     procfs::{self, Detail, ProcessSample, SyscallState},
     syscalls::{self, ProcTask, TaskView},
 };

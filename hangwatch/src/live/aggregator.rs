@@ -12,7 +12,10 @@ use crate::{
         self, Process, Wait,
         facts::{Facts, OomFact},
     },
-    probes::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
+    probes::{
+        KernelStats, ProbeStatus,
+        events::{OomVictimEvent, WaitEndEvent},
+    },
     procfs::ProcessSample,
     snapshot::{self, BuildCtx},
     syscalls::TaskView,

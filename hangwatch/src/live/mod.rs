@@ -19,7 +19,7 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
     error::Error,
-    probes::{KernelEvent, LoadOptions, Probes},
+    probes::{LoadOptions, Probes, events::KernelEvent},
     procfs::{self, Detail},
     snapshot,
     syscalls::{ProcTask, TaskView},
@@ -147,7 +147,7 @@ async fn kernel_collector(
                 let Ok(mut guard) = guard else { return };
                 let ring = guard.get_inner_mut();
                 while let Some(item) = ring.next() {
-                    let ev = crate::probes::decode_record(&item, fmt.as_ref());
+                    let ev = crate::probes::events::decode_record(&item, fmt.as_ref());
                     drop(item);
                     let input = match ev {
                         Some(KernelEvent::WaitEnd(w)) => {
@@ -315,7 +315,7 @@ fn proc_collector(
 /// the kernel log lines printed just before it (constraint, memcg, the limit of the cgroup that
 /// hit it) and, failing those, the victim's cgroup and its limit read now.
 pub fn oom_context(
-    victim: &crate::probes::OomVictimEvent,
+    victim: &crate::probes::events::OomVictimEvent,
     known_cgroup: Option<&str>,
 ) -> crate::oom::OomKill {
     use crate::oom;

@@ -1,11 +1,22 @@
-//! Loading and attaching the eBPF probes, and reading what they report.
+//! The userspace side of `hangwatch-ebpf`: loading and attaching the probes, and reading what
+//! they report.
+//!
+//! * this file: [`Probes::load`] (load, attach, the `CONFIG` and clock maps), the ring buffer,
+//!   the `STATS` counters and the per-process memory counters;
+//! * [`events`]: the ring buffer's records decoded into owned events;
+//! * [`offsets`]: what the probes need to know about the running kernel, from its BTF;
+//! * [`btf`]: the BTF reader that finds those offsets;
+//! * [`tracefs`]: mounting tracefs, and a classic tracepoint's record layout.
 //!
 //! Every probe that cannot attach is recorded with the reason and shown to the user; the
 //! others keep running. Nothing here is fatal except failing to load the object at all.
 
 pub mod btf;
+pub mod events;
+pub mod offsets;
+pub mod tracefs;
 
-use std::{collections::HashMap, fs, path::Path};
+use std::{collections::HashMap, fs};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -13,12 +24,13 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 pub use hangwatch_common::MemCounters;
-use hangwatch_common::{
-    COMM_LEN, Config, EventHeader, OOM_RAW_LEN, OomVictim, WaitEnd, kind, stat,
-};
+use hangwatch_common::{Config, stat};
 use log::{debug, warn};
 
 use crate::{error::Error, procfs};
+use events::{KernelEvent, OomVictimEvent, decode_record};
+use offsets::{KernelGlobals, aya_kernel_btf, task_offsets};
+use tracefs::{TracepointFormat, ensure_tracefs, tracefs_dir};
 
 /// One probe and whether it is working.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -39,53 +51,6 @@ pub struct KernelStats {
     pub read_errors: u64,
     pub long_waits: u64,
     pub map_full: u64,
-}
-
-/// A wait that ended, as the kernel reported it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WaitEndEvent {
-    pub pid: i32,
-    pub tid: i32,
-    pub comm: String,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub syscall_nr: i64,
-    pub waker_pid: i32,
-    pub waker_tid: i32,
-    pub waker_comm: String,
-}
-
-/// An OOM victim, decoded from the raw `oom:mark_victim` record.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct OomVictimEvent {
-    pub ts_ns: u64,
-    /// The victim's pid as hangwatch sees it (in its pid namespace, when it runs in one and
-    /// could translate; else the same as `host_pid`).
-    pub pid: i32,
-    /// The victim's pid in the initial pid namespace (the kernel log's and the record's).
-    pub host_pid: i32,
-    pub comm: Option<String>,
-    /// The layout of older kernels carries only the pid: these are then `None`.
-    pub total_vm_kb: Option<u64>,
-    pub anon_rss_kb: Option<u64>,
-    pub file_rss_kb: Option<u64>,
-    pub shmem_rss_kb: Option<u64>,
-    pub uid: Option<u32>,
-    pub oom_score_adj: Option<i64>,
-    /// The kernfs id of the victim's memory cgroup when it was chosen (the `oom_victim_memcg`
-    /// probe; `None` when it is not attached or did not record this one). See
-    /// [`crate::oom::CgroupIds`].
-    pub memcg_id: Option<u64>,
-    /// What the kernel log and the cgroup files said about the kill when it was read (the
-    /// constraint, the victim's memory cgroup, the limit that was hit); added by live mode's
-    /// collector.
-    pub context: Option<Box<crate::oom::OomKill>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum KernelEvent {
-    WaitEnd(WaitEndEvent),
-    OomVictim(OomVictimEvent),
 }
 
 pub struct LoadOptions {
@@ -142,38 +107,6 @@ pub struct Probes {
     exact_memory: bool,
 }
 
-const TRACEFS: &str = "/sys/kernel/tracing";
-
-/// Makes sure tracefs is mounted (classic tracepoints need it to look up their ids).
-pub fn ensure_tracefs() -> Result<(), String> {
-    if Path::new(TRACEFS).join("events").is_dir()
-        || Path::new("/sys/kernel/debug/tracing/events").is_dir()
-    {
-        return Ok(());
-    }
-    let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
-    let (src, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc =
-        unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
-    if rc == 0 {
-        debug!("mounted tracefs at {TRACEFS}");
-        Ok(())
-    } else {
-        let e = std::io::Error::last_os_error();
-        let hint = if e.raw_os_error() == Some(libc::EPERM) {
-            " (mounting needs CAP_SYS_ADMIN; or mount it beforehand: mount -t tracefs nodev /sys/kernel/tracing)"
-        } else {
-            ""
-        };
-        Err(format!("tracefs is not mounted and cannot be mounted at {TRACEFS}: {e}{hint}"))
-    }
-}
-
-fn tracefs_dir() -> &'static str {
-    if Path::new(TRACEFS).join("events").is_dir() { TRACEFS } else { "/sys/kernel/debug/tracing" }
-}
-
 /// Best effort: since 5.11 BPF memory is charged to the cgroup and the limit does not apply.
 fn raise_memlock() {
     let rl = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
@@ -200,64 +133,6 @@ pub fn short_error(e: &str) -> String {
         })
         .unwrap_or("");
     format!("{} verifier: {why}", head.trim_end_matches(['.', ' ']))
-}
-
-/// The offsets the probes need, from the running kernel's BTF (or `--btf PATH`).
-fn task_offsets(config: &mut Config, globals: &mut KernelGlobals) -> Result<(), String> {
-    let data = kernel_btf_bytes()?;
-    let b = btf::Btf::parse(&data).map_err(|e| e.to_string())?;
-    *globals = kernel_globals(&b)?;
-    let f = |p: &[&str]| b.field_offset("task_struct", p).map_err(|e| e.to_string());
-    config.off_cpu = f(&["cpu"]).or_else(|_| f(&["thread_info", "cpu"]))?;
-    config.off_exec_start = f(&["se", "exec_start"])?;
-    config.off_pid = f(&["pid"])?;
-    config.off_tgid = f(&["tgid"])?;
-    config.off_comm = f(&["comm"])?;
-    config.off_flags = f(&["flags"])?;
-    // For the optional memory probes; a kernel without them leaves the brk counts at zero.
-    config.off_mm = f(&["mm"]).unwrap_or(0);
-    config.off_mm_brk = b.field_offset("mm_struct", &["brk"]).unwrap_or(0);
-    // For the OOM victims' memory cgroup; without them it is read from /proc (often too late).
-    match btf::memcg_offsets(&b) {
-        Ok(m) => {
-            config.off_task_cgroups = m.task_cgroups;
-            config.off_css_set_mem = m.css_set_subsys;
-            config.off_css_cgroup = m.css_cgroup;
-            config.off_cgroup_kn = m.cgroup_kn;
-            config.off_kn_id = m.kn_id;
-        }
-        Err(e) => debug!("no memory cgroup offsets in the kernel BTF: {e}"),
-    }
-    if let Some(inum) = own_pid_namespace() {
-        let ns = (|| -> Result<(), btf::BtfError> {
-            config.off_thread_pid = b.field_offset("task_struct", &["thread_pid"])?;
-            config.off_group_leader = b.field_offset("task_struct", &["group_leader"])?;
-            config.off_pid_level = b.field_offset("pid", &["level"])?;
-            config.off_pid_numbers = b.field_offset("pid", &["numbers"])?;
-            config.upid_size = b.struct_size("upid")?;
-            config.off_upid_ns = b.field_offset("upid", &["ns"])?;
-            config.off_ns_inum = b.field_offset("pid_namespace", &["ns", "inum"])?;
-            Ok(())
-        })();
-        match ns {
-            Ok(()) => config.pidns_inum = inum,
-            Err(e) => warn!(
-                "hangwatch runs in a child pid namespace but cannot translate the kernel's pids \
-                 ({e}): pids of ended waits and OOM victims are host pids"
-            ),
-        }
-    }
-    Ok(())
-}
-
-/// `PROC_PID_INIT_INO`: the inode of the initial pid namespace.
-const INIT_PIDNS_INO: u64 = 0xEFFF_FFFC;
-
-/// The inode of hangwatch's pid namespace if it is not the initial one.
-fn own_pid_namespace() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let ino = fs::metadata("/proc/self/ns/pid").ok()?.ino();
-    (ino != INIT_PIDNS_INO).then_some(ino as u32)
 }
 
 impl Probes {
@@ -641,211 +516,9 @@ impl Probes {
     }
 }
 
-/// The waker's name: the kernel record carries its ids only (to stay small); pid 0 is the
-/// idle task, woken by an interrupt (a timer, usually).
-fn waker_comm(pid: i32, tid: i32) -> String {
-    if pid == 0 {
-        return "swapper (interrupt)".to_string();
-    }
-    fs::read(format!("/proc/{pid}/task/{tid}/comm"))
-        .map(|b| procfs::lossy(b.strip_suffix(b"\n").unwrap_or(&b)))
-        .unwrap_or_else(|_| "?".to_string())
-}
-
-fn comm_str(c: &[u8; COMM_LEN]) -> String {
-    let end = c.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-    procfs::lossy(&c[..end])
-}
-
-/// The `T` at the start of a ring buffer record, or `None` if the record is too short.
-fn read_pod<T: aya::Pod>(b: &[u8]) -> Option<T> {
-    if b.len() < std::mem::size_of::<T>() {
-        return None;
-    }
-    // SAFETY: length checked; `aya::Pod` promises a plain type valid for any bit pattern.
-    Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const T) })
-}
-
-/// Decodes one ring buffer record.
-pub fn decode_record(b: &[u8], oom: Option<&TracepointFormat>) -> Option<KernelEvent> {
-    let h: EventHeader = read_pod(b)?;
-    match h.kind {
-        kind::WAIT_END => {
-            let w: WaitEnd = read_pod(b)?;
-            Some(KernelEvent::WaitEnd(WaitEndEvent {
-                pid: w.header.pid as i32,
-                tid: w.header.tid as i32,
-                comm: comm_str(&w.comm),
-                start_ns: w.start_ns,
-                end_ns: w.header.ts_ns,
-                syscall_nr: w.syscall_nr,
-                waker_pid: w.waker_pid as i32,
-                waker_tid: w.waker_tid as i32,
-                waker_comm: waker_comm(w.waker_pid as i32, w.waker_tid as i32),
-            }))
-        }
-        kind::OOM_VICTIM => {
-            let o: OomVictim = read_pod(b)?;
-            let default_fmt = TracepointFormat::default();
-            let f = oom.unwrap_or(&default_fmt);
-            Some(KernelEvent::OomVictim(decode_oom(&o.raw, f, o.header.ts_ns)))
-        }
-        _ => None,
-    }
-}
-
-/// Field layout of a classic tracepoint, from tracefs `format`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TracepointFormat {
-    pub fields: Vec<TpField>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TpField {
-    pub name: String,
-    pub offset: usize,
-    pub size: usize,
-    pub signed: bool,
-    pub data_loc: bool,
-}
-
-impl TracepointFormat {
-    pub fn parse(text: &str) -> Self {
-        let mut fields = Vec::new();
-        for line in text.lines() {
-            let line = line.trim();
-            let Some(rest) = line.strip_prefix("field:") else { continue };
-            let mut decl = "";
-            let (mut offset, mut size, mut signed) = (None, None, false);
-            for (i, part) in rest.split(';').enumerate() {
-                let part = part.trim();
-                if i == 0 {
-                    decl = part;
-                } else if let Some(v) = part.strip_prefix("offset:") {
-                    offset = v.parse().ok();
-                } else if let Some(v) = part.strip_prefix("size:") {
-                    size = v.parse().ok();
-                } else if let Some(v) = part.strip_prefix("signed:") {
-                    signed = v == "1";
-                }
-            }
-            let name = decl
-                .rsplit(|c: char| c.is_whitespace() || c == '*')
-                .next()
-                .unwrap_or("")
-                .split('[')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            if let (Some(offset), Some(size)) = (offset, size) {
-                fields.push(TpField {
-                    name,
-                    offset,
-                    size,
-                    signed,
-                    data_loc: decl.starts_with("__data_loc"),
-                });
-            }
-        }
-        TracepointFormat { fields }
-    }
-
-    pub fn field(&self, name: &str) -> Option<&TpField> {
-        self.fields.iter().find(|f| f.name == name)
-    }
-
-    /// Reads an integer field (sign-extended when signed).
-    pub fn int(&self, raw: &[u8], name: &str) -> Option<i64> {
-        let f = self.field(name)?;
-        let b = raw.get(f.offset..f.offset.checked_add(f.size)?)?;
-        Some(match (f.size, f.signed) {
-            (1, true) => b[0] as i8 as i64,
-            (1, false) => b[0] as i64,
-            (2, true) => i16::from_le_bytes([b[0], b[1]]) as i64,
-            (2, false) => u16::from_le_bytes([b[0], b[1]]) as i64,
-            (4, true) => i32::from_le_bytes(b.try_into().ok()?) as i64,
-            (4, false) => u32::from_le_bytes(b.try_into().ok()?) as i64,
-            (8, _) => i64::from_le_bytes(b.try_into().ok()?),
-            _ => return None,
-        })
-    }
-
-    /// Reads a `__data_loc char[]` string field.
-    pub fn string(&self, raw: &[u8], name: &str) -> Option<String> {
-        let f = self.field(name)?;
-        if !f.data_loc {
-            let b = raw.get(f.offset..f.offset.checked_add(f.size)?)?;
-            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-            return Some(procfs::lossy(&b[..end]));
-        }
-        let loc = u32::from_le_bytes(raw.get(f.offset..f.offset.checked_add(4)?)?.try_into().ok()?);
-        let (off, len) = ((loc & 0xffff) as usize, (loc >> 16) as usize);
-        let b = raw.get(off..(off + len).min(raw.len()))?;
-        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-        Some(procfs::lossy(&b[..end]))
-    }
-}
-
-pub fn decode_oom(raw: &[u8; OOM_RAW_LEN], f: &TracepointFormat, ts_ns: u64) -> OomVictimEvent {
-    // Without a format, assume the oldest layout: 8 bytes of common fields, then `int pid`.
-    let pid = f
-        .int(raw, "pid")
-        .unwrap_or_else(|| i32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]) as i64);
-    let u = |n: &str| f.int(raw, n).map(|v| v as u64);
-    OomVictimEvent {
-        ts_ns,
-        pid: pid as i32,
-        host_pid: pid as i32,
-        comm: f.string(raw, "comm"),
-        total_vm_kb: u("total_vm"),
-        anon_rss_kb: u("anon_rss"),
-        file_rss_kb: u("file_rss"),
-        shmem_rss_kb: u("shmem_rss"),
-        uid: f.int(raw, "uid").map(|v| v as u32),
-        oom_score_adj: f.int(raw, "oom_score_adj"),
-        memcg_id: None,
-        context: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const NEW_FMT: &str = "name: mark_victim\nID: 609\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:__data_loc char[] comm;\toffset:12;\tsize:4;\tsigned:0;\n\tfield:unsigned long total_vm;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:unsigned long anon_rss;\toffset:24;\tsize:8;\tsigned:0;\n\tfield:unsigned long file_rss;\toffset:32;\tsize:8;\tsigned:0;\n\tfield:unsigned long shmem_rss;\toffset:40;\tsize:8;\tsigned:0;\n\tfield:uid_t uid;\toffset:48;\tsize:4;\tsigned:0;\n\tfield:unsigned long pgtables;\toffset:56;\tsize:8;\tsigned:0;\n\tfield:short oom_score_adj;\toffset:64;\tsize:2;\tsigned:1;\n\nprint fmt: \"pid=%d\"\n";
-    const OLD_FMT: &str = "name: mark_victim\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;\n";
-
-    #[test]
-    fn parses_new_layout() {
-        let f = TracepointFormat::parse(NEW_FMT);
-        assert_eq!(f.field("comm").map(|c| c.data_loc), Some(true));
-        let mut raw = [0u8; OOM_RAW_LEN];
-        raw[8..12].copy_from_slice(&4242i32.to_le_bytes());
-        raw[12..16].copy_from_slice(&((6u32 << 16) | 72).to_le_bytes());
-        raw[16..24].copy_from_slice(&1000u64.to_le_bytes());
-        raw[24..32].copy_from_slice(&204800u64.to_le_bytes());
-        raw[32..40].copy_from_slice(&12u64.to_le_bytes());
-        raw[48..52].copy_from_slice(&0u32.to_le_bytes());
-        raw[64..66].copy_from_slice(&(-500i16).to_le_bytes());
-        raw[72..78].copy_from_slice(b"hog\0\0\0");
-        let ev = decode_oom(&raw, &f, 7);
-        assert_eq!(ev.pid, 4242);
-        assert_eq!(ev.comm.as_deref(), Some("hog"));
-        assert_eq!(ev.anon_rss_kb, Some(204800));
-        assert_eq!(ev.file_rss_kb, Some(12));
-        assert_eq!(ev.oom_score_adj, Some(-500));
-    }
-
-    #[test]
-    fn parses_old_pid_only_layout() {
-        let f = TracepointFormat::parse(OLD_FMT);
-        let mut raw = [0u8; OOM_RAW_LEN];
-        raw[8..12].copy_from_slice(&99i32.to_le_bytes());
-        let ev = decode_oom(&raw, &f, 0);
-        assert_eq!(ev.pid, 99);
-        assert_eq!(ev.comm, None);
-        assert_eq!(ev.anon_rss_kb, None);
-    }
 
     #[test]
     fn verifier_errors_are_one_line() {
@@ -856,87 +529,4 @@ mod tests {
         );
         assert_eq!(short_error("attach: EPERM"), "attach: EPERM");
     }
-
-    #[test]
-    fn short_or_unknown_records_are_ignored() {
-        assert_eq!(decode_record(&[1, 2, 3], None), None);
-        let mut b = vec![0u8; 64];
-        b[0] = 77;
-        assert_eq!(decode_record(&b, None), None);
-    }
-}
-
-// ---------------------------------------------------------------- kernel BTF and layout
-
-/// `--btf PATH`: the kernel's BTF from a file (BTFHub), for kernels without
-/// `/sys/kernel/btf/vmlinux`. Set once at start.
-static BTF_PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-
-/// Uses the BTF in `path` instead of /sys/kernel/btf/vmlinux. Fails if it is not readable BTF
-/// (checked now, so a bad path is a one-line user error, not a missing probe).
-pub fn set_btf_path(path: &Path) -> Result<(), Error> {
-    let data =
-        fs::read(path).map_err(|e| Error::Usage(format!("--btf {}: {e}", path.display())))?;
-    btf::Btf::parse(&data)
-        .map_err(|e| Error::Usage(format!("--btf {}: not BTF ({e})", path.display())))?;
-    let _ = BTF_PATH.set(path.to_path_buf());
-    Ok(())
-}
-
-/// The kernel BTF's bytes: `--btf PATH`, else /sys/kernel/btf/vmlinux.
-fn kernel_btf_bytes() -> Result<Vec<u8>, String> {
-    if let Some(path) = BTF_PATH.get() {
-        return fs::read(path).map_err(|e| format!("--btf {}: {e}", path.display()));
-    }
-    btf::Btf::from_sys_fs().map_err(|e| {
-        format!(
-            "no kernel BTF (/sys/kernel/btf/vmlinux: {e}); the kernel needs CONFIG_DEBUG_INFO_BTF=y, or pass --btf PATH"
-        )
-    })
-}
-
-/// The same BTF, parsed by aya for loading BTF tracepoints.
-fn aya_kernel_btf() -> Result<aya::Btf, String> {
-    match BTF_PATH.get() {
-        Some(path) => aya::Btf::parse_file(path, aya::Endianness::default())
-            .map_err(|e| format!("--btf {}: {e}", path.display())),
-        None => aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")),
-    }
-}
-
-/// Constants written into the eBPF object's read-only data before loading.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-struct KernelGlobals {
-    /// 1 on kernels without the `bpf_task_pt_regs` helper (before 5.15).
-    regs_from_stack: u32,
-    /// Offset of `task_struct.stack`.
-    off_stack: u32,
-    /// `THREAD_SIZE - sizeof(struct pt_regs)`: where the saved user registers are in the
-    /// task's kernel stack.
-    regs_in_stack: u32,
-}
-
-/// The kernel's stack size (`THREAD_SIZE`): 16 KiB on x86_64 and arm64, twice that with KASAN
-/// (x86_64 `KASAN_STACK_ORDER`, arm64 `KASAN_THREAD_SHIFT`). Not in BTF: read from the kernel's
-/// config when it is shipped in /boot.
-fn thread_size(release: &str) -> u32 {
-    let config = fs::read_to_string(format!("/boot/config-{release}")).unwrap_or_default();
-    let kasan = config.lines().any(|l| l.trim() == "CONFIG_KASAN=y");
-    if kasan { 32 * 1024 } else { 16 * 1024 }
-}
-
-/// Which helpers and layouts the probes use on this kernel, from its BTF.
-fn kernel_globals(b: &btf::Btf) -> Result<KernelGlobals, String> {
-    let mut g = KernelGlobals::default();
-    // Every helper of the kernel is an enumerator of `enum bpf_func_id`, so its name is in the
-    // kernel's BTF strings exactly when the helper exists.
-    if !b.has_string("BPF_FUNC_task_pt_regs") {
-        let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let regs = b.struct_size("pt_regs").map_err(|e| e.to_string())?;
-        g.regs_from_stack = 1;
-        g.off_stack = b.field_offset("task_struct", &["stack"]).map_err(|e| e.to_string())?;
-        g.regs_in_stack = thread_size(release.trim()).saturating_sub(regs);
-        debug!("no bpf_task_pt_regs helper: user registers at task->stack + {}", g.regs_in_stack);
-    }
-    Ok(g)
 }
