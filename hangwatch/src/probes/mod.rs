@@ -21,7 +21,7 @@ use std::{collections::HashMap, fs};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, Program, ProgramError, TracePoint, trace_point::TracePointLinkId},
 };
 pub use hangwatch_common::MemCounters;
 use hangwatch_common::{Config, stat};
@@ -71,27 +71,186 @@ const MEMORY_PROBES: [(&str, &str); 6] = [
     ("mem_exit_madvise", "sys_exit_madvise"),
 ];
 
+/// A program of the object, as the type it is.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e: ProgramError| e.to_string())
+}
+
+/// Loads the `tp_btf` program `prog` for the tracepoint `tp` and attaches it. `btf` is the
+/// kernel's BTF, or why there is none.
+fn attach_btf(
+    ebpf: &mut Ebpf,
+    btf: Result<&aya::Btf, &String>,
+    prog: &str,
+    tp: &str,
+) -> Result<(), String> {
+    let btf = btf.map_err(Clone::clone)?;
+    let p: &mut BtfTracePoint = program(ebpf, prog)?;
+    p.load(tp, btf).map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
+    p.attach().map_err(|e| format!("attach: {e}"))?;
+    Ok(())
+}
+
+/// Loads the classic tracepoint program `prog` and attaches it to `category:name` (tracefs
+/// must be mounted: see [`ensure_tracefs`]).
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    prog: &str,
+    category: &str,
+    name: &str,
+) -> Result<TracePointLinkId, String> {
+    let p: &mut TracePoint = program(ebpf, prog)?;
+    p.load().map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
+    p.attach(category, name).map_err(|e| format!("attach: {e}"))
+}
+
+/// Records whether a probe attached, in the order the probes were tried: every probe is listed
+/// (`probes` in the report); one that did not attach is also logged, with why.
+fn record(
+    status: &mut Vec<ProbeStatus>,
+    name: &'static str,
+    impact: &'static str,
+    attached: Result<(), String>,
+) -> bool {
+    if let Err(e) = &attached {
+        warn!("probe {name} not attached: {e}");
+    }
+    let ok = attached.is_ok();
+    status.push(ProbeStatus { name, attached: ok, reason: attached.err(), impact });
+    ok
+}
+
+/// Loads the eBPF object with the kernel's offsets and layout in its read-only data.
+fn load_object(config: &Config, globals: &KernelGlobals) -> Result<Ebpf, Error> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .override_global("READY", &config.ready, true)
+        .override_global("OFF_EXEC_START", &config.off_exec_start, true)
+        .override_global("OFF_CPU", &config.off_cpu, true)
+        .override_global("WAIT_THRESHOLD_NS", &config.wait_threshold_ns, true);
+    loader
+        .override_global("REGS_FROM_STACK", &globals.regs_from_stack, true)
+        .override_global("OFF_STACK", &globals.off_stack, true)
+        .override_global("REGS_IN_STACK", &globals.regs_in_stack, true);
+    loader
+        .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch")))
+        .map_err(|e| Error::BpfLoad(e.to_string()))
+}
+
+/// Wait ends: `tp_btf/sched_waking`, with direct field loads, or with probe reads where the
+/// verifier does not accept those. Returns whether it is attached.
+fn attach_wait_ends(
+    ebpf: &mut Ebpf,
+    btf: Result<&aya::Btf, &String>,
+    globals: &KernelGlobals,
+    status: &mut Vec<ProbeStatus>,
+) -> bool {
+    let from_stack = globals.regs_from_stack != 0;
+    let mut name = if from_stack {
+        "tp_btf/sched_waking (registers from the task's stack)"
+    } else {
+        "tp_btf/sched_waking"
+    };
+    let waking = attach_btf(ebpf, btf, "sched_waking", "sched_waking").or_else(|first| {
+        debug!("sched_waking with direct loads did not load ({first}); trying probe reads");
+        name = if from_stack {
+            "tp_btf/sched_waking (probe-read fallback, registers from the task's stack)"
+        } else {
+            "tp_btf/sched_waking (probe-read fallback)"
+        };
+        attach_btf(ebpf, btf, "sched_waking_compat", "sched_waking")
+            .map_err(|e| format!("{first}; fallback: {e}"))
+    });
+    record(
+        status,
+        name,
+        "waits that begin and end between two /proc scans are not seen; ongoing waits still are",
+        waking,
+    )
+}
+
+/// OOM kills: `oom:mark_victim` (a classic tracepoint: needs tracefs), and where it attached,
+/// the victim's memory cgroup and (in a child pid namespace) its pid there, read from its
+/// `task_struct` by BTF programs. Returns the record layout of `oom:mark_victim` when it is
+/// known.
+fn attach_oom(
+    ebpf: &mut Ebpf,
+    btf: Result<&aya::Btf, &String>,
+    config: &Config,
+    status: &mut Vec<ProbeStatus>,
+) -> Option<TracepointFormat> {
+    let mut format = None;
+    let oom = (|| -> Result<(), String> {
+        ensure_tracefs()?;
+        let fmt_path = format!("{}/events/oom/mark_victim/format", tracefs_dir());
+        let text = fs::read_to_string(&fmt_path)
+            .map_err(|e| format!("tracepoint oom:mark_victim missing ({fmt_path}: {e})"))?;
+        format = Some(TracepointFormat::parse(&text));
+        attach_tracepoint(ebpf, "oom_mark_victim", "oom", "mark_victim").map(drop)
+    })();
+    // The kernels whose record has the RSS fields pass the victim's task to the tracepoint.
+    let has_task_arg =
+        format.as_ref().is_some_and(|f| f.fields.iter().any(|f| f.name == "anon_rss"));
+    if config.pidns_inum != 0 && oom.is_ok() {
+        // The victim's pid in hangwatch's namespace, from its task: from mark_victim where it
+        // passes it, else from the SIGKILL the OOM killer sends it (signal_generate).
+        let (name, prog, tp) = if has_task_arg {
+            ("tp_btf/mark_victim (pid namespace)", "oom_victim_pidns", "mark_victim")
+        } else {
+            (
+                "tp_btf/signal_generate (pid namespace, OOM victims)",
+                "oom_victim_pidns_kill",
+                "signal_generate",
+            )
+        };
+        record(
+            status,
+            name,
+            "OOM victims are named by their host pid, not their pid in hangwatch's namespace",
+            attach_btf(ebpf, btf, prog, tp),
+        );
+    }
+    // The victim's memory cgroup, read from its task_struct when it is chosen.
+    if oom.is_ok() {
+        let memcg = if !has_task_arg {
+            Err("this kernel's mark_victim passes a pid, not the task".into())
+        } else if config.off_cgroup_kn == 0 {
+            Err("the kernel BTF does not describe the task's memory cgroup".into())
+        } else {
+            attach_btf(ebpf, btf, "oom_victim_memcg", "mark_victim")
+        };
+        record(
+            status,
+            "tp_btf/mark_victim (memory cgroup)",
+            "an OOM victim's cgroup comes from the kernel log, which the kernel rate-limits, or from /proc after the kill (often `/` or unknown in a storm of kills)",
+            memcg,
+        );
+    }
+    // Listed after the probes that depend on it (the order of `probes` in the report).
+    record(
+        status,
+        "tracepoint/oom:mark_victim",
+        "OOM kills are only seen in the kernel log, not live",
+        oom,
+    );
+    format
+}
+
 /// Loads and attaches the memory probes: the syscall tracepoints, and the eviction of a
 /// process's counters when it exits.
 fn attach_memory_probes(ebpf: &mut Ebpf, btf: Result<&aya::Btf, &String>) -> Result<(), String> {
     ensure_tracefs()?;
-    let btf = btf.map_err(|e| e.clone())?;
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut("mem_process_exit")
-        .ok_or("program mem_process_exit missing from the object")?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    prog.load("sched_process_exit", btf)
-        .map_err(|e| format!("sched_process_exit: load: {}", short_error(&e.to_string())))?;
-    prog.attach().map_err(|e| format!("sched_process_exit: attach: {e}"))?;
-    for (name, tp) in MEMORY_PROBES {
-        let prog: &mut TracePoint = ebpf
-            .program_mut(name)
-            .ok_or(format!("program {name} missing from the object"))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-        prog.load().map_err(|e| format!("{tp}: load: {}", short_error(&e.to_string())))?;
-        prog.attach("syscalls", tp).map_err(|e| format!("syscalls:{tp}: attach: {e}"))?;
+    let btf = btf.map_err(Clone::clone)?;
+    attach_btf(ebpf, Ok(btf), "mem_process_exit", "sched_process_exit")
+        .map_err(|e| format!("sched_process_exit: {e}"))?;
+    for (prog, tp) in MEMORY_PROBES {
+        attach_tracepoint(ebpf, prog, "syscalls", tp).map_err(|e| format!("syscalls:{tp}: {e}"))?;
     }
     Ok(())
 }
@@ -136,10 +295,6 @@ pub fn short_error(e: &str) -> String {
 }
 
 impl Probes {
-    #[allow(
-        clippy::too_many_lines,
-        reason = "the load and attach steps in order; issue 10 folds the attach chains into one"
-    )]
     pub fn load(opts: &LoadOptions) -> Result<Self, Error> {
         raise_memlock();
         let clock_offsets = procfs::task_clock_offsets().map_err(|e| {
@@ -147,7 +302,6 @@ impl Probes {
                 "cannot read se.exec_start from /proc/thread-self/sched ({e}); the kernel needs CONFIG_SCHED_DEBUG"
             ))
         })?;
-        let mut status = Vec::new();
         let mut config = Config {
             wait_threshold_ns: opts.wait_threshold_ns,
             filter_tgid: opts.filter_tgid,
@@ -160,168 +314,22 @@ impl Probes {
         if offsets.is_ok() {
             config.ready = 1;
         }
-        let mut loader = EbpfLoader::new();
-        loader
-            .override_global("READY", &config.ready, true)
-            .override_global("OFF_EXEC_START", &config.off_exec_start, true)
-            .override_global("OFF_CPU", &config.off_cpu, true)
-            .override_global("WAIT_THRESHOLD_NS", &config.wait_threshold_ns, true);
-        loader
-            .override_global("REGS_FROM_STACK", &globals.regs_from_stack, true)
-            .override_global("OFF_STACK", &globals.off_stack, true)
-            .override_global("REGS_IN_STACK", &globals.regs_in_stack, true);
-        let mut ebpf = loader
-            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hangwatch")))
-            .map_err(|e| Error::BpfLoad(e.to_string()))?;
-
-        // Wait ends: tp_btf/sched_waking, with direct field loads, or with probe reads where
-        // the verifier does not accept those.
+        let mut ebpf = load_object(&config, &globals)?;
         let kernel_btf = offsets.as_ref().map_err(|e| e.clone()).and_then(|_| aya_kernel_btf());
-        let mut attach = |name: &str| -> Result<(), String> {
-            let btf = kernel_btf.as_ref().map_err(|e| e.clone())?;
-            let prog: &mut BtfTracePoint = ebpf
-                .program_mut(name)
-                .ok_or(format!("program {name} missing from the object"))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load("sched_waking", btf)
-                .map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
-            prog.attach().map_err(|e| format!("attach: {e}"))?;
-            Ok(())
-        };
-        let mut name = if globals.regs_from_stack != 0 {
-            "tp_btf/sched_waking (registers from the task's stack)"
-        } else {
-            "tp_btf/sched_waking"
-        };
-        let waking = attach("sched_waking").or_else(|first| {
-            debug!("sched_waking with direct loads did not load ({first}); trying probe reads");
-            name = if globals.regs_from_stack != 0 {
-                "tp_btf/sched_waking (probe-read fallback, registers from the task's stack)"
-            } else {
-                "tp_btf/sched_waking (probe-read fallback)"
-            };
-            attach("sched_waking_compat").map_err(|e| format!("{first}; fallback: {e}"))
-        });
-        if let Err(e) = &waking {
+        let btf = kernel_btf.as_ref();
+        let mut status = Vec::new();
+
+        if !attach_wait_ends(&mut ebpf, btf, &globals, &mut status) {
             config.ready = 0;
-            warn!("probe tp_btf/sched_waking not attached: {e}");
         }
-        status.push(ProbeStatus {
-            name,
-            attached: waking.is_ok(),
-            reason: waking.err(),
-            impact: "waits that begin and end between two /proc scans are not seen; ongoing waits still are",
-        });
-
-        // OOM kills: oom:mark_victim (classic tracepoint, needs tracefs).
-        let mut oom_format = None;
-        let oom = (|| -> Result<(), String> {
-            ensure_tracefs()?;
-            let fmt_path = format!("{}/events/oom/mark_victim/format", tracefs_dir());
-            let text = fs::read_to_string(&fmt_path)
-                .map_err(|e| format!("tracepoint oom:mark_victim missing ({fmt_path}: {e})"))?;
-            oom_format = Some(TracepointFormat::parse(&text));
-            let prog: &mut TracePoint = ebpf
-                .program_mut("oom_mark_victim")
-                .ok_or("program oom_mark_victim missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load().map_err(|e| format!("load: {e}"))?;
-            prog.attach("oom", "mark_victim").map_err(|e| format!("attach: {e}"))?;
-            Ok(())
-        })();
-        if let Err(e) = &oom {
-            warn!("probe tracepoint/oom:mark_victim not attached: {e}");
-        }
-        // In a child pid namespace: the victim's pid there, from its task_struct. The kernels
-        // whose record has the RSS fields pass the task to the tracepoint.
-        let has_task_arg =
-            oom_format.as_ref().is_some_and(|f| f.fields.iter().any(|f| f.name == "anon_rss"));
-        if config.pidns_inum != 0 && oom.is_ok() {
-            // The victim's task: from mark_victim where it passes it, else from the SIGKILL
-            // the OOM killer sends it (signal_generate).
-            let (prog_name, tp) = if has_task_arg {
-                ("oom_victim_pidns", "mark_victim")
-            } else {
-                ("oom_victim_pidns_kill", "signal_generate")
-            };
-            let xlate = (|| -> Result<(), String> {
-                let btf = kernel_btf.as_ref().map_err(|e| e.clone())?;
-                let prog: &mut BtfTracePoint = ebpf
-                    .program_mut(prog_name)
-                    .ok_or(format!("program {prog_name} missing from the object"))?
-                    .try_into()
-                    .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-                prog.load(tp, btf).map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
-                prog.attach().map_err(|e| format!("attach: {e}"))?;
-                Ok(())
-            })();
-            if let Err(e) = &xlate {
-                warn!("probe tp_btf/{tp} not attached: {e}");
-            }
-            status.push(ProbeStatus {
-                name: if has_task_arg {
-                    "tp_btf/mark_victim (pid namespace)"
-                } else {
-                    "tp_btf/signal_generate (pid namespace, OOM victims)"
-                },
-                attached: xlate.is_ok(),
-                reason: xlate.err(),
-                impact: "OOM victims are named by their host pid, not their pid in hangwatch's namespace",
-            });
-        }
-        // The victim's memory cgroup, read from its task_struct when it is chosen.
-        if oom.is_ok() {
-            let memcg = (|| -> Result<(), String> {
-                if !has_task_arg {
-                    return Err("this kernel's mark_victim passes a pid, not the task".into());
-                }
-                if config.off_cgroup_kn == 0 {
-                    return Err("the kernel BTF does not describe the task's memory cgroup".into());
-                }
-                let btf = kernel_btf.as_ref().map_err(|e| e.clone())?;
-                let prog: &mut BtfTracePoint = ebpf
-                    .program_mut("oom_victim_memcg")
-                    .ok_or("program oom_victim_memcg missing from the object")?
-                    .try_into()
-                    .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-                prog.load("mark_victim", btf)
-                    .map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
-                prog.attach().map_err(|e| format!("attach: {e}"))?;
-                Ok(())
-            })();
-            if let Err(e) = &memcg {
-                warn!("probe tp_btf/mark_victim (memory cgroup) not attached: {e}");
-            }
-            status.push(ProbeStatus {
-                name: "tp_btf/mark_victim (memory cgroup)",
-                attached: memcg.is_ok(),
-                reason: memcg.err(),
-                impact: "an OOM victim's cgroup comes from the kernel log, which the kernel rate-limits, or from /proc after the kill (often `/` or unknown in a storm of kills)",
-            });
-        }
-        status.push(ProbeStatus {
-            name: "tracepoint/oom:mark_victim",
-            attached: oom.is_ok(),
-            reason: oom.err(),
-            impact: "OOM kills are only seen in the kernel log, not live",
-        });
-
-        let mut exact_memory = false;
-        if opts.exact_memory {
-            let mem = attach_memory_probes(&mut ebpf, kernel_btf.as_ref());
-            if let Err(e) = &mem {
-                warn!("memory probes (--exact-memory) not attached: {e}");
-            }
-            exact_memory = mem.is_ok();
-            status.push(ProbeStatus {
-                name: "tracepoint/syscalls:sys_{enter,exit}_brk, sys_exit_{mmap,munmap,mremap,madvise}",
-                attached: mem.is_ok(),
-                reason: mem.err(),
-                impact: "memory counters come from /proc samples, not from the kernel",
-            });
-        }
+        let oom_format = attach_oom(&mut ebpf, btf, &config, &mut status);
+        let exact_memory = opts.exact_memory
+            && record(
+                &mut status,
+                "tracepoint/syscalls:sys_{enter,exit}_brk, sys_exit_{mmap,munmap,mremap,madvise}",
+                "memory counters come from /proc samples, not from the kernel",
+                attach_memory_probes(&mut ebpf, btf),
+            );
 
         drop(kernel_btf);
         // Parsing the kernel's BTF (twice: ours and aya's) peaks at tens of MiB that glibc
@@ -354,17 +362,11 @@ impl Probes {
     fn find_pidns_level(&mut self) {
         let found = (|| -> Result<(), String> {
             ensure_tracefs()?;
-            let prog: &mut TracePoint = self
-                .ebpf
-                .program_mut("pidns_level")
-                .ok_or("program pidns_level missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load().map_err(|e| format!("load: {}", short_error(&e.to_string())))?;
             let link =
-                prog.attach("syscalls", "sys_enter_getppid").map_err(|e| format!("attach: {e}"))?;
+                attach_tracepoint(&mut self.ebpf, "pidns_level", "syscalls", "sys_enter_getppid")?;
             // SAFETY: getppid has no preconditions.
             unsafe { libc::getppid() };
+            let prog: &mut TracePoint = program(&mut self.ebpf, "pidns_level")?;
             let _ = prog.detach(link);
             let _ = prog.unload();
             let map = self.ebpf.map("CONFIG").ok_or("map CONFIG missing")?;
