@@ -14,14 +14,14 @@
 use proptest::{prelude::*, sample::Index, test_runner::Config};
 
 use crate::{
-    memory, oom, privileges,
+    memory, privileges,
     probes::{
         btf::Btf,
         events::{decode_oom, decode_record},
         tracefs::TracepointFormat,
     },
     procfs,
-    sources::{facts, unix_diag},
+    sources::{cgroup, facts, kmsg, unix_diag},
     syscalls::{self, TaskView},
 };
 
@@ -370,8 +370,8 @@ proptest! {
         let _ = facts::parse_cpu_max(&max);
         let _ = facts::parse_cpu_stat(&stat);
         let _ = facts::parse_quota_v1(&q, &p);
-        let _ = oom::parse_limit(&max);
-        let _ = oom::parse_oom_kill_count(&stat);
+        let _ = cgroup::parse_limit(&max);
+        let _ = cgroup::parse_oom_kill_count(&stat);
     }
 }
 
@@ -388,16 +388,16 @@ proptest! {
         d in text(KMSG_TASK_IN),
     ) {
         for r in [&a, &b, &c, &d] {
-            if let Some(rec) = oom::parse_kmsg_record(r) {
-                let _ = oom::parse_oom_kill_line(&rec.message);
-                let _ = oom::parse_killed_line(&rec.message, rec.ts_us);
-                let _ = oom::parse_memcg_usage_line(&rec.message);
+            if let Some(rec) = kmsg::parse_kmsg_record(r) {
+                let _ = kmsg::parse_oom_kill_line(&rec.message);
+                let _ = kmsg::parse_killed_line(&rec.message, rec.ts_us);
+                let _ = kmsg::parse_memcg_usage_line(&rec.message);
             }
         }
         // In report order, as the log holds them, and shuffled.
-        let kills = oom::parse_kmsg_records(&[&d, &c, &a, &b]);
+        let kills = kmsg::parse_kmsg_records(&[&d, &c, &a, &b]);
         prop_assert!(kills.len() <= 4);
-        let _ = oom::parse_kmsg_records(&[&b, &a, &a, &c]);
+        let _ = kmsg::parse_kmsg_records(&[&b, &a, &a, &c]);
     }
 }
 

@@ -13,7 +13,6 @@ pub mod live;
 pub mod memory;
 pub mod memory_layout;
 pub mod model;
-pub mod oom;
 pub mod output;
 pub mod pids;
 pub mod privileges;

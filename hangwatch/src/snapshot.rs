@@ -13,10 +13,13 @@ use crate::{
     error::Error,
     memory::{self, MemHistory, Thresholds},
     memory_layout,
-    model::{self, Process, Thread, Wait, facts},
-    oom::{self, OomKill},
+    model::{
+        self, Process, Thread, Wait, facts,
+        oom::{self, OomKill},
+    },
     probes::{KernelStats, LoadOptions, ProbeStatus, Probes, events::KernelEvent},
     procfs::{self, Detail, ProcessSample, SyscallState},
+    sources::{cgroup, kmsg},
     syscalls::{self, ProcTask, TaskView},
 };
 
@@ -364,13 +367,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         .filter_map(|e| match e {
             KernelEvent::OomVictim(v) => {
                 let mut k = OomKill::from_tracepoint(v);
-                oom::apply_victim_memcg(&mut k, v.memcg_id);
+                cgroup::apply_victim_memcg(&mut k, v.memcg_id);
                 Some(k)
             }
             KernelEvent::WaitEnd(_) => None,
         })
         .collect();
-    let oom_kills = oom::merge_kills(live_ooms, oom::read_kmsg_history());
+    let oom_kills = oom::merge_kills(live_ooms, kmsg::read_kmsg_history());
     let oom_facts: Vec<facts::OomFact> = oom_kills
         .iter()
         .map(|k| facts::OomFact {
@@ -430,7 +433,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let cgroup_oom_counters = cgroups
         .into_iter()
         .filter(|c| c != "/")
-        .filter_map(|c| oom::oom_kill_counter(&c).map(|n| (c, n)))
+        .filter_map(|c| cgroup::oom_kill_counter(&c).map(|n| (c, n)))
         .collect();
     let ended_waits = events
         .into_iter()

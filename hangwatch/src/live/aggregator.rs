@@ -11,11 +11,9 @@ use crate::{
     model::{
         self, Process, Wait,
         facts::{Facts, OomFact},
+        oom::OomVictimEvent,
     },
-    probes::{
-        KernelStats, ProbeStatus,
-        events::{OomVictimEvent, WaitEndEvent},
-    },
+    probes::{KernelStats, ProbeStatus, events::WaitEndEvent},
     procfs::ProcessSample,
     snapshot::{self, BuildCtx},
     syscalls::TaskView,

@@ -19,9 +19,11 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
     error::Error,
+    model::oom::{OomKill, OomVictimEvent, merge_kills},
     probes::{LoadOptions, Probes, events::KernelEvent},
     procfs::{self, Detail},
     snapshot,
+    sources::{cgroup, kmsg},
     syscalls::{ProcTask, TaskView},
 };
 use aggregator::{Aggregator, Config, Filter, Input, Output};
@@ -314,25 +316,21 @@ fn proc_collector(
 /// What the kernel knew about an OOM kill when it happened: the tracepoint record merged with
 /// the kernel log lines printed just before it (constraint, memcg, the limit of the cgroup that
 /// hit it) and, failing those, the victim's cgroup and its limit read now.
-pub fn oom_context(
-    victim: &crate::probes::events::OomVictimEvent,
-    known_cgroup: Option<&str>,
-) -> crate::oom::OomKill {
-    use crate::oom;
-    let live = oom::OomKill::from_tracepoint(victim);
-    let log = oom::read_kmsg_history();
-    let mut k = oom::merge_kills(vec![live.clone()], log)
+pub fn oom_context(victim: &OomVictimEvent, known_cgroup: Option<&str>) -> OomKill {
+    let live = OomKill::from_tracepoint(victim);
+    let log = kmsg::read_kmsg_history();
+    let mut k = merge_kills(vec![live.clone()], log)
         .into_iter()
         .rev()
         .find(|k| k.host_pid == victim.host_pid)
         .unwrap_or(live);
     // The kernel log rate-limits its OOM reports (10 per 5 s): in a storm most kills have no
     // `oom-kill:` line. The probe read the victim's cgroup when the kernel chose it.
-    oom::apply_victim_memcg(&mut k, victim.memcg_id);
+    cgroup::apply_victim_memcg(&mut k, victim.memcg_id);
     if k.memory_limit_bytes.is_none()
         && let Some(oom_memcg) = k.oom_memcg.as_deref()
     {
-        k.memory_limit_bytes = oom::effective_memory_limit(oom_memcg);
+        k.memory_limit_bytes = cgroup::effective_memory_limit(oom_memcg);
     }
     if k.cgroup.is_none() {
         k.cgroup = known_cgroup.map(str::to_string).or_else(|| {
@@ -342,7 +340,7 @@ pub fn oom_context(
         });
     }
     if k.memory_limit_bytes.is_none() {
-        k.memory_limit_bytes = k.cgroup.as_deref().and_then(oom::effective_memory_limit);
+        k.memory_limit_bytes = k.cgroup.as_deref().and_then(cgroup::effective_memory_limit);
     }
     k
 }

@@ -5,7 +5,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fmt::rfc3339;
-use crate::{analysis::Finding, memory::MemStatus, model, oom::OomKill, snapshot::Report};
+use crate::{
+    analysis::Finding,
+    memory::MemStatus,
+    model::{self, oom::OomKill},
+    snapshot::Report,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,7 +84,7 @@ pub struct OomKillJson {
 }
 
 pub fn oom_kill_json(k: &OomKill, wall: impl Fn(u64) -> String) -> OomKillJson {
-    let ts = crate::oom::boot_us_to_mono_ns(k.time_boot_us);
+    let ts = crate::model::oom::boot_us_to_mono_ns(k.time_boot_us);
     OomKillJson {
         time: wall(ts),
         ts_ns: ts,

@@ -8,7 +8,7 @@ use std::fs;
 use hangwatch_common::{COMM_LEN, EventHeader, OOM_RAW_LEN, OomVictim, WaitEnd, kind};
 
 use super::tracefs::TracepointFormat;
-use crate::procfs;
+use crate::{model::oom::OomVictimEvent, procfs};
 
 /// A wait that ended, as the kernel reported it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,33 +22,6 @@ pub struct WaitEndEvent {
     pub waker_pid: i32,
     pub waker_tid: i32,
     pub waker_comm: String,
-}
-
-/// An OOM victim, decoded from the raw `oom:mark_victim` record.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct OomVictimEvent {
-    pub ts_ns: u64,
-    /// The victim's pid as hangwatch sees it (in its pid namespace, when it runs in one and
-    /// could translate; else the same as `host_pid`).
-    pub pid: i32,
-    /// The victim's pid in the initial pid namespace (the kernel log's and the record's).
-    pub host_pid: i32,
-    pub comm: Option<String>,
-    /// The layout of older kernels carries only the pid: these are then `None`.
-    pub total_vm_kb: Option<u64>,
-    pub anon_rss_kb: Option<u64>,
-    pub file_rss_kb: Option<u64>,
-    pub shmem_rss_kb: Option<u64>,
-    pub uid: Option<u32>,
-    pub oom_score_adj: Option<i64>,
-    /// The kernfs id of the victim's memory cgroup when it was chosen (the `oom_victim_memcg`
-    /// probe; `None` when it is not attached or did not record this one). See
-    /// [`crate::oom::CgroupIds`].
-    pub memcg_id: Option<u64>,
-    /// What the kernel log and the cgroup files said about the kill when it was read (the
-    /// constraint, the victim's memory cgroup, the limit that was hit); added by live mode's
-    /// collector.
-    pub context: Option<Box<crate::oom::OomKill>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -27,8 +27,8 @@ pub use hangwatch_common::MemCounters;
 use hangwatch_common::{Config, stat};
 use log::{debug, warn};
 
-use crate::{error::Error, procfs};
-use events::{KernelEvent, OomVictimEvent, decode_record};
+use crate::{error::Error, model::oom::OomVictimEvent, procfs};
+use events::{KernelEvent, decode_record};
 use offsets::{KernelGlobals, aya_kernel_btf, task_offsets};
 use tracefs::{TracepointFormat, ensure_tracefs, tracefs_dir};
 
