@@ -367,9 +367,9 @@ proptest! {
         let cpus = procfs::parse_cpu_list(&list);
         // A range like 0-4294967295 must not allocate four billion entries.
         prop_assert!(cpus.len() <= 1 << 16, "{} cpus from {list:?}", cpus.len());
-        let _ = facts::parse_cpu_max(&max);
-        let _ = facts::parse_cpu_stat(&stat);
-        let _ = facts::parse_quota_v1(&q, &p);
+        let _ = cgroup::parse_cpu_max(&max);
+        let _ = cgroup::parse_cpu_stat(&stat);
+        let _ = cgroup::parse_quota_v1(&q, &p);
         let _ = cgroup::parse_limit(&max);
         let _ = cgroup::parse_oom_kill_count(&stat);
     }
@@ -699,7 +699,7 @@ fn regression_status_kb_overflow() {
 #[test]
 fn regression_cpu_stat_usec_overflow() {
     // Found by `cgroup_and_cpu_files`: throttled_usec near 2^64 / 1000 overflowed `* 1000`.
-    let (nr, ns) = facts::parse_cpu_stat("nr_throttled 2\nthrottled_usec 18446744073709552\n");
+    let (nr, ns) = cgroup::parse_cpu_stat("nr_throttled 2\nthrottled_usec 18446744073709552\n");
     assert_eq!((nr, ns), (2, u64::MAX));
 }
 

@@ -1,6 +1,6 @@
-//! Cgroup files: the memory limit that applies to a cgroup, its OOM kill counter, and the
-//! path of a memory cgroup known by its kernfs id (what the OOM probe records), on cgroup v1,
-//! v2 and hybrid hosts.
+//! Cgroup files: the memory limit that applies to a cgroup, its OOM kill counter, its CPU
+//! limit, and the path of a memory cgroup known by its kernfs id (what the OOM probe
+//! records), on cgroup v1, v2 and hybrid hosts.
 //!
 //! Every cgroup path (from /proc/PID/cgroup or the kernel log) goes through [`under`], which
 //! refuses a path that would leave the cgroup file system. A file that cannot be read is
@@ -11,7 +11,7 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use crate::model::oom::OomKill;
+use crate::model::{facts::CpuQuota, oom::OomKill};
 
 /// Where the cgroup file systems are.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -25,6 +25,9 @@ pub fn under(base: &Path, cgroup_path: &str) -> Option<PathBuf> {
     }
     Some(base.join(rel))
 }
+
+// ---------------------------------------------------------------------------
+// Memory limits and OOM kill counters
 
 /// A limit in bytes: "max" (v2) or a value ≥ 2^62 (v1's "unlimited" is the page counter
 /// maximum, 9223372036854771712) is no limit: `None`.
@@ -100,6 +103,95 @@ pub fn oom_kill_counter(cgroup_path: &str) -> Option<u64> {
     oom_kill_counter_at(Path::new(CGROUP_ROOT), cgroup_path)
 }
 
+// ---------------------------------------------------------------------------
+// CPU limits
+
+/// cgroup v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us` or v2 `cpu.max` → cores.
+pub fn parse_quota_v1(quota: &str, period: &str) -> Option<f64> {
+    let q: i64 = quota.trim().parse().ok()?;
+    let p: i64 = period.trim().parse().ok()?;
+    (q > 0 && p > 0).then(|| q as f64 / p as f64)
+}
+
+pub fn parse_cpu_max(s: &str) -> Option<f64> {
+    let mut it = s.split_ascii_whitespace();
+    let q = it.next()?;
+    let p: f64 = it.next()?.parse().ok()?;
+    if q == "max" {
+        return None;
+    }
+    let q: f64 = q.parse().ok()?;
+    (p > 0.0).then(|| q / p)
+}
+
+/// `nr_throttled` and throttled time (ns) from cpu.stat (v1 `throttled_time` in ns, v2
+/// `throttled_usec`).
+pub fn parse_cpu_stat(s: &str) -> (u64, u64) {
+    let mut nr = 0;
+    let mut ns = 0;
+    for l in s.lines() {
+        let mut it = l.split_ascii_whitespace();
+        match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
+            (Some("nr_throttled"), Some(v)) => nr = v,
+            (Some("throttled_time"), Some(v)) => ns = v,
+            (Some("throttled_usec"), Some(v)) => ns = v.saturating_mul(1000),
+            _ => {}
+        }
+    }
+    (nr, ns)
+}
+
+/// The CPU limit of a cgroup (see [`cpu_quota_at`]).
+pub fn cpu_quota(cgroup_path: &str) -> Option<CpuQuota> {
+    cpu_quota_at(Path::new(CGROUP_ROOT), cgroup_path)
+}
+
+/// The CPU limit of a cgroup under `root`, with its throttling counts: v1 (`cpu/` or
+/// `cpu,cpuacct/`: `cpu.cfs_quota_us` / `cpu.cfs_period_us`), else v2 (`cpu.max`, at the
+/// root or under `unified/`); `None` without a limit.
+pub fn cpu_quota_at(root: &Path, cgroup_path: &str) -> Option<CpuQuota> {
+    let throttling =
+        |dir: &Path| parse_cpu_stat(&fs::read_to_string(dir.join("cpu.stat")).unwrap_or_default());
+    for v1 in ["cpu", "cpu,cpuacct"] {
+        let dir = under(&root.join(v1), cgroup_path)?;
+        if let (Ok(q), Ok(p)) = (
+            fs::read_to_string(dir.join("cpu.cfs_quota_us")),
+            fs::read_to_string(dir.join("cpu.cfs_period_us")),
+        ) {
+            let cores = parse_quota_v1(&q, &p)?;
+            let (nr_throttled, throttled_ns) = throttling(&dir);
+            return Some(CpuQuota { cores, nr_throttled, throttled_ns });
+        }
+    }
+    for v2 in ["", "unified"] {
+        let dir = under(&root.join(v2), cgroup_path)?;
+        if let Ok(m) = fs::read_to_string(dir.join("cpu.max")) {
+            let cores = parse_cpu_max(&m)?;
+            let (nr_throttled, throttled_ns) = throttling(&dir);
+            return Some(CpuQuota { cores, nr_throttled, throttled_ns });
+        }
+    }
+    None
+}
+
+/// The cgroup of each process as the cpu controller sees it (v1 `cpu` hierarchy, else v2).
+pub fn cpu_cgroup(pid: i32) -> Option<String> {
+    let s = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mut unified = None;
+    for line in s.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if ctrls.split(',').any(|c| c == "cpu") {
+            return Some(path.to_string());
+        }
+        if ctrls.is_empty() {
+            unified = Some(path.to_string());
+        }
+    }
+    unified
+}
+
+// ---------------------------------------------------------------------------
 // Cgroup ids (the OOM probe records the victim's memory cgroup by its kernfs id)
 
 /// Where the memory controller's cgroups are: the v1 memory hierarchy (hybrid hosts), else
@@ -214,6 +306,28 @@ mod tests {
     }
 
     #[test]
+    fn quotas() {
+        assert_eq!(parse_quota_v1("50000\n", "100000\n"), Some(0.5));
+        assert_eq!(parse_quota_v1("-1\n", "100000\n"), None);
+        assert_eq!(parse_cpu_max("200000 100000\n"), Some(2.0));
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(
+            parse_cpu_stat("nr_periods 10\nnr_throttled 4\nthrottled_time 5000\n"),
+            (4, 5000)
+        );
+        assert_eq!(parse_cpu_stat("nr_throttled 3\nthrottled_usec 7\n"), (3, 7000));
+    }
+
+    #[test]
+    fn paths_that_leave_the_cgroup_fs_are_refused() {
+        let base = Path::new("/sys/fs/cgroup/freezer");
+        assert_eq!(under(base, "/a/b"), Some(base.join("a/b")));
+        assert_eq!(under(base, "/"), Some(base.to_path_buf()));
+        assert_eq!(under(base, "/a/../../etc"), None);
+        assert_eq!(under(base, "../x"), None);
+    }
+
+    #[test]
     fn limit_files() {
         assert_eq!(parse_limit("max\n"), None);
         assert_eq!(parse_limit("67108864\n"), Some(64 << 20));
@@ -275,5 +389,30 @@ mod tests {
         let hybrid = FakeRoot::new("hybrid");
         hybrid.put("unified/s/memory.max", "1000\n");
         assert_eq!(memory_limit_at(&hybrid.0, "/s"), Some(1000));
+    }
+
+    #[test]
+    fn cpu_limits_v1_v2() {
+        let v1 = FakeRoot::new("cpu-v1");
+        v1.put("cpu,cpuacct/job/cpu.cfs_quota_us", "50000\n");
+        v1.put("cpu,cpuacct/job/cpu.cfs_period_us", "100000\n");
+        v1.put("cpu,cpuacct/job/cpu.stat", "nr_periods 10\nnr_throttled 4\nthrottled_time 5000\n");
+        v1.put("cpu,cpuacct/free/cpu.cfs_quota_us", "-1\n");
+        v1.put("cpu,cpuacct/free/cpu.cfs_period_us", "100000\n");
+        assert_eq!(
+            cpu_quota_at(&v1.0, "/job"),
+            Some(CpuQuota { cores: 0.5, nr_throttled: 4, throttled_ns: 5000 })
+        );
+        assert_eq!(cpu_quota_at(&v1.0, "/free"), None);
+        assert_eq!(cpu_quota_at(&v1.0, "/free/../job"), None, "a path that climbs is refused");
+
+        let v2 = FakeRoot::new("cpu-v2");
+        v2.put("unified/k/pod/cpu.max", "200000 100000\n");
+        v2.put("unified/k/pod/cpu.stat", "nr_throttled 3\nthrottled_usec 7\n");
+        assert_eq!(
+            cpu_quota_at(&v2.0, "/k/pod"),
+            Some(CpuQuota { cores: 2.0, nr_throttled: 3, throttled_ns: 7000 })
+        );
+        assert_eq!(cpu_quota_at(&v2.0, "/k"), None);
     }
 }
