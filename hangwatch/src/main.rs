@@ -134,7 +134,10 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             hangwatch::stdio::writing_stdout(|| {
                 let mut out = io::stdout().lock();
                 if a.json {
-                    hangwatch::escape::json_to_writer(&mut out, &output::json::snapshot(&report))?;
+                    hangwatch::escape::json_to_writer(
+                        &mut out,
+                        &output::json::snapshot::snapshot_json(&report),
+                    )?;
                     out.write_all(b"\n")?;
                 } else {
                     let limit = if a.all || !a.filter.pids.is_empty() {
