@@ -9,7 +9,7 @@ use clap::Parser as _;
 use hangwatch::{
     cli::{Cli, Command},
     error::Error,
-    live, output, privileges, snapshot,
+    live, output, privileges, snapshot, tui,
 };
 
 fn main() -> ExitCode {
@@ -200,7 +200,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             if cli.json {
                 rt.block_on(live::run_json(opts))
             } else {
-                rt.block_on(live::run_tui(opts))
+                rt.block_on(live::run_published(opts, |updates| {
+                    tui::run(updates, tui::HostInfo::read(), tui::log_path())
+                }))
             }
         }
     }

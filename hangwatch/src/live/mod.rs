@@ -505,20 +505,34 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
     }
 }
 
+/// What live mode publishes to a view (the terminal UI) about once a second.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub view: std::sync::Arc<aggregator::View>,
+    /// Kernel records dropped because the aggregator's queue was full.
+    pub dropped_records: u64,
+}
+
 /// `hangwatch` on a terminal: the aggregator runs here and publishes its view about once a
-/// second (after each scan, and within a second of any other input) to the UI task, which owns
-/// the terminal and the keyboard. Returns when the UI ends (q, Ctrl-C, SIGINT, SIGTERM).
-pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
+/// second (after each scan, and within a second of any other input) to the view task that
+/// `ui` starts (the terminal UI, which owns the terminal and the keyboard). Returns when that
+/// task ends (q, Ctrl-C, SIGINT, SIGTERM).
+pub async fn run_published<F>(
+    opts: Options,
+    ui: impl FnOnce(tokio::sync::watch::Receiver<Update>) -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     use std::sync::{Arc, atomic::Ordering};
 
     let (mut agg, mut rx, dropped) = start(&opts)?;
-    let publish = |agg: &Aggregator| crate::tui::Update {
+    let publish = |agg: &Aggregator| Update {
         view: Arc::new(agg.view()),
         dropped_records: dropped.load(Ordering::Relaxed),
     };
     let (tx, updates) = tokio::sync::watch::channel(publish(&agg));
-    let log_path = crate::tui::log_path();
-    let mut ui = tokio::spawn(crate::tui::run(updates, crate::tui::HostInfo::read(), log_path));
+    let mut ui = tokio::spawn(ui(updates));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = false;

@@ -423,7 +423,10 @@ mod tests {
     use crossterm::event::{KeyCode, KeyEvent};
     use ratatui::style::Color;
 
-    use crate::tui::{Mode, Update, testing::*};
+    use crate::{
+        live::Update,
+        tui::{Mode, testing::*},
+    };
 
     /// A server with 3 threads: main in epoll_wait ∞ 10m, a worker in futex ∞ 5m12s, one running.
     fn server(pid: i32) -> crate::live::aggregator::ProcessRow {

@@ -218,7 +218,7 @@ mod tests {
             impact: "no OOM kills",
         });
         let mut app = app_with(v);
-        app.update(crate::tui::Update {
+        app.update(crate::live::Update {
             view: std::sync::Arc::new(app.view().clone()),
             dropped_records: 2,
         });

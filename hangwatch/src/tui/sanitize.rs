@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ratatui::buffer::Buffer;
 
-use super::Update;
+use crate::live::Update;
 use crate::{
     analysis::Finding,
     escape::{FIELD_COLS, in_place, is_unsafe, needs_escape},
