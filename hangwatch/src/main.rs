@@ -198,12 +198,24 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             if cli.json {
-                rt.block_on(live::run_json(opts))
+                rt.block_on(live::run_stream(opts, json_lines()))
             } else {
                 rt.block_on(live::run_published(opts, |updates| {
                     tui::run(updates, tui::HostInfo::read(), tui::log_path())
                 }))
             }
         }
+    }
+}
+
+/// `hangwatch --json`: each record of the live stream as one JSON line on stdout.
+fn json_lines() -> impl FnMut(live::StreamItem<'_>) -> anyhow::Result<()> {
+    let mut out = io::LineWriter::new(io::stdout().lock());
+    let clock = output::json::stream::Clock::now();
+    move |item| {
+        let rec = output::json::stream::record(&item, &clock);
+        hangwatch::escape::json_to_writer(&mut out, &rec)?;
+        out.write_all(b"\n")?;
+        Ok(())
     }
 }

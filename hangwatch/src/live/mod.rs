@@ -1,4 +1,6 @@
 //! Live mode: collectors feed one aggregator; the JSON stream and the TUI are views of it.
+//! Live mode hands them out ([`run_stream`], [`run_published`]) and imports neither: they are
+//! rendered by `output::json::stream` and `tui`, and `main` wires them.
 //!
 //! * the kernel collector owns the probes: it reads the ring buffer as records arrive, and once
 //!   a second sends the probes' counters and hangwatch's own CPU and RSS (and re-measures the
@@ -7,12 +9,8 @@
 //! * the aggregator (this task) owns all state and turns inputs into outputs.
 
 pub mod aggregator;
-pub mod wire;
 
-use std::{
-    io::{self, Write as _},
-    time::Duration,
-};
+use std::time::Duration;
 
 use log::{debug, warn};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
@@ -430,14 +428,38 @@ fn start(
     Ok((agg, rx, dropped))
 }
 
-/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM (exit 0, also while stdout is
-/// stalled: see [`crate::signals`]) or a closed pipe.
-pub async fn run_json(opts: Options) -> anyhow::Result<()> {
+/// One record of the live stream (`hangwatch --json`), before it is rendered
+/// (`output::json::stream`).
+#[derive(Debug)]
+pub enum StreamItem<'a> {
+    /// What the aggregator said, with what the runner adds to it.
+    Output(&'a Output, &'a Extra),
+    /// Records lost since the last such item: the kernel's ring buffer was full, or the
+    /// aggregator's input queue was closed on them.
+    Lost { ts_mono_ns: u64, count: u64 },
+}
+
+/// Facts the stream adds that the aggregator's output does not carry.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// An OOM kill's cgroup, constraint and limit (see [`oom_context`]).
+    pub oom_cgroup: Option<String>,
+    pub oom_constraint: Option<String>,
+    pub memory_limit_bytes: Option<u64>,
+    pub dropped_records: u64,
+    pub processes_tracked: usize,
+}
+
+/// `hangwatch --json`: runs the aggregator and hands each record to `emit` (which writes it as
+/// a JSON line) until SIGINT/SIGTERM (`Ok`, also while the output is stalled: see
+/// [`crate::signals`]) or until `emit` fails (a closed pipe).
+pub async fn run_stream(
+    opts: Options,
+    mut emit: impl FnMut(StreamItem<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     // Before the probes load (which takes a while): a signal sent meanwhile is acted on.
     let mut stop = crate::signals::StopSignals::install()?;
     let (mut agg, mut rx, dropped) = start(&opts)?;
-    let mut out = io::LineWriter::new(io::stdout().lock());
-    let clock = wire::Clock::now();
     let mut last_stats = 0u64;
     let mut dropped_reported = 0u64;
     let mut kernel_lost_reported = 0u64;
@@ -451,18 +473,15 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
         if let Input::Health { kernel, now_mono_ns, .. } = &input
             && kernel.lost_events > kernel_lost_reported
         {
-            let rec = wire::Record::Lost {
-                time: clock.rfc3339(*now_mono_ns),
-                ts_ns: *now_mono_ns,
+            emit(StreamItem::Lost {
+                ts_mono_ns: *now_mono_ns,
                 count: kernel.lost_events - kernel_lost_reported,
-            };
-            crate::escape::json_to_writer(&mut out, &rec)?;
-            out.write_all(b"\n")?;
+            })?;
             kernel_lost_reported = kernel.lost_events;
         }
         let outputs = agg.handle(input, &ProcEnv);
         for o in outputs {
-            let mut extra = wire::Extra {
+            let mut extra = Extra {
                 dropped_records: dropped.load(std::sync::atomic::Ordering::Relaxed),
                 processes_tracked: agg.tracked(),
                 ..Default::default()
@@ -484,21 +503,15 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 extra.oom_constraint = Some(k.constraint);
                 extra.memory_limit_bytes = k.memory_limit_bytes;
             }
-            let rec = wire::record(&o, &clock, &extra);
-            crate::escape::json_to_writer(&mut out, &rec)?;
-            out.write_all(b"\n")?;
+            emit(StreamItem::Output(&o, &extra))?;
         }
         // Records dropped between the collectors and here since the last report.
         let dropped_now = dropped.load(std::sync::atomic::Ordering::Relaxed);
         if dropped_now > dropped_reported {
-            let now = procfs::monotonic_ns();
-            let rec = wire::Record::Lost {
-                time: clock.rfc3339(now),
-                ts_ns: now,
+            emit(StreamItem::Lost {
+                ts_mono_ns: procfs::monotonic_ns(),
                 count: dropped_now - dropped_reported,
-            };
-            crate::escape::json_to_writer(&mut out, &rec)?;
-            out.write_all(b"\n")?;
+            })?;
             dropped_reported = dropped_now;
         }
         debug!("tracked {}", agg.tracked());

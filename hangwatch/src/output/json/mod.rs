@@ -1,5 +1,5 @@
 //! The two JSON schemas hangwatch prints (documented in docs/json.md): [`snapshot`] (the
-//! `snapshot --json` document) and `live/wire.rs` (the JSON Lines of `hangwatch --json`), and the
+//! `snapshot --json` document) and [`stream`] (the JSON Lines of `hangwatch --json`), and the
 //! objects both carry, here: findings, stacks, a process's memory.
 //!
 //! These structs are the contract: field names here must not be renamed. They also
@@ -7,6 +7,7 @@
 //! and what is documented. Rendering only reads the model; nothing here does I/O.
 
 pub mod snapshot;
+pub mod stream;
 
 use serde::{Deserialize, Serialize};
 
