@@ -374,17 +374,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         })
         .collect();
     let oom_kills = oom::merge_kills(live_ooms, kmsg::read_kmsg_history());
-    let oom_facts: Vec<facts::OomFact> = oom_kills
-        .iter()
-        .map(|k| facts::OomFact {
-            time_mono_ns: oom::boot_us_to_mono_ns(k.time_boot_us),
-            pid: k.pid,
-            comm: k.comm.clone(),
-            cgroup: k.cgroup.clone(),
-            ppid: None,
-            memory_limit_bytes: k.memory_limit_bytes,
-        })
-        .collect();
+    let oom_facts: Vec<facts::OomFact> = oom_kills.iter().map(OomKill::fact).collect();
     // The analysis follows chains through every process, not only the ones listed.
     let facts = crate::sources::facts::gather(&all, &|pid| Box::new(ProcTask { pid }), oom_facts);
     // Stacks of the listed processes first: the verdicts use them (a cycle of lock acquires).

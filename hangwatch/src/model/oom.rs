@@ -8,12 +8,13 @@
 //!   the probe ([`OomKill::from_tracepoint`]) or both merged ([`merge_kills`]), with the
 //!   cgroup and limit read by `sources::cgroup`. The snapshot's `oom_kills` and the context
 //!   of a live `oom_kill` record.
-//! * [`crate::model::facts::OomFact`]: the few fields the analysis's OOM rules need (when,
-//!   which pid and parent, which cgroup and limit), built from either of the above.
-//! * `live::aggregator::OomRow`: live mode's list of kills (the same fields and the victim's
-//!   anonymous RSS).
+//! * [`OomFact`]: the few fields the analysis's OOM rules and live mode's list of kills need
+//!   (when, which pid and parent, which cgroup and limit, the victim's anonymous RSS), made
+//!   from an [`OomKill`] by [`OomKill::fact`], or by the aggregator from an [`OomVictimEvent`].
 //!
 //! Nothing here reads the machine: `sources::kmsg` and `sources::cgroup` do, `probes` decodes.
+
+use crate::model::facts::OomFact;
 
 /// An OOM victim, decoded from the raw `oom:mark_victim` record.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -116,6 +117,19 @@ impl OomKill {
             uid: ev.uid,
             pid: ev.pid,
             ..OomKill::new(ev.ts_ns / 1000, ev.host_pid, "tracepoint")
+        }
+    }
+
+    /// What the analysis needs of this kill. The parent is not known here (`None`).
+    pub fn fact(&self) -> OomFact {
+        OomFact {
+            time_mono_ns: boot_us_to_mono_ns(self.time_boot_us),
+            pid: self.pid,
+            comm: self.comm.clone(),
+            cgroup: self.cgroup.clone(),
+            ppid: None,
+            memory_limit_bytes: self.memory_limit_bytes,
+            anon_rss_bytes: self.anon_rss_bytes,
         }
     }
 

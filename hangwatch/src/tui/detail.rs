@@ -389,7 +389,7 @@ fn render_misc(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
         lines.push(
             Line::from(format!(
                 " OOM killed {} ago{rss}",
-                fmt_duration_ns(v.now_mono_ns.saturating_sub(o.ts_mono_ns))
+                fmt_duration_ns(v.now_mono_ns.saturating_sub(o.time_mono_ns))
             ))
             .style(Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
         );

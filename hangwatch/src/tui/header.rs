@@ -96,7 +96,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Style::new()
     };
     let ooms = v.oom_kills.len();
-    let oom_text = match v.oom_kills.iter().map(|o| o.ts_mono_ns).max() {
+    let oom_text = match v.oom_kills.iter().map(|o| o.time_mono_ns).max() {
         Some(last) => {
             format!("{ooms} ({} ago)", fmt_duration_ns(v.now_mono_ns.saturating_sub(last)))
         }

@@ -220,8 +220,8 @@ pub(crate) mod testing {
     use super::*;
     use crate::{
         analysis::{Finding, FindingKind, Severity, Step},
-        live::aggregator::{EventKind, EventLine, Health, OomRow, ProcessRow, View},
-        model::{Process, Thread, Wait},
+        live::aggregator::{EventKind, EventLine, Health, ProcessRow, View},
+        model::{Process, Thread, Wait, facts::OomFact},
         probes::ProbeStatus,
         syscalls::Decoded,
     };
@@ -322,8 +322,8 @@ pub(crate) mod testing {
 
     /// A view with one OOM kill of `pid` 30 s ago, as the aggregator records it.
     pub fn with_oom(mut v: View, pid: i32, comm: &str) -> View {
-        v.oom_kills.push(OomRow {
-            ts_mono_ns: NOW - 30 * SEC,
+        v.oom_kills.push(OomFact {
+            time_mono_ns: NOW - 30 * SEC,
             pid,
             comm: comm.into(),
             cgroup: Some("/system.slice/leaky.service".into()),
