@@ -14,10 +14,14 @@
 use proptest::{prelude::*, sample::Index, test_runner::Config};
 
 use crate::{
-    bpf::{self, TracepointFormat},
-    btf::Btf,
-    memory, oom, privileges, procfs,
-    sources::{facts, unix_diag},
+    memory, privileges,
+    probes::{
+        btf::Btf,
+        events::{decode_oom, decode_record},
+        tracefs::TracepointFormat,
+    },
+    procfs,
+    sources::{cgroup, facts, kmsg, unix_diag},
     syscalls::{self, TaskView},
 };
 
@@ -363,11 +367,11 @@ proptest! {
         let cpus = procfs::parse_cpu_list(&list);
         // A range like 0-4294967295 must not allocate four billion entries.
         prop_assert!(cpus.len() <= 1 << 16, "{} cpus from {list:?}", cpus.len());
-        let _ = facts::parse_cpu_max(&max);
-        let _ = facts::parse_cpu_stat(&stat);
-        let _ = facts::parse_quota_v1(&q, &p);
-        let _ = oom::parse_limit(&max);
-        let _ = oom::parse_oom_kill_count(&stat);
+        let _ = cgroup::parse_cpu_max(&max);
+        let _ = cgroup::parse_cpu_stat(&stat);
+        let _ = cgroup::parse_quota_v1(&q, &p);
+        let _ = cgroup::parse_limit(&max);
+        let _ = cgroup::parse_oom_kill_count(&stat);
     }
 }
 
@@ -384,16 +388,16 @@ proptest! {
         d in text(KMSG_TASK_IN),
     ) {
         for r in [&a, &b, &c, &d] {
-            if let Some(rec) = oom::parse_kmsg_record(r) {
-                let _ = oom::parse_oom_kill_line(&rec.message);
-                let _ = oom::parse_killed_line(&rec.message, rec.ts_us);
-                let _ = oom::parse_memcg_usage_line(&rec.message);
+            if let Some(rec) = kmsg::parse_kmsg_record(r) {
+                let _ = kmsg::parse_oom_kill_line(&rec.message);
+                let _ = kmsg::parse_killed_line(&rec.message, rec.ts_us);
+                let _ = kmsg::parse_memcg_usage_line(&rec.message);
             }
         }
         // In report order, as the log holds them, and shuffled.
-        let kills = oom::parse_kmsg_records(&[&d, &c, &a, &b]);
+        let kills = kmsg::parse_kmsg_records(&[&d, &c, &a, &b]);
         prop_assert!(kills.len() <= 4);
-        let _ = oom::parse_kmsg_records(&[&b, &a, &a, &c]);
+        let _ = kmsg::parse_kmsg_records(&[&b, &a, &a, &c]);
     }
 }
 
@@ -416,7 +420,7 @@ proptest! {
         let f = TracepointFormat::parse(&fmt);
         let mut arr = [0u8; hangwatch_common::OOM_RAW_LEN];
         arr.copy_from_slice(&raw);
-        let ev = bpf::decode_oom(&arr, &f, 1);
+        let ev = decode_oom(&arr, &f, 1);
         prop_assert!(ev.comm.as_ref().map_or(0, String::len) <= 3 * hangwatch_common::OOM_RAW_LEN);
         for name in ["pid", "comm", "total_vm", "anon_rss", "uid", "oom_score_adj", "common_type"] {
             let _ = f.int(&raw, name);
@@ -436,8 +440,8 @@ proptest! {
         b[4..].copy_from_slice(&body[..n - 4]);
         b.truncate(len);
         let f = TracepointFormat::parse(&fmt);
-        let _ = bpf::decode_record(&b, Some(&f));
-        let _ = bpf::decode_record(&b, None);
+        let _ = decode_record(&b, Some(&f));
+        let _ = decode_record(&b, None);
     }
 }
 
@@ -695,7 +699,7 @@ fn regression_status_kb_overflow() {
 #[test]
 fn regression_cpu_stat_usec_overflow() {
     // Found by `cgroup_and_cpu_files`: throttled_usec near 2^64 / 1000 overflowed `* 1000`.
-    let (nr, ns) = facts::parse_cpu_stat("nr_throttled 2\nthrottled_usec 18446744073709552\n");
+    let (nr, ns) = cgroup::parse_cpu_stat("nr_throttled 2\nthrottled_usec 18446744073709552\n");
     assert_eq!((nr, ns), (2, u64::MAX));
 }
 

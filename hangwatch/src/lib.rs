@@ -3,8 +3,6 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 pub mod access;
 pub mod analysis;
-pub mod bpf;
-pub mod btf;
 pub mod cli;
 pub mod error;
 pub mod escape;
@@ -15,10 +13,10 @@ pub mod live;
 pub mod memory;
 pub mod memory_layout;
 pub mod model;
-pub mod oom;
 pub mod output;
 pub mod pids;
 pub mod privileges;
+pub mod probes;
 pub mod procfs;
 pub mod signals;
 pub mod snapshot;

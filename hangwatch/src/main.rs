@@ -9,7 +9,7 @@ use clap::Parser as _;
 use hangwatch::{
     cli::{Cli, Command},
     error::Error,
-    live, output, privileges, snapshot,
+    live, output, privileges, snapshot, tui,
 };
 
 fn main() -> ExitCode {
@@ -114,7 +114,7 @@ fn resolve_pids(pids: &mut Vec<i32>) {
 fn run(mut cli: Cli) -> anyhow::Result<()> {
     hangwatch::stdio::ensure_open_file_limit()?;
     if let Some(path) = &cli.btf {
-        hangwatch::bpf::set_btf_path(path)?;
+        hangwatch::probes::offsets::set_btf_path(path)?;
     }
     match cli.command {
         Some(Command::Snapshot(mut a)) => {
@@ -134,7 +134,10 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             hangwatch::stdio::writing_stdout(|| {
                 let mut out = io::stdout().lock();
                 if a.json {
-                    hangwatch::escape::json_to_writer(&mut out, &output::json::snapshot(&report))?;
+                    hangwatch::escape::json_to_writer(
+                        &mut out,
+                        &output::json::snapshot::snapshot_json(&report),
+                    )?;
                     out.write_all(b"\n")?;
                 } else {
                     let limit = if a.all || !a.filter.pids.is_empty() {
@@ -195,10 +198,24 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             if cli.json {
-                rt.block_on(live::run_json(opts))
+                rt.block_on(live::run_stream(opts, json_lines()))
             } else {
-                rt.block_on(live::run_tui(opts))
+                rt.block_on(live::run_published(opts, |updates| {
+                    tui::run(updates, tui::HostInfo::read(), tui::log_path())
+                }))
             }
         }
+    }
+}
+
+/// `hangwatch --json`: each record of the live stream as one JSON line on stdout.
+fn json_lines() -> impl FnMut(live::StreamItem<'_>) -> anyhow::Result<()> {
+    let mut out = io::LineWriter::new(io::stdout().lock());
+    let clock = output::json::stream::Clock::now();
+    move |item| {
+        let rec = output::json::stream::record(&item, &clock);
+        hangwatch::escape::json_to_writer(&mut out, &rec)?;
+        out.write_all(b"\n")?;
+        Ok(())
     }
 }

@@ -10,13 +10,16 @@ use log::debug;
 
 use crate::{
     analysis::{self, Finding},
-    bpf::{KernelEvent, KernelStats, LoadOptions, ProbeStatus, Probes},
     error::Error,
     memory::{self, MemHistory, Thresholds},
     memory_layout,
-    model::{self, Process, Thread, Wait, facts},
-    oom::{self, OomKill},
+    model::{
+        self, Process, Thread, Wait, facts,
+        oom::{self, OomKill},
+    },
+    probes::{KernelStats, LoadOptions, ProbeStatus, Probes, events::KernelEvent},
     procfs::{self, Detail, ProcessSample, SyscallState},
+    sources::{cgroup, kmsg},
     syscalls::{self, ProcTask, TaskView},
 };
 
@@ -364,24 +367,14 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         .filter_map(|e| match e {
             KernelEvent::OomVictim(v) => {
                 let mut k = OomKill::from_tracepoint(v);
-                oom::apply_victim_memcg(&mut k, v.memcg_id);
+                cgroup::apply_victim_memcg(&mut k, v.memcg_id);
                 Some(k)
             }
             KernelEvent::WaitEnd(_) => None,
         })
         .collect();
-    let oom_kills = oom::merge_kills(live_ooms, oom::read_kmsg_history());
-    let oom_facts: Vec<facts::OomFact> = oom_kills
-        .iter()
-        .map(|k| facts::OomFact {
-            time_mono_ns: oom::boot_us_to_mono_ns(k.time_boot_us),
-            pid: k.pid,
-            comm: k.comm.clone(),
-            cgroup: k.cgroup.clone(),
-            ppid: None,
-            memory_limit_bytes: k.memory_limit_bytes,
-        })
-        .collect();
+    let oom_kills = oom::merge_kills(live_ooms, kmsg::read_kmsg_history());
+    let oom_facts: Vec<facts::OomFact> = oom_kills.iter().map(OomKill::fact).collect();
     // The analysis follows chains through every process, not only the ones listed.
     let facts = crate::sources::facts::gather(&all, &|pid| Box::new(ProcTask { pid }), oom_facts);
     // Stacks of the listed processes first: the verdicts use them (a cycle of lock acquires).
@@ -430,7 +423,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let cgroup_oom_counters = cgroups
         .into_iter()
         .filter(|c| c != "/")
-        .filter_map(|c| oom::oom_kill_counter(&c).map(|n| (c, n)))
+        .filter_map(|c| cgroup::oom_kill_counter(&c).map(|n| (c, n)))
         .collect();
     let ended_waits = events
         .into_iter()

@@ -1035,6 +1035,7 @@ mod tests {
             cgroup: Some(cgroup.into()),
             ppid: None,
             memory_limit_bytes: Some(64 << 20),
+            anon_rss_bytes: None,
         }
     }
 

@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::{
     analysis::{self, Finding},
-    bpf::{KernelStats, OomVictimEvent, ProbeStatus, WaitEndEvent},
     memory::{MemHistory, MemSample, MemStatus, Thresholds},
     memory_layout::{self, Layout, RetainCfg},
     model::{
         self, Process, Wait,
         facts::{Facts, OomFact},
+        oom::OomVictimEvent,
     },
+    probes::{KernelStats, ProbeStatus, events::WaitEndEvent},
     procfs::ProcessSample,
     snapshot::{self, BuildCtx},
     syscalls::TaskView,
@@ -234,7 +235,7 @@ pub struct View {
     /// Ranked, most suspicious first; includes exited processes still in their grace period.
     pub processes: Vec<ProcessRow>,
     pub events: Vec<EventLine>,
-    pub oom_kills: Vec<OomRow>,
+    pub oom_kills: Vec<OomFact>,
     pub health: Health,
     pub blocked_threads: usize,
     pub blocked_processes: usize,
@@ -312,18 +313,6 @@ impl VictimMemory {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct OomRow {
-    pub ts_mono_ns: u64,
-    pub pid: i32,
-    pub comm: String,
-    pub cgroup: Option<String>,
-    pub ppid: Option<i32>,
-    pub anon_rss_bytes: Option<u64>,
-    /// The limit of the cgroup that hit it, when known.
-    pub memory_limit_bytes: Option<u64>,
-}
-
 pub struct Config {
     pub filter: Filter,
     /// How long an exited process stays inspectable.
@@ -339,7 +328,7 @@ pub struct Aggregator {
     /// Waits that ended (kernel probe), kept until the next scan matches them, by tid.
     ended: HashMap<i32, WaitEndEvent>,
     events: VecDeque<EventLine>,
-    ooms: VecDeque<OomRow>,
+    ooms: VecDeque<OomFact>,
     /// The kernel's memory call counts by pid (`--exact-memory`), as last read.
     kernel_mem: HashMap<i32, hangwatch_common::MemCounters>,
     health: Health,
@@ -451,8 +440,8 @@ impl Aggregator {
                 if self.ooms.len() >= self.cfg.max_oom {
                     self.ooms.pop_front();
                 }
-                self.ooms.push_back(OomRow {
-                    ts_mono_ns: ts,
+                self.ooms.push_back(OomFact {
+                    time_mono_ns: ts,
                     pid: v.pid,
                     comm: comm.clone(),
                     cgroup: cgroup.clone(),
@@ -764,19 +753,7 @@ impl Aggregator {
             .filter(|s| s.exited_at_ns.is_none() && s.process.pid != me)
             .map(|s| s.process.clone())
             .collect();
-        let ooms: Vec<OomFact> = self
-            .ooms
-            .iter()
-            .map(|o| OomFact {
-                time_mono_ns: o.ts_mono_ns,
-                pid: o.pid,
-                comm: o.comm.clone(),
-                cgroup: o.cgroup.clone(),
-                ppid: o.ppid,
-                memory_limit_bytes: o.memory_limit_bytes,
-            })
-            .collect();
-        let facts = env.facts(&procs, ooms);
+        let facts = env.facts(&procs, self.ooms.iter().cloned().collect());
         let cfg = analysis::Config {
             now_mono_ns: now,
             hung_after_ns: self.hung_after_ns,

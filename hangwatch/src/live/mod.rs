@@ -1,4 +1,6 @@
 //! Live mode: collectors feed one aggregator; the JSON stream and the TUI are views of it.
+//! Live mode hands them out ([`run_stream`], [`run_published`]) and imports neither: they are
+//! rendered by `output::json::stream` and `tui`, and `main` wires them.
 //!
 //! * the kernel collector owns the probes: it reads the ring buffer as records arrive, and once
 //!   a second sends the probes' counters and hangwatch's own CPU and RSS (and re-measures the
@@ -7,21 +9,19 @@
 //! * the aggregator (this task) owns all state and turns inputs into outputs.
 
 pub mod aggregator;
-pub mod wire;
 
-use std::{
-    io::{self, Write as _},
-    time::Duration,
-};
+use std::time::Duration;
 
 use log::{debug, warn};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
-    bpf::{KernelEvent, LoadOptions, Probes},
     error::Error,
+    model::oom::{OomKill, OomVictimEvent, merge_kills},
+    probes::{LoadOptions, Probes, events::KernelEvent},
     procfs::{self, Detail},
     snapshot,
+    sources::{cgroup, kmsg},
     syscalls::{ProcTask, TaskView},
 };
 use aggregator::{Aggregator, Config, Filter, Input, Output};
@@ -147,7 +147,7 @@ async fn kernel_collector(
                 let Ok(mut guard) = guard else { return };
                 let ring = guard.get_inner_mut();
                 while let Some(item) = ring.next() {
-                    let ev = crate::bpf::decode_record(&item, fmt.as_ref());
+                    let ev = crate::probes::events::decode_record(&item, fmt.as_ref());
                     drop(item);
                     let input = match ev {
                         Some(KernelEvent::WaitEnd(w)) => {
@@ -314,25 +314,21 @@ fn proc_collector(
 /// What the kernel knew about an OOM kill when it happened: the tracepoint record merged with
 /// the kernel log lines printed just before it (constraint, memcg, the limit of the cgroup that
 /// hit it) and, failing those, the victim's cgroup and its limit read now.
-pub fn oom_context(
-    victim: &crate::bpf::OomVictimEvent,
-    known_cgroup: Option<&str>,
-) -> crate::oom::OomKill {
-    use crate::oom;
-    let live = oom::OomKill::from_tracepoint(victim);
-    let log = oom::read_kmsg_history();
-    let mut k = oom::merge_kills(vec![live.clone()], log)
+pub fn oom_context(victim: &OomVictimEvent, known_cgroup: Option<&str>) -> OomKill {
+    let live = OomKill::from_tracepoint(victim);
+    let log = kmsg::read_kmsg_history();
+    let mut k = merge_kills(vec![live.clone()], log)
         .into_iter()
         .rev()
         .find(|k| k.host_pid == victim.host_pid)
         .unwrap_or(live);
     // The kernel log rate-limits its OOM reports (10 per 5 s): in a storm most kills have no
     // `oom-kill:` line. The probe read the victim's cgroup when the kernel chose it.
-    oom::apply_victim_memcg(&mut k, victim.memcg_id);
+    cgroup::apply_victim_memcg(&mut k, victim.memcg_id);
     if k.memory_limit_bytes.is_none()
         && let Some(oom_memcg) = k.oom_memcg.as_deref()
     {
-        k.memory_limit_bytes = oom::effective_memory_limit(oom_memcg);
+        k.memory_limit_bytes = cgroup::effective_memory_limit(oom_memcg);
     }
     if k.cgroup.is_none() {
         k.cgroup = known_cgroup.map(str::to_string).or_else(|| {
@@ -342,7 +338,7 @@ pub fn oom_context(
         });
     }
     if k.memory_limit_bytes.is_none() {
-        k.memory_limit_bytes = k.cgroup.as_deref().and_then(oom::effective_memory_limit);
+        k.memory_limit_bytes = k.cgroup.as_deref().and_then(cgroup::effective_memory_limit);
     }
     k
 }
@@ -432,14 +428,38 @@ fn start(
     Ok((agg, rx, dropped))
 }
 
-/// `hangwatch --json`: JSON Lines on stdout until SIGINT/SIGTERM (exit 0, also while stdout is
-/// stalled: see [`crate::signals`]) or a closed pipe.
-pub async fn run_json(opts: Options) -> anyhow::Result<()> {
+/// One record of the live stream (`hangwatch --json`), before it is rendered
+/// (`output::json::stream`).
+#[derive(Debug)]
+pub enum StreamItem<'a> {
+    /// What the aggregator said, with what the runner adds to it.
+    Output(&'a Output, &'a Extra),
+    /// Records lost since the last such item: the kernel's ring buffer was full, or the
+    /// aggregator's input queue was closed on them.
+    Lost { ts_mono_ns: u64, count: u64 },
+}
+
+/// Facts the stream adds that the aggregator's output does not carry.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// An OOM kill's cgroup, constraint and limit (see [`oom_context`]).
+    pub oom_cgroup: Option<String>,
+    pub oom_constraint: Option<String>,
+    pub memory_limit_bytes: Option<u64>,
+    pub dropped_records: u64,
+    pub processes_tracked: usize,
+}
+
+/// `hangwatch --json`: runs the aggregator and hands each record to `emit` (which writes it as
+/// a JSON line) until SIGINT/SIGTERM (`Ok`, also while the output is stalled: see
+/// [`crate::signals`]) or until `emit` fails (a closed pipe).
+pub async fn run_stream(
+    opts: Options,
+    mut emit: impl FnMut(StreamItem<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     // Before the probes load (which takes a while): a signal sent meanwhile is acted on.
     let mut stop = crate::signals::StopSignals::install()?;
     let (mut agg, mut rx, dropped) = start(&opts)?;
-    let mut out = io::LineWriter::new(io::stdout().lock());
-    let clock = wire::Clock::now();
     let mut last_stats = 0u64;
     let mut dropped_reported = 0u64;
     let mut kernel_lost_reported = 0u64;
@@ -453,18 +473,15 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
         if let Input::Health { kernel, now_mono_ns, .. } = &input
             && kernel.lost_events > kernel_lost_reported
         {
-            let rec = wire::Record::Lost {
-                time: clock.rfc3339(*now_mono_ns),
-                ts_ns: *now_mono_ns,
+            emit(StreamItem::Lost {
+                ts_mono_ns: *now_mono_ns,
                 count: kernel.lost_events - kernel_lost_reported,
-            };
-            crate::escape::json_to_writer(&mut out, &rec)?;
-            out.write_all(b"\n")?;
+            })?;
             kernel_lost_reported = kernel.lost_events;
         }
         let outputs = agg.handle(input, &ProcEnv);
         for o in outputs {
-            let mut extra = wire::Extra {
+            let mut extra = Extra {
                 dropped_records: dropped.load(std::sync::atomic::Ordering::Relaxed),
                 processes_tracked: agg.tracked(),
                 ..Default::default()
@@ -486,41 +503,49 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
                 extra.oom_constraint = Some(k.constraint);
                 extra.memory_limit_bytes = k.memory_limit_bytes;
             }
-            let rec = wire::record(&o, &clock, &extra);
-            crate::escape::json_to_writer(&mut out, &rec)?;
-            out.write_all(b"\n")?;
+            emit(StreamItem::Output(&o, &extra))?;
         }
         // Records dropped between the collectors and here since the last report.
         let dropped_now = dropped.load(std::sync::atomic::Ordering::Relaxed);
         if dropped_now > dropped_reported {
-            let now = procfs::monotonic_ns();
-            let rec = wire::Record::Lost {
-                time: clock.rfc3339(now),
-                ts_ns: now,
+            emit(StreamItem::Lost {
+                ts_mono_ns: procfs::monotonic_ns(),
                 count: dropped_now - dropped_reported,
-            };
-            crate::escape::json_to_writer(&mut out, &rec)?;
-            out.write_all(b"\n")?;
+            })?;
             dropped_reported = dropped_now;
         }
         debug!("tracked {}", agg.tracked());
     }
 }
 
+/// What live mode publishes to a view (the terminal UI) about once a second.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub view: std::sync::Arc<aggregator::View>,
+    /// Kernel records dropped because the aggregator's queue was full.
+    pub dropped_records: u64,
+}
+
 /// `hangwatch` on a terminal: the aggregator runs here and publishes its view about once a
-/// second (after each scan, and within a second of any other input) to the UI task, which owns
-/// the terminal and the keyboard. Returns when the UI ends (q, Ctrl-C, SIGINT, SIGTERM).
-pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
+/// second (after each scan, and within a second of any other input) to the view task that
+/// `ui` starts (the terminal UI, which owns the terminal and the keyboard). Returns when that
+/// task ends (q, Ctrl-C, SIGINT, SIGTERM).
+pub async fn run_published<F>(
+    opts: Options,
+    ui: impl FnOnce(tokio::sync::watch::Receiver<Update>) -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     use std::sync::{Arc, atomic::Ordering};
 
     let (mut agg, mut rx, dropped) = start(&opts)?;
-    let publish = |agg: &Aggregator| crate::tui::Update {
+    let publish = |agg: &Aggregator| Update {
         view: Arc::new(agg.view()),
         dropped_records: dropped.load(Ordering::Relaxed),
     };
     let (tx, updates) = tokio::sync::watch::channel(publish(&agg));
-    let log_path = crate::tui::log_path();
-    let mut ui = tokio::spawn(crate::tui::run(updates, crate::tui::HostInfo::read(), log_path));
+    let mut ui = tokio::spawn(ui(updates));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = false;

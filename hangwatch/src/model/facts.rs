@@ -40,7 +40,10 @@ pub struct CpuQuota {
     pub throttled_ns: u64,
 }
 
-/// An OOM kill known to the analysis (from the kernel log or the live probe).
+/// An OOM kill as the analysis's OOM rules and live mode's view know it (from the kernel log
+/// or the live probe): when, who, where, and the limit that was hit. The snapshot makes it from
+/// an `OomKill` ([`crate::model::oom::OomKill::fact`]); live mode's aggregator from the probe's
+/// record and what it knew of the victim. See `model/oom.rs` for the other OOM types.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OomFact {
     pub time_mono_ns: u64,
@@ -48,7 +51,10 @@ pub struct OomFact {
     pub comm: String,
     pub cgroup: Option<String>,
     pub ppid: Option<i32>,
+    /// The limit of the cgroup that hit it, when known.
     pub memory_limit_bytes: Option<u64>,
+    /// The victim's anonymous RSS when it was killed, when known (shown, not analysed).
+    pub anon_rss_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -2,6 +2,7 @@
 //! (how suspicious a process is). Pure data and pure functions; no I/O.
 
 pub mod facts;
+pub mod oom;
 
 use std::sync::Arc;
 

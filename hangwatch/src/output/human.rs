@@ -86,7 +86,8 @@ fn render_unchecked(r: &Report, limit: usize) -> String {
         let _ = writeln!(o, "\nOOM kills (kernel log), newest last:");
         let skip = r.oom_kills.len().saturating_sub(10);
         for k in r.oom_kills.iter().skip(skip) {
-            let ago = r.mono_ns.saturating_sub(crate::oom::boot_us_to_mono_ns(k.time_boot_us));
+            let ago =
+                r.mono_ns.saturating_sub(crate::model::oom::boot_us_to_mono_ns(k.time_boot_us));
             let _ = writeln!(
                 o,
                 "  {} ago: {} ({}) in {} [{}]{}{}",
@@ -422,7 +423,7 @@ mod tests {
     fn hostile_oom_victim_from_the_kernel_log_is_escaped() {
         // The kernel log escapes the name (`\x1b` as text); the parser decodes it back to the
         // real name, and the report must escape it again rather than print it.
-        let kills = crate::oom::parse_kmsg_records(&[
+        let kills = crate::sources::kmsg::parse_kmsg_records(&[
             "3,10,1000000,-;Memory cgroup out of memory: Killed process 77 (\\x1b]0;pwned\\x07\\x0a) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0",
         ]);
         assert_eq!(kills.len(), 1);

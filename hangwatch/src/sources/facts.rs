@@ -11,6 +11,7 @@ pub use crate::model::facts::*;
 use crate::{
     model::Process,
     procfs,
+    sources::cgroup,
     syscalls::{ChildWait, TaskView, WaitOn},
 };
 
@@ -150,84 +151,6 @@ pub fn parse_listening_unix(s: &str) -> Vec<u64> {
         .collect()
 }
 
-/// cgroup v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us` or v2 `cpu.max` → cores.
-pub fn parse_quota_v1(quota: &str, period: &str) -> Option<f64> {
-    let q: i64 = quota.trim().parse().ok()?;
-    let p: i64 = period.trim().parse().ok()?;
-    (q > 0 && p > 0).then(|| q as f64 / p as f64)
-}
-
-pub fn parse_cpu_max(s: &str) -> Option<f64> {
-    let mut it = s.split_ascii_whitespace();
-    let q = it.next()?;
-    let p: f64 = it.next()?.parse().ok()?;
-    if q == "max" {
-        return None;
-    }
-    let q: f64 = q.parse().ok()?;
-    (p > 0.0).then(|| q / p)
-}
-
-/// `nr_throttled` and throttled time (ns) from cpu.stat (v1 `throttled_time` in ns, v2
-/// `throttled_usec`).
-pub fn parse_cpu_stat(s: &str) -> (u64, u64) {
-    let mut nr = 0;
-    let mut ns = 0;
-    for l in s.lines() {
-        let mut it = l.split_ascii_whitespace();
-        match (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) {
-            (Some("nr_throttled"), Some(v)) => nr = v,
-            (Some("throttled_time"), Some(v)) => ns = v,
-            (Some("throttled_usec"), Some(v)) => ns = v.saturating_mul(1000),
-            _ => {}
-        }
-    }
-    (nr, ns)
-}
-
-fn cpu_quota(cgroup: &str) -> Option<CpuQuota> {
-    let rel = cgroup.trim_start_matches('/');
-    let v1 = format!("/sys/fs/cgroup/cpu/{rel}");
-    let v1b = format!("/sys/fs/cgroup/cpu,cpuacct/{rel}");
-    for base in [v1, v1b] {
-        if let (Ok(q), Ok(p)) = (
-            fs::read_to_string(format!("{base}/cpu.cfs_quota_us")),
-            fs::read_to_string(format!("{base}/cpu.cfs_period_us")),
-        ) {
-            let cores = parse_quota_v1(&q, &p)?;
-            let (nr_throttled, throttled_ns) =
-                parse_cpu_stat(&fs::read_to_string(format!("{base}/cpu.stat")).unwrap_or_default());
-            return Some(CpuQuota { cores, nr_throttled, throttled_ns });
-        }
-    }
-    for base in [format!("/sys/fs/cgroup/{rel}"), format!("/sys/fs/cgroup/unified/{rel}")] {
-        if let Ok(m) = fs::read_to_string(format!("{base}/cpu.max")) {
-            let cores = parse_cpu_max(&m)?;
-            let (nr_throttled, throttled_ns) =
-                parse_cpu_stat(&fs::read_to_string(format!("{base}/cpu.stat")).unwrap_or_default());
-            return Some(CpuQuota { cores, nr_throttled, throttled_ns });
-        }
-    }
-    None
-}
-
-/// The cgroup of each process as the cpu controller sees it (v1 `cpu` hierarchy, else v2).
-fn cpu_cgroup(pid: i32) -> Option<String> {
-    let s = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let mut unified = None;
-    for line in s.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-        if ctrls.split(',').any(|c| c == "cpu") {
-            return Some(path.to_string());
-        }
-        if ctrls.is_empty() {
-            unified = Some(path.to_string());
-        }
-    }
-    unified
-}
-
 /// Gathers the facts for the blocked threads of `procs` (all processes scanned, so that the
 /// other ends of pipes can be found in any of them).
 #[allow(
@@ -313,10 +236,10 @@ pub fn gather(
             }
         }
         if p.threads.iter().filter(|t| t.state == 'R').count() > 0
-            && let Some(cg) = cpu_cgroup(p.pid)
+            && let Some(cg) = cgroup::cpu_cgroup(p.pid)
         {
             if !f.cpu_quota.contains_key(&cg)
-                && let Some(q) = cpu_quota(&cg)
+                && let Some(q) = cgroup::cpu_quota(&cg)
             {
                 f.cpu_quota.insert(cg.clone(), q);
             }
@@ -546,18 +469,5 @@ mod tests {
         assert_eq!(parse_listening_tcp(tcp), vec![1205]);
         let unix = "Num       RefCount Protocol Flags    Type St Inode Path\n0000: 00000002 00000000 00010000 0001 01 4242 /run/x.sock\n0000: 00000003 00000000 00000000 0001 03  1201\n";
         assert_eq!(parse_listening_unix(unix), vec![4242]);
-    }
-
-    #[test]
-    fn quotas() {
-        assert_eq!(parse_quota_v1("50000\n", "100000\n"), Some(0.5));
-        assert_eq!(parse_quota_v1("-1\n", "100000\n"), None);
-        assert_eq!(parse_cpu_max("200000 100000\n"), Some(2.0));
-        assert_eq!(parse_cpu_max("max 100000\n"), None);
-        assert_eq!(
-            parse_cpu_stat("nr_periods 10\nnr_throttled 4\nthrottled_time 5000\n"),
-            (4, 5000)
-        );
-        assert_eq!(parse_cpu_stat("nr_throttled 3\nthrottled_usec 7\n"), (3, 7000));
     }
 }

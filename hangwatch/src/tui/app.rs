@@ -27,7 +27,7 @@ use std::{
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::Update;
+use crate::live::Update;
 use crate::{
     analysis::Finding,
     live::aggregator::{ProcessRow, View},

@@ -389,7 +389,7 @@ fn render_misc(frame: &mut Frame, area: Rect, app: &App, row: &ProcessRow) {
         lines.push(
             Line::from(format!(
                 " OOM killed {} ago{rss}",
-                fmt_duration_ns(v.now_mono_ns.saturating_sub(o.ts_mono_ns))
+                fmt_duration_ns(v.now_mono_ns.saturating_sub(o.time_mono_ns))
             ))
             .style(Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
         );
@@ -423,7 +423,10 @@ mod tests {
     use crossterm::event::{KeyCode, KeyEvent};
     use ratatui::style::Color;
 
-    use crate::tui::{Mode, Update, testing::*};
+    use crate::{
+        live::Update,
+        tui::{Mode, testing::*},
+    };
 
     /// A server with 3 threads: main in epoll_wait ∞ 10m, a worker in futex ∞ 5m12s, one running.
     fn server(pid: i32) -> crate::live::aggregator::ProcessRow {

@@ -101,7 +101,7 @@ mod tests {
         // Same second as the view: "now".
         let mut v = app.view().clone();
         v.events.push(ev(0, EventKind::OomKill, "OOM kill: 4242 batch-job"));
-        app.update(crate::tui::Update { view: std::sync::Arc::new(v), dropped_records: 0 });
+        app.update(crate::live::Update { view: std::sync::Arc::new(v), dropped_records: 0 });
         let s = render(&mut app, 80, 24);
         let oom = s
             .iter()

@@ -96,7 +96,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Style::new()
     };
     let ooms = v.oom_kills.len();
-    let oom_text = match v.oom_kills.iter().map(|o| o.ts_mono_ns).max() {
+    let oom_text = match v.oom_kills.iter().map(|o| o.time_mono_ns).max() {
         Some(last) => {
             format!("{ooms} ({} ago)", fmt_duration_ns(v.now_mono_ns.saturating_sub(last)))
         }
@@ -186,7 +186,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 mod tests {
     use ratatui::style::Color;
 
-    use crate::{bpf::ProbeStatus, tui::testing::*};
+    use crate::{probes::ProbeStatus, tui::testing::*};
 
     #[test]
     fn empty_view() {
@@ -218,7 +218,7 @@ mod tests {
             impact: "no OOM kills",
         });
         let mut app = app_with(v);
-        app.update(crate::tui::Update {
+        app.update(crate::live::Update {
             view: std::sync::Arc::new(app.view().clone()),
             dropped_records: 2,
         });

@@ -9,8 +9,9 @@
 //! * [`terminal`] owns the terminal: raw mode and the alternate screen, restored on Drop, on
 //!   panic (a panic hook) and on SIGTERM (the loop below ends, the guard drops).
 //!
-//! The aggregator task publishes an [`Update`] about once a second through a
-//! `tokio::sync::watch` channel; [`run`] owns the terminal and the keyboard.
+//! Live mode's aggregator publishes an [`Update`] about once a second through a
+//! `tokio::sync::watch` channel ([`crate::live::run_published`]); [`run`] owns the terminal
+//! and the keyboard. The UI depends on live mode, never the other way: `main` wires them.
 
 pub mod app;
 pub mod detail;
@@ -26,7 +27,6 @@ pub mod terminal;
 use std::{
     fs::File,
     path::PathBuf,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -38,16 +38,8 @@ use ratatui::{
 };
 use tokio::sync::watch;
 
-use crate::live::aggregator::View;
+use crate::live::Update;
 pub use app::{App, HostInfo, Mode, SortKey};
-
-/// What the aggregator publishes to the UI.
-#[derive(Debug, Clone, Default)]
-pub struct Update {
-    pub view: Arc<View>,
-    /// Kernel records dropped because the aggregator's queue was full.
-    pub dropped_records: u64,
-}
 
 /// The screen split into panels. Pure: the same for drawing and for key handling (page size).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,14 +213,16 @@ pub fn open_log_file() -> Option<File> {
 /// Test helpers shared by the panel tests: views that look like what the aggregator builds.
 #[cfg(test)]
 pub(crate) mod testing {
+    use std::sync::Arc;
+
     use ratatui::{Terminal, backend::TestBackend};
 
     use super::*;
     use crate::{
         analysis::{Finding, FindingKind, Severity, Step},
-        bpf::ProbeStatus,
-        live::aggregator::{EventKind, EventLine, Health, OomRow, ProcessRow},
-        model::{Process, Thread, Wait},
+        live::aggregator::{EventKind, EventLine, Health, ProcessRow, View},
+        model::{Process, Thread, Wait, facts::OomFact},
+        probes::ProbeStatus,
         syscalls::Decoded,
     };
 
@@ -328,8 +322,8 @@ pub(crate) mod testing {
 
     /// A view with one OOM kill of `pid` 30 s ago, as the aggregator records it.
     pub fn with_oom(mut v: View, pid: i32, comm: &str) -> View {
-        v.oom_kills.push(OomRow {
-            ts_mono_ns: NOW - 30 * SEC,
+        v.oom_kills.push(OomFact {
+            time_mono_ns: NOW - 30 * SEC,
             pid,
             comm: comm.into(),
             cgroup: Some("/system.slice/leaky.service".into()),

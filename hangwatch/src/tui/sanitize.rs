@@ -12,11 +12,14 @@ use std::sync::Arc;
 
 use ratatui::buffer::Buffer;
 
-use super::Update;
 use crate::{
     analysis::Finding,
     escape::{FIELD_COLS, in_place, is_unsafe, needs_escape},
-    live::aggregator::{EventLine, OomRow, ProcessRow, View},
+    live::{
+        Update,
+        aggregator::{EventLine, ProcessRow, View},
+    },
+    model::facts::OomFact,
 };
 
 /// Columns kept of a comm, a command line and a finding summary (the panels shorten further).
@@ -58,7 +61,7 @@ fn event_dirty(e: &EventLine) -> bool {
     dirty(&e.text, FIELD_COLS)
 }
 
-fn oom_dirty(o: &OomRow) -> bool {
+fn oom_dirty(o: &OomFact) -> bool {
     dirty(&o.comm, COMM_COLS) || o.cgroup.as_deref().is_some_and(|c| dirty(c, FIELD_COLS))
 }
 

@@ -409,7 +409,7 @@ mod tests {
         // The exited, OOM-killed process is grey.
         let mut v = app.view().clone();
         v.processes[1].exited = true;
-        app.update(crate::tui::Update { view: std::sync::Arc::new(v), dropped_records: 0 });
+        app.update(crate::live::Update { view: std::sync::Arc::new(v), dropped_records: 0 });
         let s = render(&mut app, 80, 24);
         let row = s.iter().find(|l| l.contains(" 666 ")).expect("row");
         assert!(row.contains("exited"), "{row}");

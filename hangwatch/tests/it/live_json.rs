@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::*;
-use hangwatch::live::wire::Record;
+use hangwatch::output::json::stream::Record;
 use serde_json::Value;
 
 fn is(v: &Value, ty: &str, pid: i32) -> bool {

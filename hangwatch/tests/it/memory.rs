@@ -1,5 +1,5 @@
 //! Memory sampling and OOM kills against real processes that really leak, give memory back
-//! and get OOM-killed, through the library (`hangwatch::memory`, `hangwatch::oom`). What the
+//! and get OOM-killed, through the library (`hangwatch::memory`, `hangwatch::sources::{cgroup, kmsg}`). What the
 //! binary reports about the same programs is tested in `report_memory.rs`.
 //!
 //! Every test holds `common::serial()`: the rate checks must not share the two CPUs with
@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hangwatch::memory::{self, MIB, MemHistory, MemSample, Thresholds};
-use hangwatch::oom;
+use hangwatch::model::oom::boot_us_to_mono_ns;
 use hangwatch::procfs;
+use hangwatch::sources::{cgroup, kmsg};
 
 const GIB: u64 = 1024 * MIB;
 
@@ -287,9 +288,9 @@ fn oom_kill_in_memory_limited_cgroup_is_in_kernel_log() {
     let child = Child::spawn("mem_hog");
     cg.add(child.pid);
     assert_eq!(cg.pids(), vec![child.pid]);
-    assert_eq!(oom::memory_limit(&cg.path), Some(LIMIT), "limit of {}", cg.path);
-    assert_eq!(oom::effective_memory_limit(&cg.path), Some(LIMIT));
-    assert_eq!(oom::oom_kill_counter(&cg.path), Some(0));
+    assert_eq!(cgroup::memory_limit(&cg.path), Some(LIMIT), "limit of {}", cg.path);
+    assert_eq!(cgroup::effective_memory_limit(&cg.path), Some(LIMIT));
+    assert_eq!(cgroup::oom_kill_counter(&cg.path), Some(0));
 
     signal(&child, libc::SIGUSR1);
     let t0 = Instant::now();
@@ -303,12 +304,12 @@ fn oom_kill_in_memory_limited_cgroup_is_in_kernel_log() {
         );
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(oom::oom_kill_counter(&cg.path), Some(1), "oom_kill counter of {}", cg.path);
+    assert_eq!(cgroup::oom_kill_counter(&cg.path), Some(1), "oom_kill counter of {}", cg.path);
 
     // The kill is logged just before the victim dies; give the log a moment anyway.
     let mut kills = Vec::new();
     for _ in 0..50 {
-        kills = oom::try_read_kmsg_history().expect("read /dev/kmsg as root");
+        kills = kmsg::try_read_kmsg_history().expect("read /dev/kmsg as root");
         if kills.iter().any(|k| k.pid == child.pid && k.anon_rss_bytes.is_some()) {
             break;
         }
@@ -331,7 +332,7 @@ fn oom_kill_in_memory_limited_cgroup_is_in_kernel_log() {
     assert_eq!(k.source, "kmsg");
     // The kernel log clock runs with CLOCK_MONOTONIC: the kill happened after the signal.
     let now = procfs::monotonic_ns();
-    let at = oom::boot_us_to_mono_ns(k.time_boot_us);
+    let at = boot_us_to_mono_ns(k.time_boot_us);
     let ago = Duration::from_nanos(now.saturating_sub(at));
     assert!(
         at <= now + 50_000_000 && ago <= t0.elapsed() + Duration::from_millis(500),

@@ -1,10 +1,15 @@
 //! JSON Lines records of `hangwatch --json` (documented in docs/json.md). One record per
 //! line, each with `type`, `time` (RFC3339) and `ts_ns` (CLOCK_MONOTONIC). These structs are
-//! the contract; they deserialize with unknown fields denied so tests catch drift.
+//! the contract; they deserialize with unknown fields denied so tests catch drift. They
+//! render what live mode hands out ([`StreamItem`]); `main` writes them.
 
 use serde::{Deserialize, Serialize};
 
-use super::aggregator::{Health, Output, ProcessInfo};
+use super::{LayoutJson, MemCallsJson, RetainedJson, StackJson, StepJson, finding_json};
+use crate::live::{
+    Extra, StreamItem,
+    aggregator::{Health, Output, ProcessInfo},
+};
 
 /// `oom_kill.victim_memory`: the victim's memory as hangwatch sampled it before the kill.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -20,11 +25,7 @@ pub struct VictimMemoryJson {
     /// `[ts_ns, rss_bytes]`, oldest first, the newest 10.
     pub rss_samples: Vec<[u64; 2]>,
 }
-use crate::{
-    fmt::rfc3339,
-    model::Wait,
-    output::json::{StepJson, finding_json},
-};
+use crate::{fmt::rfc3339, model::Wait};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -47,7 +48,7 @@ pub enum Record {
         args: serde_json::Map<String, serde_json::Value>,
         /// docs/stacks.md; only when read.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        stack: Option<crate::output::json::StackJson>,
+        stack: Option<StackJson>,
     },
     Unblocked {
         time: String,
@@ -127,9 +128,9 @@ pub enum Record {
         growing: bool,
         growth_bytes_per_min: Option<f64>,
         counted_by: String,
-        calls: Option<crate::output::json::MemCallsJson>,
-        layout: Option<Box<crate::output::json::LayoutJson>>,
-        retained: Option<Box<crate::output::json::RetainedJson>>,
+        calls: Option<MemCallsJson>,
+        layout: Option<Box<LayoutJson>>,
+        retained: Option<Box<RetainedJson>>,
     },
     Finding {
         time: String,
@@ -180,6 +181,16 @@ impl Clock {
     }
 }
 
+/// The JSON line of one item of the live stream.
+pub fn record(item: &StreamItem<'_>, clock: &Clock) -> Record {
+    match *item {
+        StreamItem::Output(out, extra) => output_record(out, clock, extra),
+        StreamItem::Lost { ts_mono_ns, count } => {
+            Record::Lost { time: clock.rfc3339(ts_mono_ns), ts_ns: ts_mono_ns, count }
+        }
+    }
+}
+
 fn wait_fields(w: &Wait) -> (String, u64, serde_json::Map<String, serde_json::Value>) {
     (w.decoded.syscall.clone(), w.since_mono_ns, w.decoded.args.clone())
 }
@@ -188,7 +199,7 @@ fn wait_fields(w: &Wait) -> (String, u64, serde_json::Map<String, serde_json::Va
     clippy::too_many_lines,
     reason = "long data: one struct literal per record type, field by field"
 )]
-pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
+fn output_record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
     match out {
         Output::Blocked { process, tid, thread_comm, wait, stack } => {
             let (syscall, since_ns, args) = wait_fields(wait);
@@ -209,7 +220,7 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
                 infinite: wait.decoded.infinite,
                 summary: wait.decoded.human.clone(),
                 args,
-                stack: stack.as_deref().map(crate::output::json::stack_json),
+                stack: stack.as_deref().map(super::stack_json),
             }
         }
         Output::Unblocked { process, tid, thread_comm, wait, duration_ns, exact, woken_by } => {
@@ -275,7 +286,7 @@ pub fn record(out: &Output, clock: &Clock, extra: &Extra) -> Record {
         },
         Output::Stats { ts_mono_ns, health } => stats(health, *ts_mono_ns, clock, extra),
         Output::Memory { ts_mono_ns, process, status: m } => {
-            let mem = crate::output::json::memory_json(m);
+            let mem = super::memory_json(m);
             Record::Memory {
                 time: clock.rfc3339(*ts_mono_ns),
                 ts_ns: *ts_mono_ns,
@@ -330,16 +341,6 @@ fn stats(h: &Health, ts: u64, clock: &Clock, extra: &Extra) -> Record {
         own_rss_bytes: h.own_rss_bytes,
         processes_tracked: extra.processes_tracked,
     }
-}
-
-/// Facts the writer adds that the aggregator output does not carry.
-#[derive(Debug, Clone, Default)]
-pub struct Extra {
-    pub oom_cgroup: Option<String>,
-    pub oom_constraint: Option<String>,
-    pub memory_limit_bytes: Option<u64>,
-    pub dropped_records: u64,
-    pub processes_tracked: usize,
 }
 
 /// A `finding` or `finding_resolved` record (the same fields).

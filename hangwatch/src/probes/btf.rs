@@ -1,8 +1,10 @@
 //! Just enough of a BTF reader to find where a field lives in a kernel struct.
 //!
-//! aya-ebpf has no CO-RE relocations for Rust programs, so hangwatch resolves the few offsets
-//! its probes need (`task_struct.se.exec_start`, `.pid`, `.tgid`, `.comm`) from the running
-//! kernel's BTF (`/sys/kernel/btf/vmlinux`) at load time and hands them to the probes.
+//! aya-ebpf has no CO-RE relocations for Rust programs, so hangwatch resolves the offsets its
+//! probes need from the running kernel's BTF (`/sys/kernel/btf/vmlinux`, or `--btf PATH`) at
+//! load time and hands them to the probes: which ones is [`super::offsets`]'s business
+//! (`task_struct` fields, the memory cgroup chain of [`memcg_offsets`], the pid namespace
+//! structs); this file only reads BTF.
 
 use std::collections::HashMap;
 
