@@ -14,7 +14,7 @@ use crate::{
     error::Error,
     memory::{self, MemHistory, Thresholds},
     memory_layout,
-    model::{self, Process, Thread, Wait, facts},
+    model::{self, Filter, Process, Thread, Wait, facts},
     oom::{self, OomKill},
     procfs::{self, Detail, ProcessSample, SyscallState},
     syscalls::{self, ProcTask, TaskView},
@@ -23,10 +23,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Options {
     pub window: Duration,
-    pub min_blocked: Duration,
-    pub pids: Vec<i32>,
-    pub comm: Option<String>,
-    pub cgroup: Option<String>,
+    /// Which processes and waits are reported (selectors combine with AND: `model::filter`).
+    pub filter: Filter,
     pub all: bool,
     pub hung_after: Duration,
     /// Attach the memory syscall probes (exact counts).
@@ -201,32 +199,12 @@ pub fn rank_by_findings(procs: &mut [Process], findings: &[Finding]) {
     procs.sort_by_key(|p| std::cmp::Reverse(worst(p.pid)));
 }
 
-/// Whether a process passes the user's filters (pid, name, cgroup), blocked or not.
-fn selected_by_filter(p: &Process, opts: &Options) -> bool {
-    if !opts.pids.is_empty() {
-        return opts.pids.contains(&p.pid);
-    }
-    opts.comm.as_ref().is_none_or(|c| p.comm.contains(c.as_str()))
-        && opts.cgroup.as_ref().is_none_or(|c| p.cgroup.contains(c.as_str()))
-}
-
-/// Whether a process is listed: it passes the filters and, unless `--all` or `--pid`, has a
-/// blocked thread.
+/// Whether a process is listed: it passes the filter (pid AND name AND cgroup, as in live
+/// mode) and, unless `--all` or `--pid`, has a blocked thread. `--pid` no longer overrides
+/// `--comm`/`--cgroup` (docs/snapshot.md, "Filters").
 pub fn selected(p: &Process, opts: &Options) -> bool {
-    if !opts.pids.is_empty() {
-        return opts.pids.contains(&p.pid);
-    }
-    if let Some(c) = &opts.comm
-        && !p.comm.contains(c.as_str())
-    {
-        return false;
-    }
-    if let Some(c) = &opts.cgroup
-        && !p.cgroup.contains(c.as_str())
-    {
-        return false;
-    }
-    opts.all || p.blocked_count() > 0
+    opts.filter.matches_process(p)
+        && (opts.all || !opts.filter.pids.is_empty() || p.blocked_count() > 0)
 }
 
 /// Reads every process (or only `only`), counting those that vanished while read.
@@ -258,15 +236,15 @@ pub fn scan_with(
     reason = "the snapshot steps in order; issue 10 moves model building out of it"
 )]
 pub fn run(opts: &Options) -> Result<Report, Error> {
-    for &pid in &opts.pids {
+    for &pid in &opts.filter.pids {
         if !procfs::process_exists(pid) {
             return Err(Error::NoSuchPid(pid));
         }
     }
-    let threshold = (opts.min_blocked.as_nanos() as u64).max(10_000_000);
+    let threshold = opts.filter.min_blocked_ns.max(10_000_000);
     let mut probes = Probes::load(&LoadOptions {
         wait_threshold_ns: threshold,
-        filter_tgid: if opts.pids.len() == 1 { opts.pids[0] as u32 } else { 0 },
+        filter_tgid: opts.filter.single_pid().map_or(0, |p| p as u32),
         exact_memory: opts.exact_memory,
     })?;
     // Every process is read, even with --pid: the analysis follows waits into other processes.
@@ -292,7 +270,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let retain_cfg = memory_layout::RetainCfg::default();
     let layouts: HashMap<i32, memory_layout::Layout> = mem
         .iter()
-        .filter(|(pid, _)| opts.pids.is_empty() || opts.pids.contains(pid))
+        .filter(|(pid, _)| opts.filter.admits_pid(**pid))
         .filter(|(_, h)| {
             h.latest().is_some_and(|s| memory_layout::worth_reading(s.rss_anon, &retain_cfg))
         })
@@ -315,7 +293,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let now_mono_ns = procfs::monotonic_ns();
     let time = SystemTime::now();
     let scan_ms = scan_start.elapsed().as_millis() as u64;
-    for &pid in &opts.pids {
+    for &pid in &opts.filter.pids {
         if !after.contains_key(&pid) {
             debug!("pid {pid} exited during the window");
         }
@@ -324,7 +302,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let ctx = BuildCtx {
         now_mono_ns,
         clock_offsets: probes.clock_offsets().to_vec(),
-        min_blocked_ns: opts.min_blocked.as_nanos() as u64,
+        min_blocked_ns: opts.filter.min_blocked_ns,
         window_secs: window.as_secs_f64(),
         ticks_per_sec: procfs::clock_ticks(),
         uptime_secs: procfs::uptime_secs(),
@@ -332,7 +310,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let mut threads_scanned = 0;
     let mut all = Vec::new();
     for s in after.values() {
-        if s.is_kernel_thread() && !opts.pids.contains(&s.pid) {
+        if s.is_kernel_thread() && !opts.filter.names(s.pid) {
             continue;
         }
         threads_scanned += s.threads.len();
@@ -406,10 +384,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     )
     .into_iter()
     .filter(|f| {
-        (opts.pids.is_empty() && opts.comm.is_none() && opts.cgroup.is_none())
+        !opts.filter.is_narrowed()
             || f.pids
                 .iter()
-                .any(|pid| all.iter().any(|p| p.pid == *pid && selected_by_filter(p, opts)))
+                .any(|pid| all.iter().any(|p| p.pid == *pid && opts.filter.matches_process(p)))
     })
     .collect();
     // ... then of the processes the findings name beyond them, to name the frames they wait in.
@@ -448,7 +426,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             KernelEvent::OomVictim(_) => None,
         })
         .filter(|w| w.pid != std::process::id() as i32)
-        .filter(|w| opts.pids.is_empty() || opts.pids.contains(&w.pid))
+        .filter(|w| opts.filter.admits_pid(w.pid))
         .collect();
 
     Ok(Report {
@@ -457,7 +435,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         hostname: procfs::hostname(),
         kernel: procfs::kernel_release(),
         window: opts.window,
-        min_blocked: opts.min_blocked,
+        min_blocked: Duration::from_nanos(opts.filter.min_blocked_ns),
         processes,
         hidden,
         findings,
@@ -632,10 +610,7 @@ mod tests {
     fn filters() {
         let mut opts = Options {
             window: Duration::from_secs(1),
-            min_blocked: Duration::from_secs(1),
-            pids: vec![],
-            comm: None,
-            cgroup: None,
+            filter: Filter { min_blocked_ns: 1_000_000_000, ..Filter::default() },
             all: false,
             hung_after: Duration::from_secs(30),
             exact_memory: false,
@@ -650,15 +625,23 @@ mod tests {
         );
         assert!(!selected(&idle, &opts));
         assert!(selected(&stuck, &opts));
-        opts.pids = vec![5];
+        opts.filter.pids = vec![5];
         assert!(selected(&idle, &opts));
         assert!(!selected(&stuck, &opts));
-        opts.pids = vec![];
-        opts.comm = Some("p6".into());
+        // --pid and --comm both narrow (AND, as in live mode): pid 5 is not named p6.
+        opts.filter.comm = Some("p6".into());
+        assert!(!selected(&idle, &opts));
+        opts.filter.comm = Some("p5".into());
+        assert!(selected(&idle, &opts));
+        opts.filter.cgroup = Some("/other".into());
+        assert!(!selected(&idle, &opts));
+        opts.filter.cgroup = None;
+        opts.filter.pids = vec![];
+        opts.filter.comm = Some("p6".into());
         assert!(selected(&stuck, &opts));
         assert!(!selected(&idle, &opts));
         opts.all = true;
-        opts.comm = None;
+        opts.filter.comm = None;
         assert!(selected(&idle, &opts));
     }
 }

@@ -20,11 +20,12 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 use crate::{
     bpf::{KernelEvent, LoadOptions, Probes},
     error::Error,
+    model::Filter,
     procfs::{self, Detail},
     snapshot,
     syscalls::{ProcTask, TaskView},
 };
-use aggregator::{Aggregator, Config, Filter, Input, Output};
+use aggregator::{Aggregator, Config, Input, Output};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -389,7 +390,7 @@ fn start(
     let threshold_ns = opts.filter.min_blocked_ns.max(10_000_000);
     let probes = Probes::load(&LoadOptions {
         wait_threshold_ns: threshold_ns,
-        filter_tgid: if opts.filter.pids.len() == 1 { opts.filter.pids[0] as u32 } else { 0 },
+        filter_tgid: opts.filter.single_pid().map_or(0, |p| p as u32),
         exact_memory: opts.exact_memory,
     })?;
     let agg = Aggregator::new(

@@ -2,6 +2,9 @@
 //! (how suspicious a process is). Pure data and pure functions; no I/O.
 
 pub mod facts;
+pub mod filter;
+
+pub use filter::Filter;
 
 use std::sync::Arc;
 
