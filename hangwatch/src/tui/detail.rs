@@ -219,7 +219,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, pid: i32) {
     let w = parts.info.width as usize;
     let info = vec![
         Line::from(format!(
-            " {} of {} threads blocked · score {:.1} · CPU {:.1}% ({:.1} s total) · RSS {} · up {}",
+            " {} of {} threads blocked · score {:.1} · CPU {:.1}% ({:.1}s total) · RSS {} · up {}",
             p.blocked_count(),
             p.threads.len(),
             p.suspicion(),
