@@ -2,7 +2,8 @@
 //!
 //! * the kernel collector owns the probes: it reads the ring buffer as records arrive, and once
 //!   a second sends the probes' counters and hangwatch's own CPU and RSS (and re-measures the
-//!   scheduler clock offsets every 30 s);
+//!   scheduler clock offsets every 30 s, for the probes and the /proc collector:
+//!   [`crate::sources::clock`]);
 //! * the /proc collector scans every process once per `--interval` on its own thread;
 //! * the aggregator (this task) owns all state and turns inputs into outputs.
 
@@ -23,6 +24,7 @@ use crate::{
     model::Filter,
     procfs::{self, Detail},
     snapshot,
+    sources::clock::{self, SharedOffsets},
     syscalls::{ProcTask, TaskView},
 };
 use aggregator::{Aggregator, Config, Input, Output};
@@ -122,7 +124,7 @@ async fn kernel_collector(
     mut probes: Probes,
     tx: mpsc::Sender<Input>,
     dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    wakes: std::sync::Arc<WakeLog>,
+    (wakes, offsets): (std::sync::Arc<WakeLog>, std::sync::Arc<SharedOffsets>),
 ) {
     use std::sync::atomic::Ordering;
     let Some(ring) = probes.take_ring() else { return };
@@ -187,8 +189,10 @@ async fn kernel_collector(
             }
             _ = tick.tick() => {
                 ticks += 1;
-                if ticks.is_multiple_of(30) {
+                // The one calibration of live mode: for the probe, then for the /proc scanner.
+                if ticks.is_multiple_of(clock::RECALIBRATE_EVERY.as_secs()) {
                     let _ = probes.recalibrate();
+                    offsets.publish(probes.clock_offsets());
                 }
                 if let Some(counts) = probes.memory_counters()
                     && tx.send(Input::KernelMemory(counts)).await.is_err()
@@ -223,12 +227,11 @@ fn proc_collector(
     tx: mpsc::Sender<Input>,
     interval: Duration,
     pids: Vec<i32>,
-    offsets: Vec<i64>,
+    shared_offsets: std::sync::Arc<SharedOffsets>,
     wakes: std::sync::Arc<WakeLog>,
     trust_ns: Option<u64>,
     (stacks, filter): (LiveStacks, Filter),
 ) {
-    let mut offsets = offsets;
     // Stacks are read here, on the I/O side, once per wait (docs/stacks.md).
     let mut gatherer = (stacks != LiveStacks::Off).then(crate::stacks::Gatherer::default);
     let mut n = 0u64;
@@ -237,11 +240,8 @@ fn proc_collector(
     let retain_cfg = crate::memory_layout::RetainCfg::default();
     loop {
         let start = std::time::Instant::now();
-        if n % 30 == 29
-            && let Ok(o) = procfs::task_clock_offsets()
-        {
-            offsets = o;
-        }
+        // Measured by the kernel collector (the probe needs them too): read, not re-measured.
+        let offsets = shared_offsets.current();
         n += 1;
         cache.begin_scan();
         wakes.apply(&mut cache);
@@ -292,7 +292,7 @@ fn proc_collector(
             now_mono_ns: now,
             samples,
             mem,
-            clock_offsets: offsets.clone(),
+            clock_offsets: offsets,
             uptime_secs: procfs::uptime_secs(),
         };
         if tx.blocking_send(input).is_err() {
@@ -407,7 +407,7 @@ fn start(
     agg.set_hung_after(opts.hung_after.as_nanos() as u64);
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let offsets = probes.clock_offsets().to_vec();
+    let offsets = std::sync::Arc::new(SharedOffsets::new(probes.clock_offsets()));
     let (ptx, interval, pids) = (tx.clone(), opts.interval, opts.filter.pids.clone());
     let wakes = std::sync::Arc::new(WakeLog::default());
     let trust_ns = probes
@@ -415,11 +415,13 @@ fn start(
         .iter()
         .any(|p| p.attached && p.name.starts_with("tp_btf/sched_waking"))
         .then_some(threshold_ns);
-    let scan_wakes = wakes.clone();
+    let (scan_wakes, scan_offsets) = (wakes.clone(), offsets.clone());
     let stacks = (opts.stacks, opts.filter.clone());
     std::thread::Builder::new()
         .name("proc-scan".into())
-        .spawn(move || proc_collector(ptx, interval, pids, offsets, scan_wakes, trust_ns, stacks))
+        .spawn(move || {
+            proc_collector(ptx, interval, pids, scan_offsets, scan_wakes, trust_ns, stacks)
+        })
         .map_err(|e| Error::Unsupported(format!("cannot start the /proc scanner: {e}")))?;
     for p in probes.status.iter().filter(|p| !p.attached) {
         warn!(
@@ -429,7 +431,7 @@ fn start(
             p.impact
         );
     }
-    tokio::spawn(kernel_collector(probes, tx, dropped.clone(), wakes));
+    tokio::spawn(kernel_collector(probes, tx, dropped.clone(), (wakes, offsets)));
     Ok((agg, rx, dropped))
 }
 
