@@ -590,7 +590,7 @@ mod tests {
     #[test]
     fn processes_named_by_findings_come_first() {
         use crate::analysis::{FindingKind, Severity};
-        let mk = |pid| crate::model::tests::process(pid, 1.0, 10.0, vec![None]);
+        let mk = |pid| crate::model::fixtures::process(pid, 1.0, 10.0, vec![None]);
         let mut v = vec![mk(1), mk(2), mk(3), mk(4)];
         let f = |pid, severity| Finding {
             kind: FindingKind::Hung,
@@ -616,12 +616,12 @@ mod tests {
             exact_memory: false,
             stacks: crate::stacks::StackMode::Brief,
         };
-        let idle = crate::model::tests::process(5, 1.0, 10.0, vec![None]);
-        let stuck = crate::model::tests::process(
+        let idle = crate::model::fixtures::process(5, 1.0, 10.0, vec![None]);
+        let stuck = crate::model::fixtures::process(
             6,
             1.0,
             10.0,
-            vec![Some(crate::model::tests::wait("poll", 5.0, true))],
+            vec![Some(crate::model::fixtures::wait("poll", 5.0, true))],
         );
         assert!(!selected(&idle, &opts));
         assert!(selected(&stuck, &opts));

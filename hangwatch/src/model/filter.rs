@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn matches_a_process_by_its_pid_name_and_cgroup() {
-        let mut p = crate::model::tests::process(5, 1.0, 10.0, vec![None]);
+        let mut p = crate::model::fixtures::process(5, 1.0, 10.0, vec![None]);
         p.cgroup = "/job.slice".into();
         assert!(filter(&[5], Some("p5"), Some("job")).matches_process(&p));
         assert!(!filter(&[5], Some("p6"), None).matches_process(&p));

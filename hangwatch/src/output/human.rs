@@ -320,7 +320,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        model::tests::{process, wait},
+        model::fixtures::{process, wait},
         snapshot::Stats,
     };
 

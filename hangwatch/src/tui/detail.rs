@@ -441,7 +441,7 @@ mod tests {
             true,
             "futex_wait_queue",
         );
-        let mut p = process(
+        let mut p = service(
             pid,
             "api-server",
             vec![
