@@ -20,7 +20,7 @@ pub struct Cli {
     pub json: bool,
 
     #[command(flatten)]
-    pub filter: Filter,
+    pub filter: FilterArgs,
 
     /// Live mode: a process whose every thread has been in an infinite wait this long, after
     /// having used CPU, is reported as hung.
@@ -70,9 +70,13 @@ pub enum Command {
     Snapshot(SnapshotArgs),
 }
 
+/// The filter flags as typed; [`FilterArgs::filter`] turns them into the one
+/// [`model::Filter`](crate::model::Filter) both modes use (its module says how the selectors
+/// combine: with AND).
 #[derive(Debug, Args, Clone)]
-pub struct Filter {
-    /// Only this process (repeatable). It is always listed, blocked or not.
+pub struct FilterArgs {
+    /// Only this process (repeatable). It is always listed, blocked or not. With --comm or
+    /// --cgroup, it must match those too.
     #[arg(long = "pid", value_name = "PID", value_parser = parse_pid)]
     pub pids: Vec<i32>,
 
@@ -87,6 +91,18 @@ pub struct Filter {
     /// Hide waits shorter than this (e.g. 500ms, 1s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_min_blocked)]
     pub min_blocked: Duration,
+}
+
+impl FilterArgs {
+    /// The filter these flags state (thread ids in `pids` are resolved by the caller first).
+    pub fn filter(&self) -> crate::model::Filter {
+        crate::model::Filter {
+            pids: self.pids.clone(),
+            comm: self.comm.clone(),
+            cgroup: self.cgroup.clone(),
+            min_blocked_ns: u64::try_from(self.min_blocked.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -124,7 +140,7 @@ pub struct SnapshotArgs {
     pub no_stacks: bool,
 
     #[command(flatten)]
-    pub filter: Filter,
+    pub filter: FilterArgs,
 }
 
 impl SnapshotArgs {
@@ -217,5 +233,35 @@ mod tests {
         assert_eq!(a.filter.min_blocked, Duration::from_secs(3));
         assert!(a.json);
         assert_eq!(a.window, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn filter_flags_become_the_model_filter() {
+        let cli = Cli::try_parse_from([
+            "hangwatch",
+            "--pid",
+            "7",
+            "--comm",
+            "job",
+            "--cgroup",
+            "batch",
+            "--min-blocked",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.filter.filter(),
+            crate::model::Filter {
+                pids: vec![7],
+                comm: Some("job".into()),
+                cgroup: Some("batch".into()),
+                min_blocked_ns: 500_000_000,
+            }
+        );
+        let cli = Cli::try_parse_from(["hangwatch"]).unwrap();
+        assert_eq!(
+            cli.filter.filter(),
+            crate::model::Filter { min_blocked_ns: 1_000_000_000, ..Default::default() }
+        );
     }
 }

@@ -21,7 +21,7 @@ use crate::{
         tracefs::TracepointFormat,
     },
     procfs,
-    sources::{cgroup, facts, kmsg, unix_diag},
+    sources::{cgroup, clock, facts, kmsg, unix_diag},
     syscalls::{self, TaskView},
 };
 
@@ -364,7 +364,7 @@ proptest! {
         q in text("-1"),
         p in text("100000"),
     ) {
-        let cpus = procfs::parse_cpu_list(&list);
+        let cpus = clock::parse_cpu_list(&list);
         // A range like 0-4294967295 must not allocate four billion entries.
         prop_assert!(cpus.len() <= 1 << 16, "{} cpus from {list:?}", cpus.len());
         let _ = cgroup::parse_cpu_max(&max);
@@ -716,10 +716,10 @@ fn regression_exec_start_overflow() {
 fn regression_cpu_list_overflow_and_size() {
     // Found by `cgroup_and_cpu_files`: `a + 65_535` overflowed for a range starting near 2^32,
     // and the per-range cap let many ranges add up past any real CPU count.
-    assert_eq!(procfs::parse_cpu_list("4294967295-3,5"), vec![5]);
-    assert_eq!(procfs::parse_cpu_list("4294967294-4294967295"), vec![4294967294, 4294967295]);
-    assert_eq!(procfs::parse_cpu_list("00-3,5,7-4294967295").len(), 1 << 16);
-    assert_eq!(procfs::parse_cpu_list("0-3,8-9\n"), vec![0, 1, 2, 3, 8, 9]);
+    assert_eq!(clock::parse_cpu_list("4294967295-3,5"), vec![5]);
+    assert_eq!(clock::parse_cpu_list("4294967294-4294967295"), vec![4294967294, 4294967295]);
+    assert_eq!(clock::parse_cpu_list("00-3,5,7-4294967295").len(), 1 << 16);
+    assert_eq!(clock::parse_cpu_list("0-3,8-9\n"), vec![0, 1, 2, 3, 8, 9]);
 }
 
 #[test]

@@ -122,10 +122,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             resolve_pids(&mut a.filter.pids);
             let report = snapshot::run(&snapshot::Options {
                 window: a.window,
-                min_blocked: a.filter.min_blocked,
-                pids: a.filter.pids.clone(),
-                comm: a.filter.comm.clone(),
-                cgroup: a.filter.cgroup.clone(),
+                filter: a.filter.filter(),
                 all: a.all,
                 hung_after: a.hung_after,
                 exact_memory: a.exact_memory,
@@ -153,13 +150,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         None => {
             resolve_pids(&mut cli.filter.pids);
+            let filter = cli.filter.filter();
             let opts = live::Options {
-                filter: live::aggregator::Filter {
-                    pids: cli.filter.pids.clone(),
-                    comm: cli.filter.comm.clone(),
-                    cgroup: cli.filter.cgroup.clone(),
-                    min_blocked_ns: cli.filter.min_blocked.as_nanos() as u64,
-                },
                 interval: cli.interval,
                 stats_every: std::time::Duration::from_secs(10),
                 hung_after: cli.hung_after,
@@ -169,16 +161,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 // churn and in memory (symbolizing every idle daemon's modules: the churn
                 // test's RSS went from 22 to 60 MiB with the long waits of small idle
                 // processes read); narrowed to some processes, on unless --no-stacks.
-                stacks: if cli.live_stacks
-                    || (!cli.no_stacks
-                        && (!cli.filter.pids.is_empty()
-                            || cli.filter.comm.is_some()
-                            || cli.filter.cgroup.is_some()))
-                {
+                stacks: if cli.live_stacks || (!cli.no_stacks && filter.is_narrowed()) {
                     hangwatch::live::LiveStacks::Followed
                 } else {
                     hangwatch::live::LiveStacks::Off
                 },
+                filter,
             };
             if !cli.json && !io::stdout().is_terminal() {
                 return Err(Error::Usage(

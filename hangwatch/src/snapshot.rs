@@ -14,10 +14,10 @@ use crate::{
     memory::{self, MemHistory, Thresholds},
     memory_layout,
     model::{
-        self, Process, Thread, Wait, facts,
+        self, Filter, Process, Thread, Wait, facts,
         oom::{self, OomKill},
     },
-    probes::{KernelStats, LoadOptions, ProbeStatus, Probes, events::KernelEvent},
+    probes::{KernelStats, LoadOptions, MemCounters, ProbeStatus, Probes, events::KernelEvent},
     procfs::{self, Detail, ProcessSample, SyscallState},
     sources::{cgroup, kmsg},
     syscalls::{self, ProcTask, TaskView},
@@ -26,10 +26,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Options {
     pub window: Duration,
-    pub min_blocked: Duration,
-    pub pids: Vec<i32>,
-    pub comm: Option<String>,
-    pub cgroup: Option<String>,
+    /// Which processes and waits are reported (selectors combine with AND: `model::filter`).
+    pub filter: Filter,
     pub all: bool,
     pub hung_after: Duration,
     /// Attach the memory syscall probes (exact counts).
@@ -204,32 +202,12 @@ pub fn rank_by_findings(procs: &mut [Process], findings: &[Finding]) {
     procs.sort_by_key(|p| std::cmp::Reverse(worst(p.pid)));
 }
 
-/// Whether a process passes the user's filters (pid, name, cgroup), blocked or not.
-fn selected_by_filter(p: &Process, opts: &Options) -> bool {
-    if !opts.pids.is_empty() {
-        return opts.pids.contains(&p.pid);
-    }
-    opts.comm.as_ref().is_none_or(|c| p.comm.contains(c.as_str()))
-        && opts.cgroup.as_ref().is_none_or(|c| p.cgroup.contains(c.as_str()))
-}
-
-/// Whether a process is listed: it passes the filters and, unless `--all` or `--pid`, has a
-/// blocked thread.
+/// Whether a process is listed: it passes the filter (pid AND name AND cgroup, as in live
+/// mode) and, unless `--all` or `--pid`, has a blocked thread. `--pid` no longer overrides
+/// `--comm`/`--cgroup` (docs/snapshot.md, "Filters").
 pub fn selected(p: &Process, opts: &Options) -> bool {
-    if !opts.pids.is_empty() {
-        return opts.pids.contains(&p.pid);
-    }
-    if let Some(c) = &opts.comm
-        && !p.comm.contains(c.as_str())
-    {
-        return false;
-    }
-    if let Some(c) = &opts.cgroup
-        && !p.cgroup.contains(c.as_str())
-    {
-        return false;
-    }
-    opts.all || p.blocked_count() > 0
+    opts.filter.matches_process(p)
+        && (opts.all || !opts.filter.pids.is_empty() || p.blocked_count() > 0)
 }
 
 /// Reads every process (or only `only`), counting those that vanished while read.
@@ -256,30 +234,102 @@ pub fn scan_with(
     (out, vanished)
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "the snapshot steps in order; issue 10 moves model building out of it"
-)]
+/// The snapshot, in its steps: attach the probes, read every process, observe the window
+/// (memory samples), read every process again in full, build the model, judge memory, gather
+/// the facts, read stacks and analyze, then choose and rank what the report lists.
 pub fn run(opts: &Options) -> Result<Report, Error> {
-    for &pid in &opts.pids {
+    for &pid in &opts.filter.pids {
         if !procfs::process_exists(pid) {
             return Err(Error::NoSuchPid(pid));
         }
     }
-    let threshold = (opts.min_blocked.as_nanos() as u64).max(10_000_000);
     let mut probes = Probes::load(&LoadOptions {
-        wait_threshold_ns: threshold,
-        filter_tgid: if opts.pids.len() == 1 { opts.pids[0] as u32 } else { 0 },
+        wait_threshold_ns: opts.filter.min_blocked_ns.max(10_000_000),
+        filter_tgid: opts.filter.single_pid().map_or(0, |p| p as u32),
         exact_memory: opts.exact_memory,
     })?;
     // Every process is read, even with --pid: the analysis follows waits into other processes.
     let (before, _) = scan(Detail::Stat, &[]);
+    let observed = observe(&before, opts);
+    let _ = probes.recalibrate();
+    let kernel_mem = probes.memory_counters();
+
+    let scan_start = Instant::now();
+    let (after, vanished) = scan(Detail::Full, &[]);
+    let now_mono_ns = procfs::monotonic_ns();
+    let time = SystemTime::now();
+    let scan_ms = scan_start.elapsed().as_millis() as u64;
+    for &pid in &opts.filter.pids {
+        if !after.contains_key(&pid) {
+            debug!("pid {pid} exited during the window");
+        }
+    }
+    let ctx = BuildCtx {
+        now_mono_ns,
+        clock_offsets: probes.clock_offsets().to_vec(),
+        min_blocked_ns: opts.filter.min_blocked_ns,
+        window_secs: observed.window.as_secs_f64(),
+        ticks_per_sec: procfs::clock_ticks(),
+        uptime_secs: procfs::uptime_secs(),
+    };
+    let (mut all, threads_scanned) = build_all(&before, &after, &ctx, &opts.filter);
+    judge_memory(&mut all, &observed, kernel_mem.as_ref(), opts.window);
+
+    let mut events = Vec::new();
+    probes.drain(&mut events);
+    let oom_kills = oom_kills(&events);
+    let (findings, stack_stats) = diagnose(&mut all, &oom_kills, now_mono_ns, opts);
+    let total = all.len();
+    let mut processes: Vec<Process> = all.into_iter().filter(|p| selected(p, opts)).collect();
+    let hidden = total - processes.len();
+    model::rank(&mut processes);
+    rank_by_findings(&mut processes, &findings);
+
+    Ok(Report {
+        time,
+        mono_ns: now_mono_ns,
+        hostname: procfs::hostname(),
+        kernel: procfs::kernel_release(),
+        window: opts.window,
+        min_blocked: Duration::from_nanos(opts.filter.min_blocked_ns),
+        cgroup_oom_counters: cgroup_oom_counters(&processes, &oom_kills),
+        processes,
+        hidden,
+        findings,
+        ended_waits: ended_waits(events, &opts.filter),
+        oom_kills,
+        stats: Stats {
+            kernel: probes.stats(),
+            processes_scanned: after.len(),
+            threads_scanned,
+            vanished,
+            scan_ms,
+            stacks: stack_stats,
+        },
+        probes: probes.status.clone(),
+        limitations: crate::access::check(&after),
+        stack_mode: opts.stacks,
+    })
+}
+
+/// What the window showed besides the two scans.
+struct Observed {
+    /// How long the window lasted.
+    window: Duration,
+    /// Memory samples every [`MEM_SAMPLE`], by pid.
+    mem: HashMap<i32, MemHistory>,
+    /// Where the memory is, for the few processes holding enough of it.
+    layouts: HashMap<i32, memory_layout::Layout>,
+}
+
+/// Lets the window pass, sampling the memory of every process of `before` every
+/// [`MEM_SAMPLE`] (docs/memory.md), and reads the memory layouts meanwhile.
+fn observe(before: &HashMap<i32, ProcessSample>, opts: &Options) -> Observed {
     let t0 = Instant::now();
-    // Memory is sampled every MEM_SAMPLE over the window (docs/memory.md).
     let mut mem: HashMap<i32, MemHistory> = HashMap::new();
     let sample_all = |mem: &mut HashMap<i32, MemHistory>| {
         let now = procfs::monotonic_ns();
-        for (&pid, p) in &before {
+        for (&pid, p) in before {
             if p.is_kernel_thread() {
                 continue;
             }
@@ -293,9 +343,9 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     // window passes anyway (a read walks the page tables: ~100 ms for 512 MiB resident).
     // A memory finding names only its own process: with --pid, only those are read.
     let retain_cfg = memory_layout::RetainCfg::default();
-    let layouts: HashMap<i32, memory_layout::Layout> = mem
+    let layouts = mem
         .iter()
-        .filter(|(pid, _)| opts.pids.is_empty() || opts.pids.contains(pid))
+        .filter(|(pid, _)| opts.filter.admits_pid(**pid))
         .filter(|(_, h)| {
             h.latest().is_some_and(|s| memory_layout::worth_reading(s.rss_anon, &retain_cfg))
         })
@@ -309,59 +359,63 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         std::thread::sleep(left.min(MEM_SAMPLE));
         sample_all(&mut mem);
     }
-    let window = t0.elapsed();
-    let _ = probes.recalibrate();
-    let kernel_mem = probes.memory_counters();
+    Observed { window: t0.elapsed(), mem, layouts }
+}
 
-    let scan_start = Instant::now();
-    let (after, vanished) = scan(Detail::Full, &[]);
-    let now_mono_ns = procfs::monotonic_ns();
-    let time = SystemTime::now();
-    let scan_ms = scan_start.elapsed().as_millis() as u64;
-    for &pid in &opts.pids {
-        if !after.contains_key(&pid) {
-            debug!("pid {pid} exited during the window");
-        }
-    }
-
-    let ctx = BuildCtx {
-        now_mono_ns,
-        clock_offsets: probes.clock_offsets().to_vec(),
-        min_blocked_ns: opts.min_blocked.as_nanos() as u64,
-        window_secs: window.as_secs_f64(),
-        ticks_per_sec: procfs::clock_ticks(),
-        uptime_secs: procfs::uptime_secs(),
-    };
+/// The model of every process read at the end of the window (kernel threads only when named
+/// with `--pid`), and how many threads that is.
+fn build_all(
+    before: &HashMap<i32, ProcessSample>,
+    after: &HashMap<i32, ProcessSample>,
+    ctx: &BuildCtx,
+    filter: &Filter,
+) -> (Vec<Process>, usize) {
     let mut threads_scanned = 0;
     let mut all = Vec::new();
     for s in after.values() {
-        if s.is_kernel_thread() && !opts.pids.contains(&s.pid) {
+        if s.is_kernel_thread() && !filter.names(s.pid) {
             continue;
         }
         threads_scanned += s.threads.len();
-        all.push(build_process(before.get(&s.pid), s, &ctx, &ProcTask { pid: s.pid }, None));
+        all.push(build_process(before.get(&s.pid), s, ctx, &ProcTask { pid: s.pid }, None));
     }
-    let mem_cfg = Thresholds::for_window(opts.window);
-    for p in &mut all {
-        let h = mem.get(&p.pid);
+    (all, threads_scanned)
+}
+
+/// Memory figures and verdicts of each process from the window's samples, its layout and the
+/// kernel's exact counts (`--exact-memory`).
+fn judge_memory(
+    all: &mut [Process],
+    observed: &Observed,
+    kernel_mem: Option<&HashMap<i32, MemCounters>>,
+    window: Duration,
+) {
+    let mem_cfg = Thresholds::for_window(window);
+    let retain_cfg = memory_layout::RetainCfg::default();
+    for p in all {
+        let h = observed.mem.get(&p.pid);
         p.memory = h.and_then(|h| h.status(&mem_cfg));
         // Where the memory is and whether it is held idle: decided from what the kernel shows
         // now (docs/memory.md), read only for the few processes holding enough of it.
-        let act = memory_layout::activity_of(p, window.as_nanos() as u64);
+        let act = memory_layout::activity_of(p, observed.window.as_nanos() as u64);
         if let (Some(m), Some(h)) = (p.memory.as_mut(), h)
             && memory_layout::worth_reading(m.rss_anon, &retain_cfg)
         {
-            m.judge_retained(layouts.get(&p.pid).copied(), h.steady(&mem_cfg), &act, &retain_cfg);
+            m.judge_retained(
+                observed.layouts.get(&p.pid).copied(),
+                h.steady(&mem_cfg),
+                &act,
+                &retain_cfg,
+            );
         }
-        if let (Some(m), Some(k)) =
-            (p.memory.as_mut(), kernel_mem.as_ref().and_then(|k| k.get(&p.pid)))
-        {
+        if let (Some(m), Some(k)) = (p.memory.as_mut(), kernel_mem.and_then(|k| k.get(&p.pid))) {
             m.apply_kernel_counters(k);
         }
     }
-    // OOM kills: the kernel log, plus what the live probe saw during the window.
-    let mut events = Vec::new();
-    probes.drain(&mut events);
+}
+
+/// OOM kills: the kernel log, plus what the live probe saw during the window.
+fn oom_kills(events: &[KernelEvent]) -> Vec<OomKill> {
     let live_ooms: Vec<OomKill> = events
         .iter()
         .filter_map(|e| match e {
@@ -373,23 +427,33 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             KernelEvent::WaitEnd(_) => None,
         })
         .collect();
-    let oom_kills = oom::merge_kills(live_ooms, kmsg::read_kmsg_history());
+    oom::merge_kills(live_ooms, kmsg::read_kmsg_history())
+}
+
+/// Gathers the facts, reads the stacks the verdicts rest on and analyzes; returns the findings
+/// that concern the processes the filter selects, with the frames they wait in named.
+fn diagnose(
+    all: &mut [Process],
+    oom_kills: &[OomKill],
+    now_mono_ns: u64,
+    opts: &Options,
+) -> (Vec<Finding>, crate::stacks::StackStats) {
     let oom_facts: Vec<facts::OomFact> = oom_kills.iter().map(OomKill::fact).collect();
     // The analysis follows chains through every process, not only the ones listed.
-    let facts = crate::sources::facts::gather(&all, &|pid| Box::new(ProcTask { pid }), oom_facts);
+    let facts = crate::sources::facts::gather(all, &|pid| Box::new(ProcTask { pid }), oom_facts);
     // Stacks of the listed processes first: the verdicts use them (a cycle of lock acquires).
     let mut stacks = StackGathering::new(opts);
-    stacks.gather(&mut all, |p| selected(p, opts));
+    stacks.gather(all, |p| selected(p, opts));
     // ... and of what their waits lead to, when a filter left those out: a client's verdict
     // rests on its server session's stack (a PostgreSQL session behind a lock).
     if stacks.on() && !all.iter().all(|p| selected(p, opts) || p.blocked_count() == 0) {
         let seeds: std::collections::HashSet<i32> =
             all.iter().filter(|p| selected(p, opts)).map(|p| p.pid).collect();
-        let peers = analysis::reached_from(&all, &facts, &seeds, PEERS_FOLLOWED);
-        stacks.gather(&mut all, |p| peers.contains(&p.pid));
+        let peers = analysis::reached_from(all, &facts, &seeds, PEERS_FOLLOWED);
+        stacks.gather(all, |p| peers.contains(&p.pid));
     }
     let mut findings: Vec<Finding> = analysis::analyze(
-        &all,
+        all,
         &facts,
         &analysis::Config {
             now_mono_ns,
@@ -399,33 +463,36 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     )
     .into_iter()
     .filter(|f| {
-        (opts.pids.is_empty() && opts.comm.is_none() && opts.cgroup.is_none())
+        !opts.filter.is_narrowed()
             || f.pids
                 .iter()
-                .any(|pid| all.iter().any(|p| p.pid == *pid && selected_by_filter(p, opts)))
+                .any(|pid| all.iter().any(|p| p.pid == *pid && opts.filter.matches_process(p)))
     })
     .collect();
     // ... then of the processes the findings name beyond them, to name the frames they wait in.
     let named: std::collections::HashSet<i32> =
         findings.iter().flat_map(|f| f.pids.iter().copied()).collect();
-    stacks.gather(&mut all, |p| named.contains(&p.pid));
-    let stack_stats = stacks.finish(&mut findings, &all);
-    let total = all.len();
-    let mut processes: Vec<Process> = all.into_iter().filter(|p| selected(p, opts)).collect();
-    let hidden = total - processes.len();
-    model::rank(&mut processes);
-    rank_by_findings(&mut processes, &findings);
+    stacks.gather(all, |p| named.contains(&p.pid));
+    let stack_stats = stacks.finish(&mut findings, all);
+    (findings, stack_stats)
+}
 
+/// The `oom_kill` counters of the cgroups of the listed processes and of the OOM kills.
+fn cgroup_oom_counters(processes: &[Process], oom_kills: &[OomKill]) -> Vec<(String, u64)> {
     let mut cgroups: Vec<String> = processes.iter().map(|p| p.cgroup.clone()).collect();
     cgroups.extend(oom_kills.iter().filter_map(|k| k.cgroup.clone()));
     cgroups.sort();
     cgroups.dedup();
-    let cgroup_oom_counters = cgroups
+    cgroups
         .into_iter()
         .filter(|c| c != "/")
         .filter_map(|c| cgroup::oom_kill_counter(&c).map(|n| (c, n)))
-        .collect();
-    let ended_waits = events
+        .collect()
+}
+
+/// The waits the probe saw end during the window (not hangwatch's own), of the `--pid`s.
+fn ended_waits(events: Vec<KernelEvent>, filter: &Filter) -> Vec<EndedWait> {
+    events
         .into_iter()
         .filter_map(|e| match e {
             KernelEvent::WaitEnd(w) => Some(EndedWait {
@@ -441,43 +508,17 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             KernelEvent::OomVictim(_) => None,
         })
         .filter(|w| w.pid != std::process::id() as i32)
-        .filter(|w| opts.pids.is_empty() || opts.pids.contains(&w.pid))
-        .collect();
-
-    Ok(Report {
-        time,
-        mono_ns: now_mono_ns,
-        hostname: procfs::hostname(),
-        kernel: procfs::kernel_release(),
-        window: opts.window,
-        min_blocked: opts.min_blocked,
-        processes,
-        hidden,
-        findings,
-        ended_waits,
-        oom_kills,
-        cgroup_oom_counters,
-        stats: Stats {
-            kernel: probes.stats(),
-            processes_scanned: after.len(),
-            threads_scanned,
-            vanished,
-            scan_ms,
-            stacks: stack_stats,
-        },
-        probes: probes.status.clone(),
-        limitations: crate::access::check(&after),
-        stack_mode: opts.stacks,
-    })
+        .filter(|w| filter.admits_pid(w.pid))
+        .collect()
 }
 
-/// Reads the stacks of the blocked (and `D`) threads of chosen processes, in passes that share
-/// one time budget and one cache (a thread's wait is unwound once), then names in each finding
-/// the frame it waits in. Nothing is read with `--no-stacks`.
 /// Most processes beyond the listed ones whose stacks are read because the listed ones' waits
 /// lead to them.
 const PEERS_FOLLOWED: usize = 64;
 
+/// Reads the stacks of the blocked (and `D`) threads of chosen processes, in passes that share
+/// one time budget and one cache (a thread's wait is unwound once), then names in each finding
+/// the frame it waits in. Nothing is read with `--no-stacks`.
 struct StackGathering {
     gatherer: Option<crate::stacks::Gatherer>,
     deadline: std::time::Instant,
@@ -605,7 +646,7 @@ mod tests {
     #[test]
     fn processes_named_by_findings_come_first() {
         use crate::analysis::{FindingKind, Severity};
-        let mk = |pid| crate::model::tests::process(pid, 1.0, 10.0, vec![None]);
+        let mk = |pid| crate::model::fixtures::process(pid, 1.0, 10.0, vec![None]);
         let mut v = vec![mk(1), mk(2), mk(3), mk(4)];
         let f = |pid, severity| Finding {
             kind: FindingKind::Hung,
@@ -622,36 +663,90 @@ mod tests {
     }
 
     #[test]
+    fn kernel_threads_are_built_only_when_named() {
+        let ctx = BuildCtx {
+            now_mono_ns: 100_000_000_000,
+            clock_offsets: vec![0],
+            min_blocked_ns: 1_000_000_000,
+            window_secs: 1.0,
+            ticks_per_sec: 100,
+            uptime_secs: 200.0,
+        };
+        let job = sample(vec![thread(10, 'R', 5, None, None), thread(11, 'R', 5, None, None)], 10);
+        let mut kthread = sample(vec![thread(2, 'S', 0, None, None)], 0);
+        kthread.pid = 2;
+        kthread.stat.flags = crate::procfs::PF_KTHREAD;
+        let after: HashMap<i32, ProcessSample> = [(10, job), (2, kthread)].into();
+        let before = HashMap::new();
+        let (all, threads) = build_all(&before, &after, &ctx, &Filter::default());
+        assert_eq!((all.iter().map(|p| p.pid).collect::<Vec<_>>(), threads), (vec![10], 2));
+        let named = Filter { pids: vec![2], ..Filter::default() };
+        let (mut all, threads) = build_all(&before, &after, &ctx, &named);
+        all.sort_by_key(|p| p.pid);
+        assert_eq!((all.iter().map(|p| p.pid).collect::<Vec<_>>(), threads), (vec![2, 10], 3));
+    }
+
+    #[test]
+    fn ended_waits_are_those_of_the_named_pids_but_never_hangwatch_s_own() {
+        let me = std::process::id() as i32;
+        let ended = |pid| {
+            KernelEvent::WaitEnd(crate::probes::events::WaitEndEvent {
+                pid,
+                tid: pid,
+                comm: "w".into(),
+                start_ns: 1_000_000_000,
+                end_ns: 3_500_000_000,
+                syscall_nr: 7,
+                waker_pid: 1,
+                waker_tid: 1,
+                waker_comm: "init".into(),
+            })
+        };
+        let events = || vec![ended(5), ended(6), ended(me)];
+        let pids = |w: Vec<EndedWait>| w.iter().map(|w| w.pid).collect::<Vec<_>>();
+        let all = ended_waits(events(), &Filter::default());
+        assert_eq!(pids(all.clone()), vec![5, 6]);
+        assert_eq!((all[0].duration_ns, all[0].syscall.as_str()), (2_500_000_000, "poll"));
+        let named = Filter { pids: vec![6, me], ..Filter::default() };
+        assert_eq!(pids(ended_waits(events(), &named)), vec![6]);
+    }
+
+    #[test]
     fn filters() {
         let mut opts = Options {
             window: Duration::from_secs(1),
-            min_blocked: Duration::from_secs(1),
-            pids: vec![],
-            comm: None,
-            cgroup: None,
+            filter: Filter { min_blocked_ns: 1_000_000_000, ..Filter::default() },
             all: false,
             hung_after: Duration::from_secs(30),
             exact_memory: false,
             stacks: crate::stacks::StackMode::Brief,
         };
-        let idle = crate::model::tests::process(5, 1.0, 10.0, vec![None]);
-        let stuck = crate::model::tests::process(
+        let idle = crate::model::fixtures::process(5, 1.0, 10.0, vec![None]);
+        let stuck = crate::model::fixtures::process(
             6,
             1.0,
             10.0,
-            vec![Some(crate::model::tests::wait("poll", 5.0, true))],
+            vec![Some(crate::model::fixtures::wait("poll", 5.0, true))],
         );
         assert!(!selected(&idle, &opts));
         assert!(selected(&stuck, &opts));
-        opts.pids = vec![5];
+        opts.filter.pids = vec![5];
         assert!(selected(&idle, &opts));
         assert!(!selected(&stuck, &opts));
-        opts.pids = vec![];
-        opts.comm = Some("p6".into());
+        // --pid and --comm both narrow (AND, as in live mode): pid 5 is not named p6.
+        opts.filter.comm = Some("p6".into());
+        assert!(!selected(&idle, &opts));
+        opts.filter.comm = Some("p5".into());
+        assert!(selected(&idle, &opts));
+        opts.filter.cgroup = Some("/other".into());
+        assert!(!selected(&idle, &opts));
+        opts.filter.cgroup = None;
+        opts.filter.pids = vec![];
+        opts.filter.comm = Some("p6".into());
         assert!(selected(&stuck, &opts));
         assert!(!selected(&idle, &opts));
         opts.all = true;
-        opts.comm = None;
+        opts.filter.comm = None;
         assert!(selected(&idle, &opts));
     }
 }

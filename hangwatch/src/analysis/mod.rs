@@ -1298,7 +1298,7 @@ mod tests {
     use super::*;
     use crate::model::facts::{Holder, Mode};
     use crate::{
-        model::tests::{process, wait},
+        model::fixtures::{process, wait},
         syscalls::testing,
     };
 

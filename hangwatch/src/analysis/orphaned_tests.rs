@@ -10,7 +10,7 @@ use crate::{
     model::{
         Process, Wait,
         facts::{Facts, FutexKey},
-        tests::{process, wait},
+        fixtures::{process, wait},
     },
     sources::facts::gather,
     syscalls::{ChildWait, FutexWait, ProcTask, WaitOn},

@@ -606,7 +606,7 @@ mod tests {
     use super::*;
     use crate::model::facts::{FutexKey, Holder, Kind as FdKind, Mode};
     use crate::{
-        model::tests::{process, wait},
+        model::fixtures::{process, wait},
         syscalls::{ChildWait, testing},
     };
 

@@ -9,7 +9,7 @@ use crate::{
     memory::{MemHistory, MemSample, MemStatus, Thresholds},
     memory_layout::{self, Layout, RetainCfg},
     model::{
-        self, Process, Wait,
+        self, Filter, Process, Wait,
         facts::{Facts, OomFact},
         oom::OomVictimEvent,
     },
@@ -148,22 +148,6 @@ pub struct Health {
     pub own_rss_bytes: u64,
     pub probes: Vec<ProbeStatus>,
     pub scans: u64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
-    pub pids: Vec<i32>,
-    pub comm: Option<String>,
-    pub cgroup: Option<String>,
-    pub min_blocked_ns: u64,
-}
-
-impl Filter {
-    pub fn matches(&self, pid: i32, comm: &str, cgroup: &str) -> bool {
-        (self.pids.is_empty() || self.pids.contains(&pid))
-            && self.comm.as_ref().is_none_or(|c| comm.contains(c.as_str()))
-            && self.cgroup.as_ref().is_none_or(|c| cgroup.contains(c.as_str()))
-    }
 }
 
 /// One line of the events pane.
@@ -405,7 +389,7 @@ impl Aggregator {
             Input::Stacks(s) => self.stacks = s,
             Input::WaitEnd(w) => {
                 self.events_in += 1;
-                if self.cfg.filter.pids.is_empty() || self.cfg.filter.pids.contains(&w.pid) {
+                if self.cfg.filter.admits_pid(w.pid) {
                     self.ended.insert(w.tid, w);
                     // Bounded: a burst of ended waits for threads we never scanned.
                     if self.ended.len() > 100_000 {

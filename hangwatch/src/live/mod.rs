@@ -4,7 +4,8 @@
 //!
 //! * the kernel collector owns the probes: it reads the ring buffer as records arrive, and once
 //!   a second sends the probes' counters and hangwatch's own CPU and RSS (and re-measures the
-//!   scheduler clock offsets every 30 s);
+//!   scheduler clock offsets every 30 s, for the probes and the /proc collector:
+//!   [`crate::sources::clock`]);
 //! * the /proc collector scans every process once per `--interval` on its own thread;
 //! * the aggregator (this task) owns all state and turns inputs into outputs.
 
@@ -17,14 +18,21 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
     error::Error,
-    model::oom::{OomKill, OomVictimEvent, merge_kills},
+    model::{
+        Filter,
+        oom::{OomKill, OomVictimEvent, merge_kills},
+    },
     probes::{LoadOptions, Probes, events::KernelEvent},
     procfs::{self, Detail},
     snapshot,
-    sources::{cgroup, kmsg},
+    sources::{
+        cgroup,
+        clock::{self, SharedOffsets},
+        kmsg,
+    },
     syscalls::{ProcTask, TaskView},
 };
-use aggregator::{Aggregator, Config, Filter, Input, Output};
+use aggregator::{Aggregator, Config, Input, Output};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -121,7 +129,7 @@ async fn kernel_collector(
     mut probes: Probes,
     tx: mpsc::Sender<Input>,
     dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    wakes: std::sync::Arc<WakeLog>,
+    (wakes, offsets): (std::sync::Arc<WakeLog>, std::sync::Arc<SharedOffsets>),
 ) {
     use std::sync::atomic::Ordering;
     let Some(ring) = probes.take_ring() else { return };
@@ -186,8 +194,10 @@ async fn kernel_collector(
             }
             _ = tick.tick() => {
                 ticks += 1;
-                if ticks.is_multiple_of(30) {
+                // The one calibration of live mode: for the probe, then for the /proc scanner.
+                if ticks.is_multiple_of(clock::RECALIBRATE_EVERY.as_secs()) {
                     let _ = probes.recalibrate();
+                    offsets.publish(probes.clock_offsets());
                 }
                 if let Some(counts) = probes.memory_counters()
                     && tx.send(Input::KernelMemory(counts)).await.is_err()
@@ -222,12 +232,11 @@ fn proc_collector(
     tx: mpsc::Sender<Input>,
     interval: Duration,
     pids: Vec<i32>,
-    offsets: Vec<i64>,
+    shared_offsets: std::sync::Arc<SharedOffsets>,
     wakes: std::sync::Arc<WakeLog>,
     trust_ns: Option<u64>,
     (stacks, filter): (LiveStacks, Filter),
 ) {
-    let mut offsets = offsets;
     // Stacks are read here, on the I/O side, once per wait (docs/stacks.md).
     let mut gatherer = (stacks != LiveStacks::Off).then(crate::stacks::Gatherer::default);
     let mut n = 0u64;
@@ -236,11 +245,8 @@ fn proc_collector(
     let retain_cfg = crate::memory_layout::RetainCfg::default();
     loop {
         let start = std::time::Instant::now();
-        if n % 30 == 29
-            && let Ok(o) = procfs::task_clock_offsets()
-        {
-            offsets = o;
-        }
+        // Measured by the kernel collector (the probe needs them too): read, not re-measured.
+        let offsets = shared_offsets.current();
         n += 1;
         cache.begin_scan();
         wakes.apply(&mut cache);
@@ -291,7 +297,7 @@ fn proc_collector(
             now_mono_ns: now,
             samples,
             mem,
-            clock_offsets: offsets.clone(),
+            clock_offsets: offsets,
             uptime_secs: procfs::uptime_secs(),
         };
         if tx.blocking_send(input).is_err() {
@@ -385,7 +391,7 @@ fn start(
     let threshold_ns = opts.filter.min_blocked_ns.max(10_000_000);
     let probes = Probes::load(&LoadOptions {
         wait_threshold_ns: threshold_ns,
-        filter_tgid: if opts.filter.pids.len() == 1 { opts.filter.pids[0] as u32 } else { 0 },
+        filter_tgid: opts.filter.single_pid().map_or(0, |p| p as u32),
         exact_memory: opts.exact_memory,
     })?;
     let agg = Aggregator::new(
@@ -402,7 +408,7 @@ fn start(
     agg.set_hung_after(opts.hung_after.as_nanos() as u64);
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let offsets = probes.clock_offsets().to_vec();
+    let offsets = std::sync::Arc::new(SharedOffsets::new(probes.clock_offsets()));
     let (ptx, interval, pids) = (tx.clone(), opts.interval, opts.filter.pids.clone());
     let wakes = std::sync::Arc::new(WakeLog::default());
     let trust_ns = probes
@@ -410,11 +416,13 @@ fn start(
         .iter()
         .any(|p| p.attached && p.name.starts_with("tp_btf/sched_waking"))
         .then_some(threshold_ns);
-    let scan_wakes = wakes.clone();
+    let (scan_wakes, scan_offsets) = (wakes.clone(), offsets.clone());
     let stacks = (opts.stacks, opts.filter.clone());
     std::thread::Builder::new()
         .name("proc-scan".into())
-        .spawn(move || proc_collector(ptx, interval, pids, offsets, scan_wakes, trust_ns, stacks))
+        .spawn(move || {
+            proc_collector(ptx, interval, pids, scan_offsets, scan_wakes, trust_ns, stacks)
+        })
         .map_err(|e| Error::Unsupported(format!("cannot start the /proc scanner: {e}")))?;
     for p in probes.status.iter().filter(|p| !p.attached) {
         warn!(
@@ -424,7 +432,7 @@ fn start(
             p.impact
         );
     }
-    tokio::spawn(kernel_collector(probes, tx, dropped.clone(), wakes));
+    tokio::spawn(kernel_collector(probes, tx, dropped.clone(), (wakes, offsets)));
     Ok((agg, rx, dropped))
 }
 

@@ -2,7 +2,12 @@
 //! (how suspicious a process is). Pure data and pure functions; no I/O.
 
 pub mod facts;
+pub mod filter;
+#[cfg(test)]
+pub mod fixtures;
 pub mod oom;
+
+pub use filter::Filter;
 
 use std::sync::Arc;
 
@@ -128,46 +133,9 @@ pub fn rank(procs: &mut [Process]) {
 }
 
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
-
-    pub fn wait(name: &str, secs: f64, infinite: bool) -> Wait {
-        Wait {
-            nr: 7,
-            decoded: Arc::new(crate::syscalls::testing::bare(name, infinite)),
-            since_mono_ns: 0,
-            duration_ns: (secs * 1e9) as u64,
-            wchan: Some("poll_schedule_timeout".into()),
-        }
-    }
-
-    pub fn process(pid: i32, cpu_total: f64, age: f64, waits: Vec<Option<Wait>>) -> Process {
-        Process {
-            pid,
-            ppid: 1,
-            comm: format!("p{pid}"),
-            cmdline: String::new(),
-            cmdline_truncated: false,
-            cgroup: "/".into(),
-            cpu_percent: 0.0,
-            cpu_total_secs: cpu_total,
-            age_secs: age,
-            rss_bytes: 0,
-            memory: None,
-            threads: waits
-                .into_iter()
-                .enumerate()
-                .map(|(i, w)| Thread {
-                    tid: pid + i as i32,
-                    comm: "t".into(),
-                    state: if w.is_some() { 'S' } else { 'R' },
-                    cpu_ticks_window: 0,
-                    blocked: w,
-                    stack: None,
-                })
-                .collect(),
-        }
-    }
+    use crate::model::fixtures::{process, wait};
 
     #[test]
     fn hung_job_outranks_idle_daemon() {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::{
     analysis::{Finding, Severity},
     escape::{field, term},
-    fmt::{fmt_bytes, fmt_duration_ns, rfc3339},
+    fmt::{fmt_bytes, fmt_duration_ms, fmt_duration_ns, rfc3339},
     memory::MemStatus,
     model::Process,
     snapshot::Report,
@@ -121,11 +121,11 @@ fn render_unchecked(r: &Report, limit: usize) -> String {
             );
         }
     }
-    let k = &r.stats.kernel;
+    let (k, scan) = (&r.stats.kernel, fmt_duration_ms(r.stats.scan_ms));
     let _ = writeln!(
         o,
-        "\nlost events: {} · map full: {} · processes vanished while read: {} · /proc scan {} ms",
-        k.lost_events, k.map_full, r.stats.vanished, r.stats.scan_ms
+        "\nlost events: {} · map full: {} · processes vanished while read: {} · /proc scan {scan}",
+        k.lost_events, k.map_full, r.stats.vanished
     );
     o
 }
@@ -321,7 +321,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        model::tests::{process, wait},
+        model::fixtures::{process, wait},
         snapshot::Stats,
     };
 
@@ -365,6 +365,12 @@ mod tests {
         );
         assert!(s.contains("cmd: python3 job.py"));
         assert!(s.contains("lost events: 0"));
+        // Every duration in the house style of crate::fmt (it was "/proc scan 12 ms").
+        let mut r = report(vec![]);
+        r.stats.scan_ms = 12;
+        assert!(render(&r, DEFAULT_LIMIT).contains("/proc scan 12ms\n"));
+        r.stats.scan_ms = 12_500;
+        assert!(render(&r, DEFAULT_LIMIT).contains("/proc scan 12s\n"));
     }
 
     /// The hostile names of issue 9, in every field a process controls.

@@ -27,7 +27,7 @@ pub use hangwatch_common::MemCounters;
 use hangwatch_common::{Config, stat};
 use log::{debug, warn};
 
-use crate::{error::Error, model::oom::OomVictimEvent, procfs};
+use crate::{error::Error, model::oom::OomVictimEvent};
 use events::{KernelEvent, decode_record};
 use offsets::{KernelGlobals, aya_kernel_btf, task_offsets};
 use tracefs::{TracepointFormat, ensure_tracefs, tracefs_dir};
@@ -297,7 +297,7 @@ pub fn short_error(e: &str) -> String {
 impl Probes {
     pub fn load(opts: &LoadOptions) -> Result<Self, Error> {
         raise_memlock();
-        let clock_offsets = procfs::task_clock_offsets().map_err(|e| {
+        let clock_offsets = crate::sources::clock::task_clock_offsets().map_err(|e| {
             Error::Unsupported(format!(
                 "cannot read se.exec_start from /proc/thread-self/sched ({e}); the kernel needs CONFIG_SCHED_DEBUG"
             ))
@@ -422,7 +422,7 @@ impl Probes {
 
     /// Re-measures the clock offsets (they drift apart with steal time on VMs).
     pub fn recalibrate(&mut self) -> Result<(), Error> {
-        if let Ok(offs) = procfs::task_clock_offsets() {
+        if let Ok(offs) = crate::sources::clock::task_clock_offsets() {
             self.clock_offsets = offs;
             self.write_clock_offsets()?;
         }

@@ -204,7 +204,7 @@ mod tests {
     use super::*;
     use crate::{
         analysis::{Config, FindingKind, analyze},
-        model::tests::{process, wait},
+        model::fixtures::{process, wait},
     };
 
     fn flock_wait(pid: i32) -> crate::model::Process {

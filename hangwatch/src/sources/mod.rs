@@ -7,10 +7,14 @@
 //! path from its id). Each reads within bounds and parses with a pure function that the unit
 //! tests and the fuzzer call on plain bytes.
 //!
+//! `clock` measures the offset between the scheduler's task clock and `CLOCK_MONOTONIC`, once
+//! for both live mode's sources.
+//!
 //! `facts::gather` calls them into [`crate::model::facts::Facts`]; the analysis itself
 //! (`analysis::analyze`) reads no file.
 
 pub mod cgroup;
+pub mod clock;
 pub mod facts;
 pub mod fdfile;
 pub mod fifo;

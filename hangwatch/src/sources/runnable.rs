@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_moment_in_d_is_not_cannot_run() {
-        use crate::model::tests::{process, wait};
+        use crate::model::fixtures::{process, wait};
         // A pid that does not exist: no cgroup to be frozen in, nothing read.
         let mut p = process(i32::MAX - 7, 1.0, 900.0, vec![Some(wait("write", 0.2, true)), None]);
         for t in &mut p.threads {

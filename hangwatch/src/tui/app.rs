@@ -600,7 +600,7 @@ mod tests {
     /// A process blocked `secs` in futex whose score is set through its CPU history.
     fn blocked(pid: i32, comm: &str, cpu_total: f64) -> ProcessRow {
         let w = wait("futex", "futex(...)", 600, true, "futex_wait_queue");
-        let mut p = process(pid, comm, vec![thread(pid, comm, Some(w))]);
+        let mut p = service(pid, comm, vec![thread(pid, comm, Some(w))]);
         p.cpu_total_secs = cpu_total;
         row(p)
     }

@@ -219,7 +219,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, pid: i32) {
     let w = parts.info.width as usize;
     let info = vec![
         Line::from(format!(
-            " {} of {} threads blocked · score {:.1} · CPU {:.1}% ({:.1} s total) · RSS {} · up {}",
+            " {} of {} threads blocked · score {:.1} · CPU {:.1}% ({:.1}s total) · RSS {} · up {}",
             p.blocked_count(),
             p.threads.len(),
             p.suspicion(),
@@ -444,7 +444,7 @@ mod tests {
             true,
             "futex_wait_queue",
         );
-        let mut p = process(
+        let mut p = service(
             pid,
             "api-server",
             vec![

@@ -221,54 +221,25 @@ pub(crate) mod testing {
     use crate::{
         analysis::{Finding, FindingKind, Severity, Step},
         live::aggregator::{EventKind, EventLine, Health, ProcessRow, View},
-        model::{Process, Thread, Wait, facts::OomFact},
+        model::{Process, Wait, facts::OomFact},
         probes::ProbeStatus,
-        syscalls::Decoded,
     };
 
     pub const SEC: u64 = 1_000_000_000;
     /// The views' clock: an hour after boot.
     pub const NOW: u64 = 3_600 * SEC;
 
+    pub use crate::model::fixtures::{service, thread};
+
+    /// [`crate::model::fixtures::wait`] on the views' clock (it began `secs` before [`NOW`]),
+    /// with the summary and the kernel function the panels show.
     pub fn wait(syscall: &str, human: &str, secs: u64, infinite: bool, wchan: &str) -> Wait {
-        Wait {
-            nr: 7,
-            decoded: std::sync::Arc::new(Decoded {
-                human: human.into(),
-                ..crate::syscalls::testing::bare(syscall, infinite)
-            }),
-            since_mono_ns: NOW - secs * SEC,
-            duration_ns: secs * SEC,
-            wchan: Some(wchan.into()),
-        }
-    }
-
-    pub fn thread(tid: i32, comm: &str, blocked: Option<Wait>) -> Thread {
-        Thread {
-            tid,
-            comm: comm.into(),
-            state: if blocked.is_some() { 'S' } else { 'R' },
-            cpu_ticks_window: 0,
-            blocked,
-            stack: None,
-        }
-    }
-
-    pub fn process(pid: i32, comm: &str, threads: Vec<Thread>) -> Process {
-        Process {
-            pid,
-            ppid: 1,
-            comm: comm.into(),
-            cmdline: format!("/usr/bin/{comm} --serve"),
-            cmdline_truncated: false,
-            cgroup: format!("/system.slice/{comm}.service"),
-            cpu_percent: 0.0,
-            cpu_total_secs: 0.0,
-            age_secs: 7_200.0,
-            rss_bytes: 10 << 20,
-            memory: None,
-            threads,
-        }
+        let mut w = crate::model::fixtures::wait(syscall, secs as f64, infinite);
+        std::sync::Arc::make_mut(&mut w.decoded).human = human.into();
+        w.since_mono_ns = NOW - secs * SEC;
+        w.duration_ns = secs * SEC;
+        w.wchan = Some(wchan.into());
+        w
     }
 
     pub fn row(p: Process) -> ProcessRow {
@@ -277,7 +248,7 @@ pub(crate) mod testing {
 
     /// An idle process: one thread, running.
     pub fn idle(pid: i32) -> ProcessRow {
-        let mut p = process(pid, &format!("idle{pid}"), vec![thread(pid, "idle", None)]);
+        let mut p = service(pid, &format!("idle{pid}"), vec![thread(pid, "idle", None)]);
         p.cpu_percent = 0.5;
         row(p)
     }
@@ -286,7 +257,7 @@ pub(crate) mod testing {
     pub fn hung_job(pid: i32) -> ProcessRow {
         let w =
             wait("poll", "poll(1 fd: 7 socket:[123], timeout=infinite)", 312, true, "do_sys_poll");
-        let mut p = process(pid, "batch-job", vec![thread(pid, "batch-job", Some(w))]);
+        let mut p = service(pid, "batch-job", vec![thread(pid, "batch-job", Some(w))]);
         p.cpu_total_secs = 12.0;
         p.age_secs = 330.0;
         p.rss_bytes = 84 << 20;
@@ -370,10 +341,10 @@ pub(crate) mod testing {
     /// it. Plus an idle process.
     pub fn deadlock_view() -> View {
         let w = wait("wait4", "wait4(pid 711)", 3, true, "do_wait");
-        let mut parent = process(710, "joiner", vec![thread(710, "joiner", Some(w))]);
+        let mut parent = service(710, "joiner", vec![thread(710, "joiner", Some(w))]);
         parent.cpu_total_secs = 0.3;
         let w = wait("write", "write(fd 1 pipe:[55665], 1048576 bytes)", 3, true, "pipe_write");
-        let mut child = process(711, "writer", vec![thread(711, "writer", Some(w))]);
+        let mut child = service(711, "writer", vec![thread(711, "writer", Some(w))]);
         child.ppid = 710;
         child.cpu_total_secs = 0.3;
         let mut parent = row(parent);

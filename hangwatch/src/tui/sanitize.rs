@@ -142,7 +142,7 @@ mod tests {
     use super::*;
     use crate::tui::{
         Mode,
-        testing::{app_with, deadlock_view, process, row, thread, view, wait, with_oom},
+        testing::{app_with, deadlock_view, row, service, thread, view, wait, with_oom},
     };
 
     const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J\x1b[31m\r\u{202e}x\u{9b}1m";
@@ -151,7 +151,7 @@ mod tests {
     /// a finding and its chain, a probe error.
     fn hostile_view() -> View {
         let w = wait("read", &format!("read(3 /tmp/{HOSTILE})"), 60, true, HOSTILE);
-        let mut p = process(666, HOSTILE, vec![thread(666, HOSTILE, Some(w))]);
+        let mut p = service(666, HOSTILE, vec![thread(666, HOSTILE, Some(w))]);
         p.cmdline = format!("{HOSTILE}\n✖ deadlock [critical]: forged");
         p.cgroup = format!("/{HOSTILE}");
         let mut v = deadlock_view();
