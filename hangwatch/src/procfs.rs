@@ -227,7 +227,7 @@ fn read(path: &Path) -> Option<Vec<u8>> {
     fs::read(path).ok()
 }
 
-fn read_string(path: &Path) -> Option<String> {
+pub fn read_string(path: &Path) -> Option<String> {
     read(path).map(|b| lossy(&b))
 }
 
@@ -376,8 +376,13 @@ struct ProcEntry {
     generation: u64,
 }
 
-/// A process served from [`ProcEntry`] is read in full again after this many scans.
-pub const PROC_REFRESH_SCANS: u32 = 10;
+/// A process served from [`ProcEntry`] is read in full again after this many scans. What it
+/// catches is only what others change (its cgroup, its resident pages): a wake-up the probe
+/// could not report already forces a read (a lost record or a failed probe read distrusts every
+/// entry). Each full read of a busy node's 12,000 idle processes costs ~10 files each: every
+/// 10 scans that was 12,000 reads a second, a third of live mode's cost there
+/// (docs/benchmarks.md, "Busy node").
+pub const PROC_REFRESH_SCANS: u32 = 30;
 
 #[derive(Debug)]
 struct CacheEntry {

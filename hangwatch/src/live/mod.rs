@@ -287,9 +287,17 @@ fn proc_collector(
                 return;
             }
         }
+        // What the scanner served whole is sent by pid only: the aggregator has its sample.
+        let mut samples = samples;
+        let unchanged: Vec<i32> =
+            samples.keys().copied().filter(|&p| cache.served_whole(p)).collect();
+        for pid in &unchanged {
+            samples.remove(pid);
+        }
         let input = Input::Scan {
             now_mono_ns: now,
             samples,
+            unchanged,
             mem,
             clock_offsets: offsets.clone(),
             uptime_secs: procfs::uptime_secs(),
@@ -347,8 +355,12 @@ pub fn oom_context(
     k
 }
 
-/// The real world for the aggregator: /proc and the processes' memory.
-pub struct ProcEnv;
+/// The real world for the aggregator: /proc and the processes' memory. `quiet` keeps, from
+/// one analysis pass to the next, what cannot change while a process does not run.
+#[derive(Default)]
+pub struct ProcEnv {
+    quiet: std::sync::Mutex<crate::sources::quiet::QuietCache>,
+}
 
 impl aggregator::Env for ProcEnv {
     fn task_view(&self, pid: i32) -> Box<dyn TaskView> {
@@ -359,7 +371,14 @@ impl aggregator::Env for ProcEnv {
         procs: &[crate::model::Process],
         oom_kills: Vec<crate::model::facts::OomFact>,
     ) -> crate::model::facts::Facts {
-        crate::sources::facts::gather(procs, &|pid| Box::new(ProcTask { pid }), oom_kills)
+        // The aggregator is the only caller; the lock is never contended.
+        let mut quiet = self.quiet.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::sources::facts::gather_with(
+            procs,
+            &|pid| Box::new(ProcTask { pid }),
+            oom_kills,
+            &mut quiet,
+        )
     }
 }
 
@@ -443,6 +462,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
     let mut last_stats = 0u64;
     let mut dropped_reported = 0u64;
     let mut kernel_lost_reported = 0u64;
+    let env = ProcEnv::default();
     loop {
         let input = tokio::select! {
             i = rx.recv() => match i { Some(i) => i, None => return Ok(()) },
@@ -462,7 +482,7 @@ pub async fn run_json(opts: Options) -> anyhow::Result<()> {
             out.write_all(b"\n")?;
             kernel_lost_reported = kernel.lost_events;
         }
-        let outputs = agg.handle(input, &ProcEnv);
+        let outputs = agg.handle(input, &env);
         for o in outputs {
             let mut extra = wire::Extra {
                 dropped_records: dropped.load(std::sync::atomic::Ordering::Relaxed),
@@ -524,6 +544,7 @@ pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = false;
+    let env = ProcEnv::default();
     let result = loop {
         tokio::select! {
             r = &mut ui => break match r {
@@ -534,7 +555,7 @@ pub async fn run_tui(opts: Options) -> anyhow::Result<()> {
             i = rx.recv() => match i {
                 Some(input) => {
                     let scan = matches!(input, Input::Scan { .. });
-                    agg.handle(input, &ProcEnv);
+                    agg.handle(input, &env);
                     dirty = true;
                     if scan {
                         tx.send_replace(publish(&agg));

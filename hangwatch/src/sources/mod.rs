@@ -2,7 +2,8 @@
 //! analysis follows chains through (docs/design.md, "Where things are"): which file an fd is
 //! (`fdfile`, `fifo`), the peers of sockets (`unix_diag`, `inet`), the mappings of a process
 //! (`maps`), who holds a file lock (`locks`, /proc/locks), who serves a FUSE mount (`fuse`),
-//! and why a releaser cannot run (`runnable`). Each reads within bounds and parses
+//! and why a releaser cannot run (`runnable`). `quiet` keeps what cannot change while a
+//! process does not run, for live mode's next pass. Each reads within bounds and parses
 //! with a pure function that the unit tests and the fuzzer call on plain bytes.
 //!
 //! `facts::gather` calls them into [`crate::model::facts::Facts`]; the analysis itself
@@ -15,5 +16,6 @@ pub mod fuse;
 pub mod inet;
 pub mod locks;
 pub mod maps;
+pub mod quiet;
 pub mod runnable;
 pub mod unix_diag;
