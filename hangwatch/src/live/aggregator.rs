@@ -28,8 +28,17 @@ pub trait Env {
 
 /// How many memory samples a live process keeps (one per scan).
 pub const MEM_HISTORY: usize = 120;
-/// Findings are recomputed every this many scans.
+/// Findings are recomputed every this many scans (on a small node; see [`analysis_every`]).
 pub const ANALYSIS_EVERY: u64 = 5;
+
+/// Scans between two analyses with `tracked` processes: [`ANALYSIS_EVERY`] up to 7,000, then 5
+/// more per 5,000 (15 at 12,000, at most 30). The analysis looks at every process (a clone of
+/// the model, the facts, the wait-for graph): on a busy node of idle processes it was the
+/// largest cost left, while what it finds moves at the pace of `--hung-after` (30 s).
+pub fn analysis_every(tracked: usize) -> u64 {
+    let extra = tracked.saturating_sub(2_000) as u64 / 5_000;
+    (ANALYSIS_EVERY + 5 * extra).min(30)
+}
 
 /// What collectors send to the aggregator.
 #[derive(Debug)]
@@ -361,6 +370,8 @@ pub struct Aggregator {
     last_health_ns: Option<(u64, u64)>,
     now_ns: u64,
     findings: Vec<Finding>,
+    /// The scan the findings were last computed at (0: never).
+    analyzed_at_scan: u64,
     mem_cfg: Thresholds,
     /// The `not_returned` verdict's thresholds, and the span its "held steady" looks at: a
     /// few seconds, like a snapshot's window, so both reach the same verdict.
@@ -388,6 +399,7 @@ impl Aggregator {
             last_health_ns: None,
             now_ns: 0,
             findings: Vec::new(),
+            analyzed_at_scan: 0,
             // Live verdicts look at two minutes and want half a minute of samples: a process
             // warming up for a few seconds is not "growing".
             mem_cfg: Thresholds {
@@ -423,7 +435,11 @@ impl Aggregator {
                 self.now_ns = now_mono_ns;
                 let scan = ScanInput { samples, unchanged, mem, clock_offsets, uptime_secs };
                 self.scan(now_mono_ns, scan, env, &mut out);
-                if self.health.scans % ANALYSIS_EVERY == 1 {
+                let every = analysis_every(self.procs.len());
+                if self.health.scans.saturating_sub(self.analyzed_at_scan) >= every
+                    || self.analyzed_at_scan == 0
+                {
+                    self.analyzed_at_scan = self.health.scans;
                     self.analyze(now_mono_ns, env, &mut out);
                 }
             }
@@ -1092,6 +1108,15 @@ mod tests {
         e.handle(scan(100 * S + S / 2 + 1, vec![young()]), &nomem);
         let out = e.handle(by_pid(102), &nomem);
         assert_eq!(kinds(&out), vec!["blocked"], "crossing --min-blocked while served whole");
+    }
+
+    #[test]
+    fn a_busy_node_is_analyzed_less_often() {
+        assert_eq!(analysis_every(0), ANALYSIS_EVERY);
+        assert_eq!(analysis_every(6_999), ANALYSIS_EVERY);
+        assert_eq!(analysis_every(7_000), 10);
+        assert_eq!(analysis_every(12_000), 15);
+        assert_eq!(analysis_every(1_000_000), 30);
     }
 
     #[test]

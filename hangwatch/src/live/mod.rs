@@ -232,6 +232,7 @@ fn proc_collector(
     let mut gatherer = (stacks != LiveStacks::Off).then(crate::stacks::Gatherer::default);
     let mut n = 0u64;
     let mut cache = procfs::ThreadCache::with_kernel_wakeups(trust_ns);
+    let mut pid_list = procfs::PidList::default();
     let mut layout_cache = crate::memory_layout::LayoutCache::default();
     let retain_cfg = crate::memory_layout::RetainCfg::default();
     loop {
@@ -244,8 +245,23 @@ fn proc_collector(
         n += 1;
         cache.begin_scan();
         wakes.apply(&mut cache);
-        let (samples, _vanished) =
-            snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
+        // A process served whole is sent by pid only (the aggregator has its sample), and is
+        // not even copied unless the stacks gatherer wants every sample.
+        let mut unchanged = Vec::new();
+        let mut gone = std::collections::HashSet::new();
+        let listed = if pids.is_empty() { pid_list.current() } else { pids.clone() };
+        let (mut samples, _vanished) = snapshot::scan_with(&listed, |pid| {
+            if gatherer.is_none() && cache.serve_unchanged(pid) {
+                unchanged.push(pid);
+                return None;
+            }
+            let p = procfs::read_process_cached(pid, &mut cache);
+            if p.is_none() {
+                gone.insert(pid);
+            }
+            p
+        });
+        pid_list.gone(&gone);
         if n == 1 {
             // What could not be read for lack of permission, said once (docs/snapshot.md,
             // "Reduced privileges"); what no capability of ours would lift is only noted.
@@ -288,11 +304,17 @@ fn proc_collector(
             }
         }
         // What the scanner served whole is sent by pid only: the aggregator has its sample.
-        let mut samples = samples;
-        let unchanged: Vec<i32> =
-            samples.keys().copied().filter(|&p| cache.served_whole(p)).collect();
+        unchanged.extend(samples.keys().copied().filter(|&p| cache.served_whole(p)));
         for pid in &unchanged {
             samples.remove(pid);
+        }
+        if n % 30 == 1 {
+            log::debug!(
+                "scan: {} processes read, {} served whole, {} threads from the cache",
+                samples.len(),
+                unchanged.len(),
+                cache.hits
+            );
         }
         let input = Input::Scan {
             now_mono_ns: now,

@@ -427,9 +427,13 @@ pub fn gather_with(
         .extend(parse_listening_unix(&fs::read_to_string("/proc/net/unix").unwrap_or_default()));
     crate::sources::runnable::gather(procs, &mut f, quiet);
     log::debug!(
-        "facts: {} reads answered from {} quiet processes, {} read from /proc",
+        "facts: {} reads answered from {} quiet processes ({} new, {} ran since, {} expired), \
+         {} read from /proc",
         quiet.hits,
         quiet.len(),
+        quiet.opened,
+        quiet.changed,
+        quiet.expired,
         quiet.misses
     );
     f

@@ -3,7 +3,8 @@
 //! idle processes would otherwise cost a `readlink` per fd, a status read and a cgroup read
 //! each on every analysis pass (docs/benchmarks.md, "Busy node").
 //!
-//! A process is *quiet* when every live thread sleeps in a reported wait. Its fingerprint is
+//! A process is *quiet* when every live thread sleeps in a reported wait of at least
+//! [`MIN_QUIET_NS`]. Its fingerprint is
 //! each thread's tid, state and wait start; the wait start comes from the time the thread last
 //! ran (`exec_start` in /proc/PID/task/TID/sched, ns), so a thread that ran even once, however
 //! briefly, has a new fingerprint and its entries are read again. A process with a running or
@@ -62,7 +63,19 @@ pub struct QuietCache {
     /// Reads this pass that the cache answered, and that went to /proc (tests, `-v`).
     pub hits: u64,
     pub misses: u64,
+    /// Entries this pass: opened for a process first seen quiet, read again because the
+    /// process ran since, or because they expired.
+    pub opened: u64,
+    pub changed: u64,
+    pub expired: u64,
 }
+
+/// How long every wait of a quiet process must have lasted. The model keeps a wait's start
+/// across scans when the thread is seen in the same call with a start within 1 ms
+/// (`snapshot::build_process`: a clock calibration moves it slightly); a thread that ran since
+/// and sleeps again has a start at least this much later, so it cannot be taken for the same
+/// wait.
+pub const MIN_QUIET_NS: u64 = 1_000_000_000;
 
 /// The fingerprint of a quiet process; `None` when a live thread is not in a reported wait.
 pub fn fingerprint(p: &Process) -> Option<u64> {
@@ -74,7 +87,7 @@ pub fn fingerprint(p: &Process) -> Option<u64> {
         if matches!(t.state, 'Z' | 'X') {
             continue;
         }
-        let w = t.blocked.as_ref()?;
+        let w = t.blocked.as_ref().filter(|w| w.duration_ns >= MIN_QUIET_NS)?;
         (w.nr, w.since_mono_ns).hash(&mut h);
     }
     Some(h.finish())
@@ -86,6 +99,9 @@ impl QuietCache {
     pub fn begin(&mut self, procs: &[Process], now_ns: u64) {
         self.hits = 0;
         self.misses = 0;
+        self.opened = 0;
+        self.changed = 0;
+        self.expired = 0;
         self.now_ns = now_ns;
         let mut live: HashSet<i32> = HashSet::with_capacity(procs.len());
         for p in procs {
@@ -94,6 +110,11 @@ impl QuietCache {
             let fresh =
                 self.entries.get(&p.pid).is_some_and(|e| e.print == print && e.expires_ns > now_ns);
             if !fresh {
+                match self.entries.get(&p.pid) {
+                    Some(e) if e.print != print => self.changed += 1,
+                    Some(_) => self.expired += 1,
+                    None => self.opened += 1,
+                }
                 let spread = (p.pid.unsigned_abs() as u64 % 16) * 1_000_000_000;
                 let expires_ns = now_ns.saturating_add(TTL_NS + spread);
                 self.entries.insert(p.pid, Entry { print, expires_ns, ..Entry::default() });
@@ -213,6 +234,8 @@ mod tests {
         assert!(fingerprint(&quiet).is_some());
         let running = process(10, 1.0, 100.0, vec![Some(wait("read", 5.0, true)), None]);
         assert_eq!(fingerprint(&running), None, "a thread outside a reported wait");
+        let young = process(10, 1.0, 100.0, vec![Some(wait("read", 0.5, true))]);
+        assert_eq!(fingerprint(&young), None, "a wait younger than MIN_QUIET_NS");
         let mut ran = quiet.clone();
         ran.threads[0].blocked.as_mut().unwrap().since_mono_ns += 1;
         assert_ne!(fingerprint(&ran), fingerprint(&quiet), "it ran: a new wait start");
