@@ -227,7 +227,7 @@ fn read(path: &Path) -> Option<Vec<u8>> {
     fs::read(path).ok()
 }
 
-fn read_string(path: &Path) -> Option<String> {
+pub fn read_string(path: &Path) -> Option<String> {
     read(path).map(|b| lossy(&b))
 }
 
@@ -241,6 +241,57 @@ pub fn list_ids(dir: &Path) -> Vec<i32> {
 
 pub fn list_pids() -> Vec<i32> {
     list_ids(Path::new("/proc"))
+}
+
+/// The last pid the kernel handed out in /proc's pid namespace (the 5th field of
+/// /proc/loadavg); every fork and thread creation moves it.
+pub fn parse_last_pid(loadavg: &str) -> Option<i32> {
+    loadavg.split_ascii_whitespace().nth(4)?.parse().ok()
+}
+
+/// Lists /proc again only when a task was created since the last listing, for a scanner that
+/// learns of exits on its own (a process that exited fails its next read). /proc's listing
+/// costs the kernel a lookup per entry: 18% of live mode's time on a node of 12,000 idle
+/// processes, for a list that had not changed. Used only when /proc shows hangwatch's own pid
+/// namespace (`/proc/self` is hangwatch), where /proc/loadavg speaks of the same tasks.
+#[derive(Debug, Default)]
+pub struct PidList {
+    pids: Vec<i32>,
+    last_pid: Option<i32>,
+    own_namespace: Option<bool>,
+    /// Listings saved (tests, `-v`).
+    pub reused: u64,
+}
+
+impl PidList {
+    /// The pids to read this scan.
+    pub fn current(&mut self) -> Vec<i32> {
+        let own = *self.own_namespace.get_or_insert_with(|| {
+            fs::read_link("/proc/self")
+                .ok()
+                .and_then(|l| l.to_str()?.parse::<u32>().ok())
+                .is_some_and(|p| p == std::process::id())
+        });
+        let last = if own {
+            read_string(Path::new("/proc/loadavg")).and_then(|s| parse_last_pid(&s))
+        } else {
+            None
+        };
+        if last.is_some() && last == self.last_pid {
+            self.reused += 1;
+        } else {
+            self.pids = list_pids();
+            self.last_pid = last;
+        }
+        self.pids.clone()
+    }
+
+    /// `pid` was not found: it leaves the list.
+    pub fn gone(&mut self, pids: &std::collections::HashSet<i32>) {
+        if !pids.is_empty() {
+            self.pids.retain(|p| !pids.contains(p));
+        }
+    }
 }
 
 /// One thread as read from /proc.
@@ -376,8 +427,19 @@ struct ProcEntry {
     generation: u64,
 }
 
-/// A process served from [`ProcEntry`] is read in full again after this many scans.
-pub const PROC_REFRESH_SCANS: u32 = 10;
+/// A process served from [`ProcEntry`] is read in full again after this many scans. What it
+/// catches is only what others change (its cgroup, its resident pages): a wake-up the probe
+/// could not report already forces a read (a lost record or a failed probe read distrusts every
+/// entry). A full read costs 5 files or more: every 10 scans, a busy node's 12,000 idle
+/// processes took 6,000 reads a second, a third of live mode's cost there (docs/benchmarks.md,
+/// "Busy node"). Others' changes are seen up to a minute late.
+pub const PROC_REFRESH_SCANS: u32 = 60;
+
+/// [`PROC_REFRESH_SCANS`], plus up to 15 scans by pid: processes started together (a pool of
+/// workers) are not all read again in the same scan.
+pub fn refresh_after(pid: i32) -> u32 {
+    PROC_REFRESH_SCANS + pid.unsigned_abs() % 16
+}
 
 #[derive(Debug)]
 struct CacheEntry {
@@ -455,27 +517,43 @@ impl ThreadCache {
     }
 
     /// The process as last read, when nothing of it can have run since (every thread trusted
-    /// asleep) and it was read in full at most [`PROC_REFRESH_SCANS`] scans ago.
+    /// asleep) and it was read in full at most [`refresh_after`] scans ago.
     fn idle_process(&mut self, pid: i32) -> Option<ProcessSample> {
+        if !self.serve_unchanged(pid) {
+            return None;
+        }
         let e = self.procs.get(&pid)?;
-        if e.served >= PROC_REFRESH_SCANS
+        let mut p = e.sample.clone();
+        p.threads = e.tids.iter().filter_map(|t| Some(self.map.get(t)?.sample.clone())).collect();
+        Some(p)
+    }
+
+    /// Serves `pid` whole without building its sample: `true` when nothing of it can have run
+    /// since its last full read (as [`read_process_cached`] would serve it), and it is counted
+    /// as served; the caller's last sample of it stands. Live mode's scanner, which sends the
+    /// aggregator only the pids of such processes, then spends no allocation on them.
+    pub fn serve_unchanged(&mut self, pid: i32) -> bool {
+        let Some(e) = self.procs.get(&pid) else { return false };
+        if e.served >= refresh_after(pid)
             || e.tids.is_empty()
             || !e.tids.iter().all(|t| self.is_trusted(*t))
         {
-            return None;
+            return false;
         }
-        let tids = e.tids.clone();
-        let mut threads = Vec::with_capacity(tids.len());
-        for tid in tids {
-            threads.push(self.get(pid, tid)?);
+        let generation = self.generation;
+        let n = e.tids.len() as u64;
+        for tid in &e.tids {
+            if let Some(t) = self.map.get_mut(tid) {
+                t.generation = generation;
+            }
         }
-        let e = self.procs.get_mut(&pid)?;
+        self.hits += n;
+        self.trusted_hits += n;
+        let Some(e) = self.procs.get_mut(&pid) else { return false };
         e.served += 1;
-        e.generation = self.generation;
+        e.generation = generation;
         self.idle_process_hits += 1;
-        let mut p = e.sample.clone();
-        p.threads = threads;
-        Some(p)
+        true
     }
 
     /// Remembers a process read in full.
@@ -835,21 +913,28 @@ mod tests {
         assert_eq!(cache.idle_process_hits, 0, "first read is a full one");
         std::thread::sleep(std::time::Duration::from_millis(150));
         let mut served = 0;
-        for _ in 0..PROC_REFRESH_SCANS {
+        for _ in 0..refresh_after(pid) {
             cache.begin_scan();
             let p = read_process_cached(pid, &mut cache).unwrap();
             assert_eq!(p, first);
             assert!(cache.served_whole(pid));
             served += cache.idle_process_hits;
         }
-        assert_eq!(served, u64::from(PROC_REFRESH_SCANS), "served whole while asleep");
-        // After PROC_REFRESH_SCANS scans: read in full again (then served again).
+        assert_eq!(served, u64::from(refresh_after(pid)), "served whole while asleep");
+        // After refresh_after(pid) scans: read in full again (then served again).
         cache.begin_scan();
         read_process_cached(pid, &mut cache).unwrap();
         assert_eq!(cache.idle_process_hits, 0, "refreshed");
         assert!(!cache.served_whole(pid));
         cache.begin_scan();
         read_process_cached(pid, &mut cache).unwrap();
+        assert_eq!(cache.idle_process_hits, 1);
+        // Served by pid only (live mode's scanner): the same answer, and its entries stay.
+        cache.begin_scan();
+        assert!(cache.serve_unchanged(pid));
+        assert!(cache.served_whole(pid));
+        cache.begin_scan();
+        assert_eq!(read_process_cached(pid, &mut cache).unwrap(), first, "kept across the scan");
         assert_eq!(cache.idle_process_hits, 1);
         // The kernel says it woke (here: killed): read again, and gone.
         child.kill().unwrap();
@@ -868,5 +953,33 @@ mod tests {
             read_process_cached(me, &mut plain).unwrap();
             assert_eq!(plain.idle_process_hits, 0);
         }
+    }
+
+    #[test]
+    fn the_pid_list_is_listed_again_only_after_a_task_was_created() {
+        assert_eq!(parse_last_pid("0.52 0.58 0.59 2/1316 123456\n"), Some(123456));
+        assert_eq!(parse_last_pid("0.52 0.58"), None);
+        let me = std::process::id() as i32;
+        let mut l = PidList::default();
+        let first = l.current();
+        assert!(first.contains(&me));
+        // Nothing created between two calls (not every time on a busy machine): reused.
+        let mut reused = false;
+        for _ in 0..1000 {
+            l.current();
+            if l.reused > 0 {
+                reused = true;
+                break;
+            }
+        }
+        assert!(reused, "the same last pid twice in 1000 tries");
+        // A new process moves the last pid: listed again, and the child is in it.
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let listed = l.current();
+        assert!(listed.contains(&(child.id() as i32)));
+        let _ = child.kill();
+        let _ = child.wait();
+        l.gone(&[child.id() as i32].into_iter().collect());
+        assert!(!l.pids.contains(&(child.id() as i32)));
     }
 }

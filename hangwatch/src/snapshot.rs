@@ -149,11 +149,14 @@ pub fn build_process(
                         .copied()
                         .unwrap_or(0);
                     let since = (es as i64).saturating_add(off).max(0) as u64;
+                    let known = prev_waits.get(&t.tid).filter(|w| {
+                        w.nr == *nr && w.since_mono_ns.abs_diff(since) < same_wait_ns(w)
+                    });
+                    // The same wait keeps its start: a new clock calibration must not move it
+                    // (nor its fingerprint, `sources::quiet`).
+                    let since = known.map_or(since, |w| w.since_mono_ns);
+                    let known = known.map(|w| Arc::clone(&w.decoded));
                     let dur = ctx.now_mono_ns.saturating_sub(since);
-                    let known = prev_waits
-                        .get(&t.tid)
-                        .filter(|w| w.nr == *nr && w.since_mono_ns.abs_diff(since) < 1_000_000)
-                        .map(|w| Arc::clone(&w.decoded));
                     (dur >= ctx.min_blocked_ns).then(|| Wait {
                         nr: *nr,
                         decoded: known
@@ -193,6 +196,16 @@ pub fn build_process(
     }
 }
 
+/// How far a wait's start, as computed now, may be from `prev`'s for the two to be the same
+/// wait. The start is the thread's last run (`exec_start`, per-CPU clock) moved by that CPU's
+/// clock offset, which each calibration re-measures: under load two calibrations were seen
+/// 46 ms apart. A thread that ran since `prev` was observed has a raw start later by at least
+/// `prev`'s duration then, so half of that duration (up to 100 ms, at least 1 ms) cannot join
+/// two different waits while calibrations agree to within it.
+fn same_wait_ns(prev: &Wait) -> u64 {
+    (prev.duration_ns / 2).clamp(1_000_000, 100_000_000)
+}
+
 /// Puts the processes a finding names first, most severe finding first; the rest keep their
 /// order. (An OOM kill names its victim, which is gone, and what it left waiting.)
 pub fn rank_by_findings(procs: &mut [Process], findings: &[Finding]) {
@@ -221,7 +234,8 @@ pub fn scan_with(
     mut read: impl FnMut(i32) -> Option<ProcessSample>,
 ) -> (HashMap<i32, ProcessSample>, usize) {
     let pids = if only.is_empty() { procfs::list_pids() } else { only.to_vec() };
-    let mut out = HashMap::with_capacity(pids.len());
+    // Not sized for every pid: live mode's reader answers most of a busy node by pid only.
+    let mut out = HashMap::new();
     let mut vanished = 0;
     for pid in pids {
         match read(pid) {

@@ -179,7 +179,15 @@ fn socket_edge(pid: i32, ino: u64, facts: &Facts, edges: &mut Vec<Edge>) -> Opti
     let holders: BTreeSet<i32> =
         facts.holders.get(&peer).into_iter().flatten().map(|h| h.pid).collect();
     if holders.is_empty() {
-        let why = format!("{what}:[{ino}] whose peer socket:[{peer}] no process holds");
+        let why = if facts.fd_tables_cut.is_empty() {
+            format!("{what}:[{ino}] whose peer socket:[{peer}] no process holds")
+        } else {
+            format!(
+                "{what}:[{ino}] whose peer socket:[{peer}] no process holds in the fds hangwatch \
+                 read ({} fd tables were cut)",
+                facts.fd_tables_cut.len()
+            )
+        };
         return Some(Edge { target: Target::Outside, why });
     }
     for &o in &holders {
@@ -424,6 +432,14 @@ impl<'a> Graph<'a> {
                 .fifo_names
                 .get(&ino)
                 .map_or_else(|| format!("pipe:[{ino}]"), |path| format!("fifo {path}"));
+            if other_ends.is_empty() && !facts.fd_tables_cut.is_empty() {
+                let why = format!(
+                    "{pipe} (its {what} may be among the fds hangwatch did not read: {} fd \
+                     tables were cut)",
+                    facts.fd_tables_cut.len()
+                );
+                outside.push(Edge { target: Target::Outside, why });
+            }
             for o in &other_ends {
                 let why = if *o == p.pid {
                     format!("{pipe} whose other end it holds itself")

@@ -29,8 +29,17 @@ pub trait Env {
 
 /// How many memory samples a live process keeps (one per scan).
 pub const MEM_HISTORY: usize = 120;
-/// Findings are recomputed every this many scans.
+/// Findings are recomputed every this many scans (on a small node; see [`analysis_every`]).
 pub const ANALYSIS_EVERY: u64 = 5;
+
+/// Scans between two analyses with `tracked` processes: [`ANALYSIS_EVERY`] up to 7,000, then 5
+/// more per 5,000 (15 at 12,000, at most 30). The analysis looks at every process (a clone of
+/// the model, the facts, the wait-for graph): on a busy node of idle processes it was the
+/// largest cost left, while what it finds moves at the pace of `--hung-after` (30 s).
+pub fn analysis_every(tracked: usize) -> u64 {
+    let extra = tracked.saturating_sub(2_000) as u64 / 5_000;
+    (ANALYSIS_EVERY + 5 * extra).min(30)
+}
 
 /// What collectors send to the aggregator.
 #[derive(Debug)]
@@ -39,6 +48,10 @@ pub enum Input {
     Scan {
         now_mono_ns: u64,
         samples: HashMap<i32, ProcessSample>,
+        /// Processes the scanner served whole (nothing of them ran since their last full read,
+        /// `procfs::ThreadCache::served_whole`): not in `samples`, their last sample stands.
+        /// On a busy node of idle processes this is almost all of them.
+        unchanged: Vec<i32>,
         mem: HashMap<i32, MemSample>,
         clock_offsets: Vec<i64>,
         uptime_secs: f64,
@@ -192,6 +205,15 @@ fn ended_wait(
     }
 }
 
+/// One scan's inputs (see [`Input::Scan`]).
+struct ScanInput {
+    samples: HashMap<i32, ProcessSample>,
+    unchanged: Vec<i32>,
+    mem: HashMap<i32, MemSample>,
+    clock_offsets: Vec<i64>,
+    uptime_secs: f64,
+}
+
 /// Live state of one process.
 #[derive(Debug, Clone)]
 struct ProcState {
@@ -321,6 +343,8 @@ pub struct Aggregator {
     last_health_ns: Option<(u64, u64)>,
     now_ns: u64,
     findings: Vec<Finding>,
+    /// The scan the findings were last computed at (0: never).
+    analyzed_at_scan: u64,
     mem_cfg: Thresholds,
     /// The `not_returned` verdict's thresholds, and the span its "held steady" looks at: a
     /// few seconds, like a snapshot's window, so both reach the same verdict.
@@ -348,6 +372,7 @@ impl Aggregator {
             last_health_ns: None,
             now_ns: 0,
             findings: Vec::new(),
+            analyzed_at_scan: 0,
             // Live verdicts look at two minutes and want half a minute of samples: a process
             // warming up for a few seconds is not "growing".
             mem_cfg: Thresholds {
@@ -379,10 +404,15 @@ impl Aggregator {
     pub fn handle(&mut self, input: Input, env: &dyn Env) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Scan { now_mono_ns, samples, mem, clock_offsets, uptime_secs } => {
+            Input::Scan { now_mono_ns, samples, unchanged, mem, clock_offsets, uptime_secs } => {
                 self.now_ns = now_mono_ns;
-                self.scan(now_mono_ns, samples, mem, clock_offsets, uptime_secs, env, &mut out);
-                if self.health.scans % ANALYSIS_EVERY == 1 {
+                let scan = ScanInput { samples, unchanged, mem, clock_offsets, uptime_secs };
+                self.scan(now_mono_ns, scan, env, &mut out);
+                let every = analysis_every(self.procs.len());
+                if self.health.scans.saturating_sub(self.analyzed_at_scan) >= every
+                    || self.analyzed_at_scan == 0
+                {
+                    self.analyzed_at_scan = self.health.scans;
                     self.analyze(now_mono_ns, env, &mut out);
                 }
             }
@@ -477,16 +507,8 @@ impl Aggregator {
         clippy::too_many_lines,
         reason = "one /proc pass updating every table in step; issue 10 splits it"
     )]
-    fn scan(
-        &mut self,
-        now: u64,
-        samples: HashMap<i32, ProcessSample>,
-        mut mem: HashMap<i32, MemSample>,
-        clock_offsets: Vec<i64>,
-        uptime_secs: f64,
-        env: &dyn Env,
-        out: &mut Vec<Output>,
-    ) {
+    fn scan(&mut self, now: u64, input: ScanInput, env: &dyn Env, out: &mut Vec<Output>) {
+        let ScanInput { mut samples, unchanged, mut mem, clock_offsets, uptime_secs } = input;
         self.health.scans += 1;
         let scan_no = self.health.scans;
         let window_secs = self.last_scan_ns.map_or(1.0, |t| (now.saturating_sub(t)) as f64 / 1e9);
@@ -499,6 +521,19 @@ impl Aggregator {
             ticks_per_sec: self.cfg.ticks_per_sec,
             uptime_secs,
         };
+        // Served whole by the scanner: only the clocks move, as for an unchanged sample below;
+        // what needs a full rebuild (a wait crossing `--min-blocked` now) gets its last sample.
+        for pid in unchanged {
+            let Some(state) = self.procs.get_mut(&pid) else { continue };
+            if state.exited_at_ns.is_none()
+                && !mem.contains_key(&pid)
+                && refresh_unchanged(&mut state.process, &state.last_sample, &ctx)
+            {
+                state.seen_scan = scan_no;
+            } else {
+                samples.insert(pid, state.last_sample.clone());
+            }
+        }
         for (pid, sample) in samples {
             if sample.is_kernel_thread()
                 || !self.cfg.filter.matches(pid, &sample.stat.comm, &sample.cgroup)
@@ -864,6 +899,7 @@ mod tests {
         Input::Scan {
             now_mono_ns: now,
             samples: samples.into_iter().map(|s| (s.pid, s)).collect(),
+            unchanged: Vec::new(),
             mem: HashMap::new(),
             clock_offsets: vec![0],
             uptime_secs: now as f64 / 1e9,
@@ -1014,6 +1050,34 @@ mod tests {
         assert!(out.is_empty(), "not blocked yet: {out:?}");
         let out = c.handle(scan(102 * S, vec![young()]), &nomem);
         assert_eq!(kinds(&out), vec!["blocked"]);
+        // The same, sent by pid only (served whole by the scanner): the same model.
+        let by_pid = |t: u64| {
+            let mut i = scan(t * S, vec![]);
+            if let Input::Scan { unchanged, .. } = &mut i {
+                unchanged.push(10);
+            }
+            i
+        };
+        let mut d = agg();
+        d.handle(scan(100 * S, vec![idle()]), &nomem);
+        for t in [101, 102] {
+            assert!(d.handle(by_pid(t), &nomem).is_empty());
+        }
+        assert_eq!(d.view().processes[0].process, pa, "served whole = the same sample again");
+        assert_eq!(d.tracked(), 1, "still seen: not taken for exited");
+        let mut e = agg();
+        e.handle(scan(100 * S + S / 2 + 1, vec![young()]), &nomem);
+        let out = e.handle(by_pid(102), &nomem);
+        assert_eq!(kinds(&out), vec!["blocked"], "crossing --min-blocked while served whole");
+    }
+
+    #[test]
+    fn a_busy_node_is_analyzed_less_often() {
+        assert_eq!(analysis_every(0), ANALYSIS_EVERY);
+        assert_eq!(analysis_every(6_999), ANALYSIS_EVERY);
+        assert_eq!(analysis_every(7_000), 10);
+        assert_eq!(analysis_every(12_000), 15);
+        assert_eq!(analysis_every(1_000_000), 30);
     }
 
     #[test]
@@ -1205,6 +1269,7 @@ mod live_analysis_tests {
         Input::Scan {
             now_mono_ns: now,
             samples: v.iter().map(|(p, _)| (p.pid, p.clone())).collect(),
+            unchanged: Vec::new(),
             mem: v.into_iter().map(|(p, m)| (p.pid, m)).collect(),
             clock_offsets: vec![0],
             uptime_secs: now as f64 / 1e9,

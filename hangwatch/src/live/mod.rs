@@ -241,6 +241,7 @@ fn proc_collector(
     let mut gatherer = (stacks != LiveStacks::Off).then(crate::stacks::Gatherer::default);
     let mut n = 0u64;
     let mut cache = procfs::ThreadCache::with_kernel_wakeups(trust_ns);
+    let mut pid_list = procfs::PidList::default();
     let mut layout_cache = crate::memory_layout::LayoutCache::default();
     let retain_cfg = crate::memory_layout::RetainCfg::default();
     loop {
@@ -250,8 +251,23 @@ fn proc_collector(
         n += 1;
         cache.begin_scan();
         wakes.apply(&mut cache);
-        let (samples, _vanished) =
-            snapshot::scan_with(&pids, |pid| procfs::read_process_cached(pid, &mut cache));
+        // A process served whole is sent by pid only (the aggregator has its sample), and is
+        // not even copied unless the stacks gatherer wants every sample.
+        let mut unchanged = Vec::new();
+        let mut gone = std::collections::HashSet::new();
+        let listed = if pids.is_empty() { pid_list.current() } else { pids.clone() };
+        let (mut samples, _vanished) = snapshot::scan_with(&listed, |pid| {
+            if gatherer.is_none() && cache.serve_unchanged(pid) {
+                unchanged.push(pid);
+                return None;
+            }
+            let p = procfs::read_process_cached(pid, &mut cache);
+            if p.is_none() {
+                gone.insert(pid);
+            }
+            p
+        });
+        pid_list.gone(&gone);
         if n == 1 {
             // What could not be read for lack of permission, said once (docs/snapshot.md,
             // "Reduced privileges"); what no capability of ours would lift is only noted.
@@ -293,9 +309,23 @@ fn proc_collector(
                 return;
             }
         }
+        // What the scanner served whole is sent by pid only: the aggregator has its sample.
+        unchanged.extend(samples.keys().copied().filter(|&p| cache.served_whole(p)));
+        for pid in &unchanged {
+            samples.remove(pid);
+        }
+        if n % 30 == 1 {
+            log::debug!(
+                "scan: {} processes read, {} served whole, {} threads from the cache",
+                samples.len(),
+                unchanged.len(),
+                cache.hits
+            );
+        }
         let input = Input::Scan {
             now_mono_ns: now,
             samples,
+            unchanged,
             mem,
             clock_offsets: offsets,
             uptime_secs: procfs::uptime_secs(),
@@ -349,8 +379,12 @@ pub fn oom_context(victim: &OomVictimEvent, known_cgroup: Option<&str>) -> OomKi
     k
 }
 
-/// The real world for the aggregator: /proc and the processes' memory.
-pub struct ProcEnv;
+/// The real world for the aggregator: /proc and the processes' memory. `quiet` keeps, from
+/// one analysis pass to the next, what cannot change while a process does not run.
+#[derive(Default)]
+pub struct ProcEnv {
+    quiet: std::sync::Mutex<crate::sources::quiet::QuietCache>,
+}
 
 impl aggregator::Env for ProcEnv {
     fn task_view(&self, pid: i32) -> Box<dyn TaskView> {
@@ -361,7 +395,14 @@ impl aggregator::Env for ProcEnv {
         procs: &[crate::model::Process],
         oom_kills: Vec<crate::model::facts::OomFact>,
     ) -> crate::model::facts::Facts {
-        crate::sources::facts::gather(procs, &|pid| Box::new(ProcTask { pid }), oom_kills)
+        // The aggregator is the only caller; the lock is never contended.
+        let mut quiet = self.quiet.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::sources::facts::gather_with(
+            procs,
+            &|pid| Box::new(ProcTask { pid }),
+            oom_kills,
+            &mut quiet,
+        )
     }
 }
 
@@ -471,6 +512,7 @@ pub async fn run_stream(
     let mut last_stats = 0u64;
     let mut dropped_reported = 0u64;
     let mut kernel_lost_reported = 0u64;
+    let env = ProcEnv::default();
     loop {
         let input = tokio::select! {
             i = rx.recv() => match i { Some(i) => i, None => return Ok(()) },
@@ -487,7 +529,7 @@ pub async fn run_stream(
             })?;
             kernel_lost_reported = kernel.lost_events;
         }
-        let outputs = agg.handle(input, &ProcEnv);
+        let outputs = agg.handle(input, &env);
         for o in outputs {
             let mut extra = Extra {
                 dropped_records: dropped.load(std::sync::atomic::Ordering::Relaxed),
@@ -557,6 +599,7 @@ where
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = false;
+    let env = ProcEnv::default();
     let result = loop {
         tokio::select! {
             r = &mut ui => break match r {
@@ -567,7 +610,7 @@ where
             i = rx.recv() => match i {
                 Some(input) => {
                     let scan = matches!(input, Input::Scan { .. });
-                    agg.handle(input, &ProcEnv);
+                    agg.handle(input, &env);
                     dirty = true;
                     if scan {
                         tx.send_replace(publish(&agg));

@@ -93,6 +93,9 @@ pub struct Facts {
     pub lock_blockers: HashMap<(i32, i32), Vec<Blocker>>,
     /// (pid, fd) of a lock wait → the file it locks.
     pub lock_files: HashMap<(i32, i32), FileId>,
+    /// Processes whose fd table was longer than hangwatch reads
+    /// (`sources::quiet::MAX_FDS`): a pipe or socket with no visible holder may be held there.
+    pub fd_tables_cut: BTreeSet<i32>,
     /// /proc/locks was larger than hangwatch reads: some holders may be missing.
     pub locks_truncated: bool,
     /// FIFO key (in `holders` and `fd_inode`, as a pipe) → the path of the named FIFO.

@@ -11,7 +11,7 @@ pub use crate::model::facts::*;
 use crate::{
     model::Process,
     procfs,
-    sources::cgroup,
+    sources::{cgroup, quiet::QuietCache},
     syscalls::{ChildWait, TaskView, WaitOn},
 };
 
@@ -153,22 +153,34 @@ pub fn parse_listening_unix(s: &str) -> Vec<u64> {
 
 /// Gathers the facts for the blocked threads of `procs` (all processes scanned, so that the
 /// other ends of pipes can be found in any of them).
-#[allow(
-    clippy::too_many_lines,
-    reason = "one pass per fact source, in order: later passes look up what earlier ones found"
-)]
 pub fn gather(
     procs: &[Process],
     view_for: &dyn Fn(i32) -> Box<dyn TaskView>,
     oom_kills: Vec<OomFact>,
 ) -> Facts {
+    gather_with(procs, view_for, oom_kills, &mut QuietCache::default())
+}
+
+/// [`gather`], answering from `quiet` what cannot have changed since its last pass (live
+/// mode keeps one across passes).
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pass per fact source, in order: later passes look up what earlier ones found"
+)]
+pub fn gather_with(
+    procs: &[Process],
+    view_for: &dyn Fn(i32) -> Box<dyn TaskView>,
+    oom_kills: Vec<OomFact>,
+    quiet: &mut QuietCache,
+) -> Facts {
     let mut f = Facts { oom_kills, ..Default::default() };
+    quiet.begin(procs, procfs::monotonic_ns());
     let mut wanted: HashSet<u64> = HashSet::new();
     let mut lock_waiters: Vec<(i32, i32)> = Vec::new();
     let mut fifos = crate::sources::fifo::Fifos::default();
     let scanned: HashSet<i32> = procs.iter().map(|p| p.pid).collect();
     for p in procs {
-        gather_verdict_facts(p, &scanned, &mut f);
+        gather_verdict_facts(p, &scanned, &mut f, quiet);
         let mut view: Option<Box<dyn TaskView>> = None;
         // addr → key, so that many waiters on one futex walk the maps once.
         let mut own_keys: HashMap<u64, FutexKey> = HashMap::new();
@@ -273,7 +285,7 @@ pub fn gather(
     crate::sources::locks::gather(&lock_waiters, &mut f);
     crate::sources::fuse::gather(procs, &mut f);
     if wanted.is_empty() {
-        crate::sources::runnable::gather(procs, &mut f);
+        crate::sources::runnable::gather(procs, &mut f, quiet);
         return f;
     }
     // The other ends of the Unix sockets they wait on (sock_diag; a failure leaves them
@@ -306,19 +318,19 @@ pub fn gather(
             }
         }
     }
-    // Who holds the pipes and sockets the blocked threads wait on.
+    // Who holds the pipes and sockets the blocked threads wait on: every process's fd table,
+    // served from `quiet` for the processes that have not run since it was read.
     for pid in procfs::list_pids() {
-        let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
-        for e in rd.flatten() {
-            let Ok(link) = fs::read_link(e.path()) else { continue };
-            let link = procfs::os_lossy(link.as_os_str());
-            let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let ino = match parse_target(&link) {
+        let table = quiet.fd_table(pid);
+        if table.cut {
+            f.fd_tables_cut.insert(pid);
+        }
+        for (fd, link) in &table.links {
+            let fd = *fd;
+            let ino = match parse_target(link) {
                 Some((ino, _)) => ino,
                 None if !fifos.is_empty() => {
-                    let Some(key) = fifos.holds(pid, fd, &link) else { continue };
+                    let Some(key) = fifos.holds(pid, fd, link) else { continue };
                     key
                 }
                 None => continue,
@@ -326,9 +338,7 @@ pub fn gather(
             if !wanted.contains(&ino) {
                 continue;
             }
-            let mode = parse_fdinfo_mode(
-                &fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default(),
-            );
+            let mode = quiet.fd_mode(pid, fd);
             f.holders.entry(ino).or_default().push(Holder { pid, fd, mode });
         }
     }
@@ -337,7 +347,17 @@ pub fn gather(
     }
     f.listening
         .extend(parse_listening_unix(&fs::read_to_string("/proc/net/unix").unwrap_or_default()));
-    crate::sources::runnable::gather(procs, &mut f);
+    crate::sources::runnable::gather(procs, &mut f, quiet);
+    log::debug!(
+        "facts: {} reads answered from {} quiet processes ({} new, {} ran since, {} expired), \
+         {} read from /proc",
+        quiet.hits,
+        quiet.len(),
+        quiet.opened,
+        quiet.changed,
+        quiet.expired,
+        quiet.misses
+    );
     f
 }
 
@@ -371,18 +391,19 @@ pub fn parse_sig_caught(status: &str) -> Option<u64> {
 
 /// What the verdict rules need beyond the wait-for edges: the signals a process whose main
 /// thread waits forever catches, and whether a child it waits for is gone.
-fn gather_verdict_facts(p: &Process, scanned: &HashSet<i32>, f: &mut Facts) {
+fn gather_verdict_facts(
+    p: &Process,
+    scanned: &HashSet<i32>,
+    f: &mut Facts,
+    quiet: &mut QuietCache,
+) {
     let main_waits = p
         .threads
         .iter()
         .find(|t| t.tid == p.pid)
         .and_then(|t| t.blocked.as_ref())
         .is_some_and(|w| w.decoded.infinite);
-    if main_waits
-        && let Some(mask) = fs::read_to_string(format!("/proc/{}/status", p.pid))
-            .ok()
-            .and_then(|s| parse_sig_caught(&s))
-    {
+    if main_waits && let Some(mask) = quiet.sig_caught(p.pid) {
         f.sig_caught.insert(p.pid, mask);
     }
     for (_, w) in p.blocked_threads() {

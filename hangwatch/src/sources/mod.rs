@@ -2,7 +2,8 @@
 //! analysis follows chains through (docs/design.md, "Where things are"): which file an fd is
 //! (`fdfile`, `fifo`), the peers of sockets (`unix_diag`, `inet`), the mappings of a process
 //! (`maps`), who holds a file lock (`locks`, /proc/locks), who serves a FUSE mount (`fuse`),
-//! and why a releaser cannot run (`runnable`); and, for memory, the OOM kills the kernel log
+//! and why a releaser cannot run (`runnable`); `quiet` keeps what cannot change while a
+//! process does not run, for live mode's next pass; and, for memory, the OOM kills the kernel log
 //! holds (`kmsg`) and the cgroup files (`cgroup`: limits, OOM kill counters, a memory cgroup's
 //! path from its id). Each reads within bounds and parses with a pure function that the unit
 //! tests and the fuzzer call on plain bytes.
@@ -23,5 +24,6 @@ pub mod inet;
 pub mod kmsg;
 pub mod locks;
 pub mod maps;
+pub mod quiet;
 pub mod runnable;
 pub mod unix_diag;

@@ -4,11 +4,18 @@
 //! with its wait channel). Such a process is the culprit of the chain that reaches it, and the
 //! chain says why. Only the processes that blocked threads point at are read.
 
-use std::{collections::BTreeSet, fs, path::Path};
+use std::{
+    collections::{BTreeSet, HashMap},
+    fs,
+    path::Path,
+};
 
 use crate::model::Process;
 use crate::model::facts::Facts;
-use crate::sources::cgroup;
+use crate::sources::{cgroup, quiet::QuietCache};
+
+/// Whether a cgroup is frozen, by `v1:`/`v2:` path, for one pass.
+type Frozen = HashMap<String, Option<String>>;
 
 /// `State:` letter and `TracerPid:` of /proc/PID/status.
 pub fn parse_status(s: &str) -> (Option<char>, Option<i32>) {
@@ -47,26 +54,33 @@ pub fn events_frozen(s: &str) -> bool {
     s.lines().any(|l| l.trim() == "frozen 1")
 }
 
-fn frozen(pid: i32) -> Option<String> {
-    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let (v1, v2) = parse_cgroups(&cg);
+/// Whether the cgroups of /proc/PID/cgroup (`cg`) are frozen, and why; read once per pass
+/// and per cgroup (`memo`), since many processes share one.
+fn frozen(cg: &str, memo: &mut Frozen) -> Option<String> {
+    let (v1, v2) = parse_cgroups(cg);
     let root = Path::new(cgroup::CGROUP_ROOT);
-    if let Some(path) = v1
-        && let Some(dir) = cgroup::under(&root.join("freezer"), &path)
-        && let Ok(st) = fs::read_to_string(dir.join("freezer.state"))
-        && matches!(st.trim(), "FROZEN" | "FREEZING")
-    {
-        return Some(format!("its cgroup {path} is frozen (freezer.state {})", st.trim()));
-    }
-    let path = v2?;
-    for base in [root.to_path_buf(), root.join("unified")] {
-        let dir = cgroup::under(&base, &path)?;
-        let events = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
-        if events_frozen(&events) {
-            return Some(format!("its cgroup {path} is frozen (cgroup.events frozen 1)"));
+    if let Some(path) = v1 {
+        let why = memo.entry(format!("v1:{path}")).or_insert_with(|| {
+            let dir = cgroup::under(&root.join("freezer"), &path)?;
+            let st = fs::read_to_string(dir.join("freezer.state")).ok()?;
+            matches!(st.trim(), "FROZEN" | "FREEZING")
+                .then(|| format!("its cgroup {path} is frozen (freezer.state {})", st.trim()))
+        });
+        if why.is_some() {
+            return why.clone();
         }
     }
-    None
+    let path = v2?;
+    memo.entry(format!("v2:{path}"))
+        .or_insert_with(|| {
+            [root.to_path_buf(), root.join("unified")].iter().find_map(|base| {
+                let dir = cgroup::under(base, &path)?;
+                let events = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
+                events_frozen(&events)
+                    .then(|| format!("its cgroup {path} is frozen (cgroup.events frozen 1)"))
+            })
+        })
+        .clone()
 }
 
 fn comm(pid: i32) -> String {
@@ -78,9 +92,9 @@ fn comm(pid: i32) -> String {
 /// How long a process must have been in uninterruptible sleep to be one that cannot run.
 pub const D_MIN_NS: u64 = 5_000_000_000;
 
-/// Why process `p` cannot run, if it cannot.
-fn why(p: &Process) -> Option<String> {
-    if let Some(f) = frozen(p.pid) {
+/// Why process `p` cannot run, if it cannot; `cgroups` is its /proc/PID/cgroup.
+fn why(p: &Process, cgroups: Option<&str>, memo: &mut Frozen) -> Option<String> {
+    if let Some(f) = cgroups.and_then(|cg| frozen(cg, memo)) {
         return Some(format!("cannot run: {f}"));
     }
     let live: Vec<_> = p.threads.iter().filter(|t| t.state != 'Z').collect();
@@ -117,7 +131,7 @@ fn why(p: &Process) -> Option<String> {
 
 /// Fills `facts.cannot_run` for the processes blocked threads wait on: holders of the pipes,
 /// sockets and locks they wait on, and the children of those in `wait4`.
-pub fn gather(procs: &[Process], f: &mut Facts) {
+pub fn gather(procs: &[Process], f: &mut Facts, quiet: &mut QuietCache) {
     let mut cand: BTreeSet<i32> = f.holders.values().flatten().map(|h| h.pid).collect();
     cand.extend(f.lock_blockers.values().flatten().flat_map(|b| b.holders.iter().copied()));
     cand.extend(f.fuse_servers.values().flatten().copied());
@@ -129,9 +143,10 @@ pub fn gather(procs: &[Process], f: &mut Facts) {
     if !waiting_children.is_empty() {
         cand.extend(procs.iter().filter(|p| waiting_children.contains(&p.ppid)).map(|p| p.pid));
     }
+    let mut memo = Frozen::new();
     for p in procs {
         if cand.contains(&p.pid)
-            && let Some(w) = why(p)
+            && let Some(w) = why(p, quiet.cgroups(p.pid).as_deref(), &mut memo)
         {
             f.cannot_run.insert(p.pid, w);
         }
@@ -150,9 +165,9 @@ mod tests {
         for t in &mut p.threads {
             t.state = 'D';
         }
-        assert_eq!(why(&p), None, "a write to a busy disk");
+        assert_eq!(why(&p, None, &mut Frozen::new()), None, "a write to a busy disk");
         p.threads[0].blocked = Some(wait("read", 60.0, true));
-        let why = why(&p).expect("a minute in D");
+        let why = why(&p, None, &mut Frozen::new()).expect("a minute in D");
         assert!(why.contains("uninterruptible sleep (state D)"), "{why}");
     }
 
